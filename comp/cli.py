@@ -1,0 +1,137 @@
+"""The Typer app: parse options, build a config, call one function, print the result.
+
+The only module that imports typer and turns `CompError` into one line on stderr and exit code 1.
+Heavy libraries (TensorFlow, LightGBM) are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from comp import config
+from comp.errors import CompError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="From raw challenge files to a leaderboard CSV.")
+F = TypeVar("F", bound=Callable[..., Any])
+
+Workspace = Annotated[Path, typer.Option("--workspace", "-w", help="Prepared workspace folder.")]
+
+
+def clear_errors(func: F) -> F:
+    """Turn a CompError (and Ctrl-C) into one line on stderr and a non-zero exit."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CompError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted: nothing half-written was left behind", err=True)
+            raise typer.Exit(code=130) from None
+    return wrapper  # type: ignore[return-value]
+
+
+def _print(summary: dict[str, Any]) -> None:
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+@app.command("demo-data")
+@clear_errors
+def demo_data(
+    out: Annotated[Path, typer.Argument(help="Folder to write the demo challenge into.")],
+    train: Annotated[int, typer.Option(help="Training images (planted copies included).")] =
+    116_157,
+    val: Annotated[int, typer.Option(help="Validation images (all copies of train).")] = 5_000,
+    test: Annotated[int, typer.Option(help="Phase-2 test images.")] = 20_000,
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 56,
+    classes: Annotated[int, typer.Option(help="2 (glasses) or 4 (glasses x smile).")] = 2,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write a synthetic two-phase face challenge with planted duplicates, conflicts and leaks."""
+    from comp.demo import DemoSpec, make_demo
+
+    if min(train, val, test) < 0 or train < 20 or val > train:
+        raise CompError(f"need --train >= 20 and 0 <= --val <= --train. Received: train={train}, "
+                        f"val={val}, test={test}")
+    answers = make_demo(out, DemoSpec(train=train, val=val, test=test, size=size,
+                                      classes=classes, seed=seed))
+    _print(answers)
+    typer.echo(f"demo challenge written to {out}")
+
+
+@app.command()
+@clear_errors
+def prepare(
+    challenge: Annotated[Path | None, typer.Argument(
+        help="Challenge folder: train/ (or images/), train.csv (or labels.csv), val/, test/.")]
+    = None,
+    workspace: Workspace = config.DEFAULT_WORKSPACE,
+    train: Annotated[Path | None, typer.Option(help="Folder of training images.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels CSV (id and label columns).")] = None,
+    val: Annotated[Path | None, typer.Option(help="Unlabelled validation folder.")] = None,
+    test: Annotated[Path | None, typer.Option(
+        help="Test folder; on a prepared workspace only these images are ingested.")] = None,
+    id_column: Annotated[str, typer.Option(help="Id column of the labels CSV.")] = "id",
+    label_column: Annotated[str, typer.Option(help="Label column of the labels CSV.")] = "label",
+    classes: Annotated[str | None, typer.Option(
+        help="Comma-separated class names, in order (default: 0/1, or sorted names).")] = None,
+    size: Annotated[str | None, typer.Option(help="Resize every image to HxW, e.g. 50x50.")]
+    = None,
+    gray: Annotated[bool, typer.Option("--gray", help="Store one grayscale channel.")] = False,
+    fit: Annotated[str, typer.Option(
+        help="How --size meets another aspect ratio: crop (centre) or stretch.")] = "crop",
+    max_distance: Annotated[int, typer.Option(
+        help="Hash distance for duplicate candidates.")] = config.DEFAULT_MAX_DISTANCE,
+    pixel_threshold: Annotated[float, typer.Option(
+        help="Largest mean pixel difference (0-255, brightness offset removed) of a duplicate.")]
+    = config.DEFAULT_PIXEL_THRESHOLD,
+    conflicts: Annotated[str, typer.Option(help="drop or majority.")] = "drop",
+    duplicates: Annotated[str, typer.Option(help="keep-one or keep-all.")] = "keep-one",
+    split: Annotated[str, typer.Option(help="train/val/holdout fractions.")] = "0.595,0.105,0.3",
+    seed: Annotated[int, typer.Option()] = 42,
+    groups: Annotated[str | None, typer.Option(
+        help="FILE:COLUMN giving a group per id (e.g. identity); groups never straddle splits.")]
+    = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip bad files, count them.")]
+    = False,
+    workers: Annotated[int | None, typer.Option(help="Decoding processes (default: cores).")]
+    = None,
+) -> None:
+    """Decode, hash, de-duplicate and split a challenge into a workspace."""
+    from comp.images import parse_size
+    from comp.prepare import prepare as run_prepare
+
+    try:
+        fractions = tuple(float(x) for x in split.split(","))
+    except ValueError:
+        fractions = ()
+    if len(fractions) != 3:
+        raise CompError(f"--split must be three fractions like 0.595,0.105,0.3. Received: {split}")
+    cfg = config.PrepareConfig(
+        challenge=challenge, workspace=workspace, train=train, labels=labels, val=val, test=test,
+        id_column=id_column, label_column=label_column,
+        classes=tuple(c.strip() for c in classes.split(",")) if classes else None,
+        size=parse_size(size), gray=gray, fit=fit, max_distance=max_distance,
+        pixel_threshold=pixel_threshold, conflicts=conflicts, duplicates=duplicates,
+        split=fractions,  # type: ignore[arg-type]
+        seed=seed, groups=groups, skip_bad=skip_bad, workers=workers)
+    summary = run_prepare(cfg)
+    _print({k: v for k, v in summary.items() if k != "bad_files"})
+    typer.echo(f"workspace: {workspace} (report: {workspace / 'prepare-report.md'})")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Finding image files, decoding them once (in parallel) into a uint8 store, and the store on disk.
+
+The store is one `.npy` array (N, H, W, C) per source, written under a temporary name and renamed
+when complete, so an interrupted run never leaves a file that a later command would read.
+Hashes are computed in the same pass on the native-size pixels, so they equal
+`imagehash.dhash(PIL.Image.open(path))` even when the store is resized.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.format import open_memmap
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from comp.errors import CompError
+from comp.hashing import dhash
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+CHUNK = 512
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside `folder`, sorted by name."""
+    if not folder.exists():
+        raise CompError(f"{folder}: folder not found; check the path")
+    if not folder.is_dir():
+        raise CompError(f"{folder}: not a folder; pass the folder that holds the images")
+    try:
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+    except PermissionError as exc:
+        raise CompError(f"{folder}: cannot read the folder ({exc.strerror}); fix its permissions")
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not images:
+        raise CompError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                        "point to the folder that holds the images")
+    return images
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) read from the file header alone."""
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CompError(_bad_image_message(path, exc)) from None
+
+
+def _bad_image_message(path: Path, exc: Exception) -> str:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (f"{path}: cannot decode the image ({reason}); replace or remove the file, "
+            "or pass --skip-bad to skip it")
+
+
+def fit_image(im: Image.Image, size: tuple[int, int], fit: str) -> Image.Image:
+    """Resize a PIL image to (height, width): `stretch` or `crop` (centre crop to the target
+    aspect ratio, then resize, so faces keep their proportions)."""
+    h, w = size
+    if (im.height, im.width) == (h, w):
+        return im
+    if fit == "crop":
+        scale = min(im.width / w, im.height / h)
+        cw, ch = w * scale, h * scale
+        left, top = (im.width - cw) / 2, (im.height - ch) / 2
+        return im.resize((w, h), Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch),
+                         reducing_gap=2.0)
+    return im.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def decode_file(path: Path, size: tuple[int, int] | None, gray: bool,
+                fit: str = "crop") -> tuple[np.ndarray, np.ndarray]:
+    """Decode one file: (stored pixels (H,W,C) uint8, native-size grayscale for the hash)."""
+    with Image.open(path) as im:
+        im.load()
+        native = im
+        if native.mode not in ("RGB", "L"):
+            native = native.convert("RGBA" if "A" in native.mode or native.mode == "P"
+                                    else "RGB")
+        hash_gray = np.asarray(native.convert("L") if native.mode != "L" else native)
+        stored = native.convert("L" if gray else "RGB")
+        if size is not None:
+            stored = fit_image(stored, size, fit)
+        pixels = np.asarray(stored)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    return pixels, hash_gray
+
+
+@dataclass
+class ChunkResult:
+    start: int
+    hashes: np.ndarray
+    bad: list[tuple[int, str]] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _decode_chunk(store: str, start: int, paths: Sequence[str], size: tuple[int, int] | None,
+                  gray: bool, fit: str) -> ChunkResult:
+    """Worker: decode `paths` into rows start.. of the store; hash the native pixels."""
+    out = np.load(store, mmap_mode="r+")
+    target = out.shape[1:3]
+    hashes = np.zeros(len(paths), dtype=np.uint64)
+    result = ChunkResult(start, hashes)
+    by_shape: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+    for k, path in enumerate(paths):
+        try:
+            pixels, hash_gray = decode_file(Path(path), size, gray, fit)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            result.bad.append((start + k, _bad_image_message(Path(path), exc)))
+            result.sizes.append((0, 0))
+            continue
+        result.sizes.append(hash_gray.shape[:2])
+        if pixels.shape[:2] != tuple(target):
+            result.bad.append((start + k, (
+                f"{path}: image is {pixels.shape[0]}x{pixels.shape[1]} but the store is "
+                f"{target[0]}x{target[1]}; pass --size HxW to resize every image")))
+            continue
+        out[start + k] = pixels
+        by_shape.setdefault(hash_gray.shape[:2], []).append((k, hash_gray))
+    for items in by_shape.values():
+        idx = np.array([k for k, _ in items])
+        hashes[idx] = dhash(np.stack([g for _, g in items]))
+    out.flush()
+    del out
+    return result
+
+
+@dataclass
+class DecodeResult:
+    """What `decode_to_store` wrote: hashes per kept row, and the files it skipped."""
+
+    paths: list[Path]
+    hashes: np.ndarray
+    bad: list[str]
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def decode_to_store(paths: list[Path], store: Path, size: tuple[int, int] | None, gray: bool,
+                    fit: str = "crop", workers: int | None = None, skip_bad: bool = False,
+                    desc: str = "decode") -> DecodeResult:
+    """Decode every file once into `store` (N,H,W,C uint8 .npy), in parallel, with a progress bar.
+
+    Args:
+        paths: image files, in the order of the store's rows.
+        store: final path of the `.npy`; written as `<store>.tmp.npy` and renamed when complete.
+        size: (height, width) to resize to, or None to keep the images' own size (they must
+            all agree; the first file decides).
+        gray: store one channel (PIL "L") instead of RGB.
+        skip_bad: drop files that fail to decode (reported) instead of stopping at the first.
+    Returns:
+        The kept paths, their dHashes, and one message per skipped file.
+    """
+    if not paths:
+        raise CompError("no images to decode")
+    target = size if size is not None else image_size(paths[0])
+    channels = 1 if gray else 3
+    tmp = store.with_name(store.stem + ".tmp.npy")
+    store.parent.mkdir(parents=True, exist_ok=True)
+    array = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *target, channels))
+    del array
+    workers = workers or default_workers()
+    hashes = np.zeros(len(paths), dtype=np.uint64)
+    bad: dict[int, str] = {}
+    sizes: set[tuple[int, int]] = set()
+    chunks = [(i, [str(p) for p in paths[i:i + CHUNK]]) for i in range(0, len(paths), CHUNK)]
+    try:
+        with tqdm(total=len(paths), desc=desc, unit="img", leave=False,
+                  disable=None) as bar:
+            if workers == 1:
+                results = (_decode_chunk(str(tmp), s, c, size, gray, fit) for s, c in chunks)
+                for res in results:
+                    _collect(res, hashes, bad, sizes, bar)
+            else:
+                ctx = multiprocessing.get_context("fork")
+                with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                    futures = [pool.submit(_decode_chunk, str(tmp), s, c, size, gray, fit)
+                               for s, c in chunks]
+                    for fut in futures:
+                        _collect(fut.result(), hashes, bad, sizes, bar)
+        if bad and not skip_bad:
+            first = bad[min(bad)]
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise CompError(first + more)
+        if size is None and len(sizes - {(0, 0)}) > 1:
+            shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes - {(0, 0)})[:4])
+            raise CompError(f"{paths[0].parent}: images have different sizes ({shown}); "
+                            "pass --size HxW to resize them all")
+        keep = np.array([i not in bad for i in range(len(paths))])
+        if bad:
+            _compact(tmp, keep)
+        os.replace(tmp, store)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    kept = [p for p, k in zip(paths, keep, strict=True) if k]
+    return DecodeResult(kept, hashes[keep], [bad[i] for i in sorted(bad)])
+
+
+def _collect(res: ChunkResult, hashes: np.ndarray, bad: dict[int, str],
+             sizes: set[tuple[int, int]], bar: tqdm) -> None:
+    hashes[res.start:res.start + len(res.hashes)] = res.hashes
+    bad.update(res.bad)
+    sizes.update(res.sizes)
+    bar.update(len(res.hashes))
+
+
+def _compact(tmp: Path, keep: np.ndarray) -> None:
+    """Rewrite the store without the rows of skipped files."""
+    src = np.load(tmp, mmap_mode="r")
+    dst_path = tmp.with_name(tmp.stem + ".compact.npy")
+    dst = open_memmap(dst_path, mode="w+", dtype=np.uint8, shape=(int(keep.sum()), *src.shape[1:]))
+    dst[:] = src[keep]
+    dst.flush()
+    del dst, src
+    os.replace(dst_path, tmp)
+
+
+def load_store(path: Path) -> np.ndarray:
+    """The store as a read-only memory map (N,H,W,C uint8)."""
+    if not path.exists():
+        raise CompError(f"{path}: image store not found; run `comp prepare` first")
+    return np.load(path, mmap_mode="r")
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'56x56' or '56' -> (56, 56)."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 8:
+        raise CompError(f"--size must look like 56x56 (height x width, at least 8). "
+                        f"Received: {text!r}")
+    return values[0], values[1]
