@@ -65,7 +65,7 @@ def encode_labels(texts: pd.Series, classes: list[str] | None,
     if (codes < 0).any():
         row = int(np.argmax(codes < 0))
         raise CompError(f"{source}: row {row + 2} (id {texts.index[row]!r}) has label "
-                        f"{values[row]!r}, which is not one of {', '.join(classes)}; fix the "
+                        f"{str(values[row])!r}, which is not one of {', '.join(classes)}; fix the "
                         "label or pass --classes with every class name")
     if len(classes) < 2:
         raise CompError(f"{source}: only one class ({classes[0]!r}); a classifier needs two")

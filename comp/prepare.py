@@ -33,6 +33,7 @@ class TrainSet:
     ids: list[str]
     label_text: list[str]
     skipped: list[str]
+    source: str  # where the labels came from, for messages
 
 
 def find_train(cfg: PrepareConfig) -> TrainSet:
@@ -75,7 +76,7 @@ def find_train(cfg: PrepareConfig) -> TrainSet:
         skipped += [f"{p}: no label" for p in unlabelled]
     frame = frame[frame["id"].isin(by_id)]
     return TrainSet([by_id[i] for i in frame["id"]], frame["id"].tolist(),
-                    frame["label_text"].tolist(), skipped)
+                    frame["label_text"].tolist(), skipped, str(labels))
 
 
 def _find_by_class_folders(folder: Path) -> TrainSet:
@@ -88,7 +89,7 @@ def _find_by_class_folders(folder: Path) -> TrainSet:
             paths.append(p)
             ids.append(f"{cls.name}/{p.stem}")
             labels.append(cls.name)
-    return TrainSet(paths, ids, labels, [])
+    return TrainSet(paths, ids, labels, [], str(folder))
 
 
 def parse_groups(spec: str, ids: pd.Series) -> np.ndarray:
@@ -179,7 +180,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     found = find_train(cfg)
     codes, classes = dataset.encode_labels(pd.Series(found.label_text, index=found.ids),
                                            list(cfg.classes) if cfg.classes else None,
-                                           str(cfg.labels or root))
+                                           found.source)
     # 2. decode once + dHash
     decoded = images.decode_to_store(found.paths, ws.store("train"), cfg.size, cfg.gray, cfg.fit,
                                      cfg.workers, cfg.skip_bad, desc="decode train")
