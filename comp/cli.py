@@ -129,6 +129,47 @@ def prepare(
     typer.echo(f"workspace: {workspace} (report: {workspace / 'prepare-report.md'})")
 
 
+@app.command()
+@clear_errors
+def train(
+    workspace: Workspace = config.DEFAULT_WORKSPACE,
+    model: Annotated[str, typer.Option("--model", "-m", help="b1, b2, b3, tl1, tl2 or tl3.")]
+    = "b3",
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default 100; on --resume, the "
+                                                    "run's own).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Global batch size.")] = 124,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate (default: the model's).")]
+    = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment",
+                                                 help="Default: on for b3 only.")] = None,
+    plateau_factor: Annotated[float, typer.Option()] = 0.1,
+    plateau_patience: Annotated[int, typer.Option()] = 12,
+    weights: Annotated[str, typer.Option(
+        help="tl*: imagenet (from the Keras cache), a weights file, or none.")] = "imagenet",
+    tpu: Annotated[str | None, typer.Option(
+        help="Train on a TPU: its name, or 'auto' to find the local one.")] = None,
+    seed: Annotated[int, typer.Option()] = 42,
+    checkpoints: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("checkpoints"),
+    name: Annotated[str | None, typer.Option(help="Run name (default: model-timestamp).")]
+    = None,
+    resume: Annotated[str | None, typer.Option(help="Continue an interrupted run by name.")]
+    = None,
+    max_images: Annotated[int | None, typer.Option(help="Use at most this many training "
+                                                        "images (quick experiments).")] = None,
+) -> None:
+    """Train one of the report's models on the prepared workspace."""
+    from comp.training import train as run_train
+
+    run = run_train(config.TrainConfig(
+        workspace=workspace, model=model.lower(), epochs=epochs, batch_size=batch_size,
+        learning_rate=lr, augment=augment, plateau_factor=plateau_factor,
+        plateau_patience=plateau_patience, weights=weights, tpu=tpu, seed=seed,
+        checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images))
+    typer.echo(f"run {run['run']}: best val balanced accuracy "
+               f"{run['best_val_balanced_accuracy']:.4f} at epoch {run['best_epoch']}; "
+               f"{run['run_dir']}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

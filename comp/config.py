@@ -12,6 +12,7 @@ __all__ = ["DEFAULT_WORKSPACE"]
 # Candidate search radius and pixel check, chosen by measurement (BENCHMARKS.md, "Duplicates").
 DEFAULT_MAX_DISTANCE = 4
 DEFAULT_PIXEL_THRESHOLD = 6.0
+DEFAULT_EPOCHS = 100  # the report's budget
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class PrepareConfig:
 class TrainConfig:
     workspace: Path = DEFAULT_WORKSPACE
     model: str = "b3"
-    epochs: int = 100
+    epochs: int | None = None  # None: DEFAULT_EPOCHS (or, on resume, the run's own budget)
     batch_size: int = 124
     learning_rate: float | None = None  # None: the model's default (1e-4 for b3, 1e-3 otherwise)
     plateau_factor: float = 0.1
