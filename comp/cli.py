@@ -170,6 +170,106 @@ def train(
                f"{run['run_dir']}")
 
 
+@app.command()
+@clear_errors
+def evaluate(
+    runs: Annotated[list[str], typer.Argument(help="Run names (folders under --checkpoints).")],
+    workspace: Workspace = config.DEFAULT_WORKSPACE,
+    checkpoints: Annotated[Path, typer.Option()] = Path("checkpoints"),
+    folds: Annotated[int, typer.Option(help="Folds for the out-of-fold threshold.")] = 5,
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Score runs on the holdout split: balanced accuracy, per-class accuracy, confusion."""
+    from comp.submit import evaluate as run_evaluate
+
+    results = run_evaluate(workspace, checkpoints, runs, folds, seed)
+    for r in results:
+        typer.echo(f"\n{r['run']} ({r['model']}), {r['holdout_images']} holdout images")
+        typer.echo("  per-class accuracy: " + ", ".join(
+            f"{c} {v:.4f}" for c, v in r["per_class_accuracy"].items()))
+        matrix = r["confusion"]
+        typer.echo("  confusion (rows true, columns predicted; counts | row-normalised):")
+        for row in matrix:
+            total = max(sum(row), 1)
+            typer.echo("    " + " ".join(f"{v:6d}" for v in row) + "  | " +
+                       " ".join(f"{v / total:.3f}" for v in row))
+        typer.echo(f"  picture: {checkpoints / r['run'] / 'confusion.png'}")
+    typer.echo("\n| run | model | balanced accuracy (tuned threshold, out-of-fold) | "
+               "at 0.5 | accuracy |\n|---|---|---|---|---|")
+    for r in sorted(results, key=lambda r: -r["balanced_accuracy"]):
+        typer.echo(f"| {r['run']} | {r['model'].upper()} | {r['balanced_accuracy']:.4f} | "
+                   f"{r['balanced_accuracy_at_0.5']:.4f} | {r['accuracy']:.4f} |")
+
+
+@app.command()
+@clear_errors
+def submit(
+    workspace: Workspace = config.DEFAULT_WORKSPACE,
+    run: Annotated[list[str] | None, typer.Option(
+        "--run", "-r", help="Run(s) to use; several are ensembled (default: best on holdout).")]
+    = None,
+    target: Annotated[str, typer.Option(help="val (phase 1) or test (phase 2).")] = "val",
+    test: Annotated[Path | None, typer.Option(
+        help="Phase 2: a new test folder; ingested, then predicted.")] = None,
+    checkpoints: Annotated[Path, typer.Option()] = Path("checkpoints"),
+    submissions: Annotated[Path, typer.Option()] = Path("submissions"),
+    tta: Annotated[bool, typer.Option("--tta", help="Average with the flipped image.")] = False,
+    ensemble: Annotated[bool, typer.Option("--ensemble/--no-ensemble",
+                                           help="Try the LightGBM ensemble.")] = True,
+    leaks: Annotated[bool, typer.Option("--leaks/--no-leaks",
+                                        help="Override leaked images with train labels.")] = True,
+    folds: Annotated[int, typer.Option()] = 5,
+    seed: Annotated[int, typer.Option()] = 42,
+    sample: Annotated[Path | None, typer.Option(
+        help="sample_submission.csv to follow (ids, order, columns).")] = None,
+    id_column: Annotated[str, typer.Option()] = "id",
+    label_column: Annotated[str, typer.Option()] = "label",
+    on_size_mismatch: Annotated[str, typer.Option(
+        help="Test images of another size than the store: fail or resize.")] = "fail",
+) -> None:
+    """Predict, tune, ensemble, override leaks and write a validated leaderboard CSV."""
+    from comp.submit import submit as run_submit
+
+    manifest = run_submit(config.SubmitConfig(
+        workspace=workspace, runs=tuple(run or ()), target=target, test=test,
+        checkpoints=checkpoints, submissions=submissions, tta=tta, ensemble=ensemble,
+        leaks=leaks, folds=folds, seed=seed, sample_submission=sample, id_column=id_column,
+        label_column=label_column, on_size_mismatch=on_size_mismatch))
+    ens = manifest["ensemble"]
+    threshold = manifest["threshold"]
+    typer.echo(f"runs: {', '.join(r['run'] for r in manifest['runs'])}; ensemble "
+               f"{'used' if ens['used'] else 'not used'} (out-of-fold balanced accuracy: CNN "
+               f"{ens['cnn_oof_balanced_accuracy']:.4f}"
+               + (f", LightGBM {ens['ensemble_oof_balanced_accuracy']:.4f}"
+                  if ens["ensemble_oof_balanced_accuracy"] is not None else "") + ")")
+    if threshold:
+        typer.echo(f"threshold {threshold['value']:.4f} (+-{threshold['spread']:.4f}): holdout "
+                   f"balanced accuracy {threshold['score']:.4f} vs {threshold['score_at_half']:.4f}"
+                   " at 0.5")
+    lk = manifest["leaks"]
+    typer.echo(f"leaks: {lk['matched']} matched, {lk['overridden']} overridden, {lk['changed']} "
+               f"changed; a duplicate's label was right for {lk['match_label_accuracy']:.3f} of "
+               f"{lk['matches_measured']} labelled duplicates ("
+               f"{lk['match_label_accuracy_holdout_groups']:.3f} of "
+               f"{lk['matches_measured_holdout_groups']} in holdout groups)")
+    typer.echo(f"wrote {manifest['csv']} ({manifest['images']} rows) in {manifest['seconds']} s")
+
+
+@app.command()
+@clear_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo challenge and its outputs.")]
+    = Path("data/demo"),
+    train: Annotated[int, typer.Option(help="Training images.")] = 12_000,
+    epochs: Annotated[int, typer.Option(help="Epochs of b3.")] = 5,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """The whole two-phase challenge on the demo data: generate, prepare, train, submit."""
+    from comp.pipeline import run_demo
+
+    run_demo(out, train, epochs, seed, echo=typer.echo)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -38,6 +38,7 @@ class PrepareConfig:
     groups: str | None = None  # FILE:COLUMN, e.g. meta.csv:celeba_identity
     skip_bad: bool = False
     workers: int | None = None
+    on_size_mismatch: str = "fail"  # val/test images of another size: fail or resize
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,7 @@ class DecodeResult:
     paths: list[Path]
     hashes: np.ndarray
     bad: list[str]
+    native_sizes: set[tuple[int, int]]  # (height, width) of the files before any resize
 
 
 def default_workers() -> int:
@@ -203,7 +204,7 @@ def decode_to_store(paths: list[Path], store: Path, size: tuple[int, int] | None
         if tmp.exists():
             tmp.unlink()
     kept = [p for p, k in zip(paths, keep, strict=True) if k]
-    return DecodeResult(kept, hashes[keep], [bad[i] for i in sorted(bad)])
+    return DecodeResult(kept, hashes[keep], [bad[i] for i in sorted(bad)], sizes - {(0, 0)})
 
 
 def _collect(res: ChunkResult, hashes: np.ndarray, bad: dict[int, str],

@@ -8,6 +8,7 @@ confirmed by pixels), 4. label conflicts, 5. overlap of val/test with train, 6. 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -147,8 +148,20 @@ def ingest_target(cfg: PrepareConfig, ws: Workspace, source: str, folder: Path,
     """Decode and hash an unlabelled folder (val or test); return its index rows and overlap."""
     paths = images.list_images(folder)
     size = tuple(meta["size"])
-    decoded = images.decode_to_store(paths, ws.store(source), size, meta["gray"], meta["fit"],
+    if cfg.on_size_mismatch not in ("fail", "resize"):
+        raise CompError(f"--on-size-mismatch must be fail or resize. Received: "
+                        f"{cfg.on_size_mismatch!r}")
+    fresh = ws.store(f"{source}.new")  # the previous store stays until this one is checked
+    decoded = images.decode_to_store(paths, fresh, size, meta["gray"], meta["fit"],
                                      cfg.workers, cfg.skip_bad, desc=f"decode {source}")
+    native = meta.get("native_sizes", [size])
+    other = sorted(s for s in decoded.native_sizes if list(s) not in [list(n) for n in native])
+    if other and cfg.on_size_mismatch == "fail":
+        fresh.unlink()
+        raise CompError(f"{folder}: images are {other[0][0]}x{other[0][1]} but the training "
+                        f"images were {native[0][0]}x{native[0][1]}; pass --on-size-mismatch "
+                        "resize to resize them to the training store's size")
+    os.replace(fresh, ws.store(source))
     ids = [p.stem for p in decoded.paths]
     if len(set(ids)) != len(ids):
         dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
@@ -218,6 +231,8 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
         "pixel_threshold": cfg.pixel_threshold, "seed": cfg.seed, "split": list(cfg.split),
         "conflicts": cfg.conflicts, "duplicates": cfg.duplicates, "groups": cfg.groups,
         "challenge": str(root) if root else None,
+        "native_sizes": sorted(list(s) for s in decoded.native_sizes),
+        "test_dir": str(test) if test else None,
         "fingerprint": fingerprint(train, ["id", "label", "dhash", "kept", "split"]),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
     }
@@ -264,5 +279,6 @@ def prepare_test(cfg: PrepareConfig) -> dict[str, Any]:
                "test_in_train_consistent": int(test_overlap["consistent"].astype(bool).sum()),
                "seconds": round(time.perf_counter() - started, 2)}
     meta.setdefault("summary", {}).update(summary)
+    meta["test_dir"] = str(cfg.test)
     write_json(ws.meta, meta)
     return summary
