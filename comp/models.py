@@ -89,7 +89,7 @@ class BalancedAccuracy(keras.metrics.Metric):
         return ops.sum(recall * present) / ops.maximum(ops.sum(present), 1.0)
 
     def reset_state(self):  # type: ignore[override]
-        self.matrix.assign(keras.ops.zeros_like(self.matrix))
+        self.matrix.assign(keras.ops.zeros(self.matrix.shape, dtype="float32"))
 
     def get_config(self):  # type: ignore[override]
         return {**super().get_config(), "num_classes": self.num_classes,
