@@ -109,6 +109,12 @@ def draw_faces(glasses: np.ndarray, smile: np.ndarray, size: int, seed: int) -> 
         (np.abs(u) < (eye_dx - ring_r * 1.2)[:, None, None])
     rings |= bridge
     img = np.where(rings[..., None], img * (1 - alpha) + frame[:, None, None, :] * alpha, img)
+    # uneven lighting: a few random low-frequency waves, different for every photo
+    for _ in range(3):
+        fx, fy = r(-3, 3)[:, None, None], r(-3, 3)[:, None, None]
+        phase = r(0, 2 * np.pi)[:, None, None]
+        img = img + (r(0.02, 0.08)[:, None, None] *
+                     np.cos(2 * np.pi * (fx * x + fy * y) + phase))[..., None]
     # a camera's softness: a [1, 2, 1] / 4 blur along both axes
     img = (np.roll(img, 1, 1) + 2 * img + np.roll(img, -1, 1)) / 4
     img = (np.roll(img, 1, 2) + 2 * img + np.roll(img, -1, 2)) / 4

@@ -155,37 +155,55 @@ def popcount64(x: np.ndarray) -> np.ndarray:
     return ((x * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
 
 
-def _blocks(max_distance: int) -> list[tuple[int, int]]:
-    """Split 64 bits into max_distance + 1 contiguous blocks as (shift, width)."""
+def _blocks(hashes: np.ndarray, max_distance: int) -> list[np.ndarray]:
+    """Partition the 64 bit positions into max_distance + 1 disjoint blocks.
+
+    Any partition keeps the search exact (two hashes within d bits agree on at least one of
+    d + 1 disjoint blocks), but face hashes have many nearly constant bits, and a block made of
+    them puts everything in one bucket. So bits are dealt to blocks round-robin in order of how
+    balanced they are (p(1) closest to 0.5 first): every block gets its share of informative
+    bits and the buckets stay small.
+    """
     count = max_distance + 1
-    widths = [64 // count + (1 if i < 64 % count else 0) for i in range(count)]
-    out, shift = [], 64
-    for width in widths:
-        shift -= width
-        out.append((shift, width))
-    return out
+    bits = np.arange(64, dtype=np.uint64)
+    if len(hashes):
+        ones = np.array([((hashes >> b) & np.uint64(1)).mean() for b in bits])
+        bits = bits[np.argsort(np.abs(ones - 0.5), kind="stable")]
+    return [np.sort(bits[k::count]) for k in range(count)]
+
+
+def _block_keys(hashes: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """The bits of `block` gathered into a compact integer key per hash."""
+    key = np.zeros(len(hashes), dtype=np.uint64)
+    for k, b in enumerate(block):
+        key |= ((hashes >> b) & np.uint64(1)) << np.uint64(k)
+    return key
 
 
 def _pairs_with_equal_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All index pairs (i < j in sorted order) whose keys are equal, vectorised by offset."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    left, right = [], []
-    active = np.arange(len(keys) - 1)
-    offset = 1
-    while active.size:
-        same = sorted_keys[active] == sorted_keys[active + offset]
-        active = active[same]
-        if active.size == 0:
-            break
-        left.append(order[active])
-        right.append(order[active + offset])
-        offset += 1
-        active = active[active + offset < len(keys)]
-    if not left:
+    """All index pairs (i, j), i before j in sorted order, whose keys are equal.
+
+    Fully vectorised: sort, find each run of equal keys, and for the element at sorted
+    position p of a run ending at e emit the partners p+1 .. e-1 (np.repeat + a ramp).
+    """
+    n = len(keys)
+    if n < 2:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    return np.concatenate(left), np.concatenate(right)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    ends = np.r_[starts[1:], n]
+    run_end = np.repeat(ends, ends - starts)  # end of the run each sorted position is in
+    partners = run_end - np.arange(n) - 1
+    total = int(partners.sum())
+    if total == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    left = np.repeat(np.arange(n), partners)
+    # ramp 1, 2, ..., partners[p] for each p
+    offsets = np.arange(total) - np.repeat(np.cumsum(partners) - partners, partners) + 1
+    return order[left], order[left + offsets]
 
 
 def near_pairs(hashes: np.ndarray, max_distance: int,
@@ -207,12 +225,11 @@ def near_pairs(hashes: np.ndarray, max_distance: int,
     cross = others is not None
     pool = np.concatenate([hashes, np.asarray(others, dtype=np.uint64)]) if cross else hashes
     n = len(hashes)
-    blocks = _blocks(max_distance)
+    blocks = _blocks(pool, max_distance)
+    keys = [_block_keys(pool, block) for block in blocks]
     found = []
-    for b, (shift, width) in enumerate(blocks):
-        mask = np.uint64((1 << width) - 1)
-        keys = (pool >> np.uint64(shift)) & mask
-        i, j = _pairs_with_equal_keys(keys)
+    for b in range(len(blocks)):
+        i, j = _pairs_with_equal_keys(keys[b])
         if cross:
             keep = (i < n) != (j < n)
             i, j = i[keep], j[keep]
@@ -220,9 +237,8 @@ def near_pairs(hashes: np.ndarray, max_distance: int,
         else:
             i, j = np.minimum(i, j), np.maximum(i, j)
         # Drop pairs that already agreed on an earlier block (counted there).
-        for shift0, width0 in blocks[:b]:
-            mask0 = np.uint64((1 << width0) - 1)
-            earlier = ((pool[i] >> np.uint64(shift0)) & mask0) == ((pool[j] >> np.uint64(shift0)) & mask0)
+        for earlier_keys in keys[:b]:
+            earlier = earlier_keys[i] == earlier_keys[j]
             i, j = i[~earlier], j[~earlier]
         dist = popcount64(pool[i] ^ pool[j])
         ok = dist <= max_distance

@@ -109,7 +109,7 @@ def find_duplicates(hashes: np.ndarray, store: np.ndarray, max_distance: int,
                     pixel_threshold: float) -> pd.DataFrame:
     """Confirmed duplicate pairs within one set: columns i, j, distance, pixel."""
     pairs = hashing.near_pairs(hashes, max_distance)
-    pixel = dataset.confirm_pairs(pairs, store)
+    pixel = dataset.confirm_pairs(pairs, store, threshold=pixel_threshold)
     frame = pd.DataFrame({"i": pairs[:, 0], "j": pairs[:, 1], "distance": pairs[:, 2],
                           "pixel": pixel})
     return frame[frame["pixel"] <= pixel_threshold].reset_index(drop=True)
@@ -125,7 +125,7 @@ def find_overlap(target_hashes: np.ndarray, target_store: np.ndarray, train: pd.
                "consistent"]
     if len(pairs) == 0 or target_store.shape[1:] != train_store.shape[1:]:
         return pd.DataFrame(columns=columns)
-    pixel = dataset.confirm_pairs(pairs, target_store, train_store)
+    pixel = dataset.confirm_pairs(pairs, target_store, train_store, threshold=pixel_threshold)
     ok = pixel <= pixel_threshold
     pairs, pixel = pairs[ok], pixel[ok]
     rows = []

@@ -113,3 +113,26 @@ def test_folds_are_balanced_and_grouped() -> None:
     frame = pd.DataFrame({"g": groups, "f": folds})
     assert (frame.groupby("g")["f"].nunique() == 1).all()
     assert np.bincount(folds).min() >= 180
+
+
+@pytest.mark.parametrize("shape", [(56, 56, 3), (50, 50, 1), (37, 23, 3)])
+def test_coarse_bound_never_exceeds_the_pixel_distance(shape: tuple[int, int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    a = rng.integers(0, 256, size=(200, *shape), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 40, size=a.shape) * (rng.random((200, 1, 1, 1))
+                                                                       < 0.5), 0, 255)
+    b = b.astype(np.uint8)
+    b[100:] = rng.integers(0, 256, size=(100, *shape), dtype=np.uint8)
+    full = dataset.pixel_distance(a, b)
+    (sa, share), (sb, _) = dataset._coarse(a), dataset._coarse(b)
+    bound = dataset.coarse_bound(sa, sb, share)
+    assert (bound <= full + 1e-3).all()
+    pairs = np.stack([np.arange(200), np.arange(200)], axis=1)
+    merged = np.concatenate([a, b])
+    pairs_ab = np.stack([np.arange(200), 200 + np.arange(200)], axis=1)
+    for threshold in (0.0, 5.0, np.inf):
+        got = dataset.confirm_pairs(pairs, a, b, threshold=threshold)
+        assert ((got <= threshold) == (full <= threshold)).all()
+        np.testing.assert_allclose(got[full <= threshold], full[full <= threshold], rtol=1e-5)
+        same = dataset.confirm_pairs(pairs_ab, merged, threshold=threshold)
+        np.testing.assert_allclose(same, got, rtol=1e-5)
