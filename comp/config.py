@@ -11,7 +11,7 @@ __all__ = ["DEFAULT_WORKSPACE"]
 
 # Candidate search radius and pixel check, chosen by measurement (BENCHMARKS.md, "Duplicates").
 DEFAULT_MAX_DISTANCE = 4
-DEFAULT_PIXEL_THRESHOLD = 6.0
+DEFAULT_PIXEL_THRESHOLD = 5.0
 DEFAULT_EPOCHS = 100  # the report's budget
 
 

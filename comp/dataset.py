@@ -219,8 +219,11 @@ def resolve_groups(groups: np.ndarray, labels: np.ndarray, conflicts: str = "dro
 def _group_strata(groups: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     """One row per group: its size and its majority label (the stratum)."""
     frame = pd.DataFrame({"g": groups, "y": labels})
-    per = frame.groupby("g").agg(size=("y", "size"),
-                                 y=("y", lambda s: s.value_counts().index[0]))
+    counts = frame.groupby(["g", "y"]).size().rename("n").reset_index()
+    # majority label per group; ties go to the smallest label
+    top = counts.sort_values(["g", "n", "y"], ascending=[True, False, True]).drop_duplicates("g")
+    per = top.set_index("g")[["y"]]
+    per["size"] = frame.groupby("g").size()
     return per.sort_index()
 
 

@@ -60,23 +60,31 @@ def resample_matrix(in_size: int, out_size: int) -> np.ndarray:
 
 
 def _clip8(acc: np.ndarray) -> np.ndarray:
-    """Pillow's clip8: add the rounding half, shift out the precision bits, clamp to 0..255."""
-    return np.clip((acc + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS, 0, 255)
+    """Pillow's clip8: add the rounding half, shift out the precision bits, clamp to 0..255.
+
+    Works on float64 accumulators holding exact integers: a pixel (< 2^8) times a coefficient
+    (< 2^23) summed over a few dozen taps stays far below 2^53, and dividing by a power of two
+    is exact, so floor((acc + half) / 2^22) is the integer shift, at BLAS speed.
+    """
+    return np.clip(np.floor((acc + (1 << (_PRECISION_BITS - 1))) / (1 << _PRECISION_BITS)),
+                   0, 255)
 
 
 def _resize_9x8(gray: np.ndarray, vertical_first: bool) -> np.ndarray:
     """Two separable passes, each rounded to uint8 as Pillow does: (N,H,W) -> (N,8,9)."""
     n, h, w = gray.shape
-    horizontal, vertical = resample_matrix(w, HASH_W), resample_matrix(h, HASH_H)
+    gray = gray.astype(np.float64)
+    horizontal = resample_matrix(w, HASH_W).astype(np.float64)
+    vertical = resample_matrix(h, HASH_H).astype(np.float64)
     if w == HASH_W:  # Pillow skips a pass whose size does not change
-        horizontal = np.eye(w, dtype=np.int64) << _PRECISION_BITS
+        horizontal = np.eye(w) * (1 << _PRECISION_BITS)
     if h == HASH_H:
-        vertical = np.eye(h, dtype=np.int64) << _PRECISION_BITS
+        vertical = np.eye(h) * (1 << _PRECISION_BITS)
     if vertical_first:
-        rows = _clip8(np.einsum("nhw,hy->nyw", gray, vertical))
+        rows = _clip8(vertical.T @ gray)  # (8,H) @ (N,H,W) -> (N,8,W)
         return _clip8(rows @ horizontal)
-    cols = _clip8(gray @ horizontal)
-    return _clip8(np.einsum("nhw,hy->nyw", cols, vertical))
+    cols = _clip8(gray @ horizontal)  # (N,H,9)
+    return _clip8(vertical.T @ cols)  # (N,8,9)
 
 
 @lru_cache(maxsize=64)
@@ -107,14 +115,14 @@ def _pillow_pass_order(h: int, w: int) -> bool:
 
 
 def to_gray(images: np.ndarray) -> np.ndarray:
-    """PIL's `convert("L")` on (N,H,W,3) or (N,H,W,1)/(N,H,W) uint8 arrays -> (N,H,W) int64."""
+    """PIL's `convert("L")` on (N,H,W,3) or (N,H,W,1)/(N,H,W) uint8 arrays -> (N,H,W) int32."""
     if images.ndim == 4 and images.shape[-1] == 3:
-        rgb = images.astype(np.int64)
+        rgb = images.astype(np.int32)
         return (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
     if images.ndim == 4 and images.shape[-1] == 1:
-        return images[..., 0].astype(np.int64)
+        return images[..., 0].astype(np.int32)
     if images.ndim == 3:
-        return images.astype(np.int64)
+        return images.astype(np.int32)
     raise ValueError(f"dhash expects (N,H,W), (N,H,W,1) or (N,H,W,3) uint8 arrays. "
                      f"Received: shape={images.shape}")
 
