@@ -68,8 +68,10 @@ def main() -> None:
             t = time.perf_counter()
             hist = model.fit(xf, y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
             seconds = time.perf_counter() - t
-            print(f"{'no aug' if args.no_augment else 'aug'} batch {batch:5d} epoch {epoch + 1}: {seconds:6.2f} s "
-                  f"({len(x) / seconds:,.0f} img/s){' (includes compilation)' if epoch == 0 else ''}"
+            aug_name = "no aug" if args.no_augment else "aug"
+            note = " (includes compilation)" if epoch == 0 else ""
+            print(f"{aug_name} batch {batch:5d} epoch {epoch + 1}: {seconds:6.2f} s "
+                  f"({len(x) / seconds:,.0f} img/s){note}"
                   f"  loss {hist.history['loss'][0]:.4f}  bal.acc "
                   f"{hist.history['balanced_accuracy'][0]:.4f}", flush=True)
 

@@ -16,8 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -88,7 +86,6 @@ def main() -> None:
     legacy = results["legacy ImageDataGenerator (augmentation)"]
     print(f"\naugmentation costs {1 - aug / plain:.1%} of throughput (target <= 15 %); comp's "
           f"augmented pipeline is {aug / legacy:.2f}x the legacy one (target >= 2.5x)")
-    del np
 
 
 if __name__ == "__main__":

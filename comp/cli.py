@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -133,7 +132,8 @@ def prepare(
 @clear_errors
 def train(
     workspace: Workspace = config.DEFAULT_WORKSPACE,
-    model: Annotated[str, typer.Option("--model", "-m", help="b1, b2, b3, tl1, tl2 or tl3.")]
+    model: Annotated[str, typer.Option(
+        "--model", "-m", help="logreg, b1, b2, b3, tl1, tl2 or tl3.")]
     = "b3",
     epochs: Annotated[int | None, typer.Option(help="Epochs (default 100; on --resume, the "
                                                     "run's own).")] = None,
@@ -275,4 +275,4 @@ def main() -> None:  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

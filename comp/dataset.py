@@ -1,4 +1,4 @@
-"""Labels, duplicate groups, label conflicts, splits and folds: pure functions on frames and arrays."""
+"""Labels, duplicate groups, label conflicts, splits and folds: pure functions on frames."""
 
 from __future__ import annotations
 
@@ -238,14 +238,14 @@ def assign_parts(groups: np.ndarray, labels: np.ndarray, fractions: list[float],
     Returns:
         (N,) part index per image.
     """
-    fractions = np.asarray(fractions, dtype=float)
-    if (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
+    shares = np.asarray(fractions, dtype=float)
+    if (shares < 0).any() or not np.isclose(shares.sum(), 1.0):
         raise CompError(f"split fractions must be >= 0 and add up to 1. Received: "
-                        f"{fractions.tolist()}")
+                        f"{shares.tolist()}")
     per = _group_strata(groups, labels)
     rng = np.random.default_rng(seed)
     part_of_group: dict[int, int] = {}
-    bounds = np.cumsum(fractions)[:-1]
+    bounds = np.cumsum(shares)[:-1]
     for _, stratum in per.groupby("y", sort=True):
         ids = stratum.index.to_numpy()
         sizes = stratum["size"].to_numpy()

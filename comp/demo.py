@@ -94,7 +94,8 @@ def draw_faces(glasses: np.ndarray, smile: np.ndarray, size: int, seed: int) -> 
     mouth_y = r(0.14, 0.2)
     curve = np.where(smile, r(2.5, 5.0), r(-0.5, 0.5))[:, None, None]
     mv = v - mouth_y[:, None, None] - curve * u ** 2
-    mouth = (np.abs(mv) < r(0.012, 0.025)[:, None, None]) & (np.abs(u) < r(0.07, 0.12)[:, None, None])
+    mouth = (np.abs(mv) < r(0.012, 0.025)[:, None, None]) & \
+        (np.abs(u) < r(0.07, 0.12)[:, None, None])
     img = np.where(mouth[..., None], col(0.2, 0.6)[:, None, None, :] * [1, 0.4, 0.4], img)
     # glasses: two rings and a bridge, of random thickness and contrast
     frame = col(0.0, 1.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,8 +61,8 @@ def stack_features(pred: Predictions) -> np.ndarray:
     return np.concatenate([pred.embedding, prob], axis=1)
 
 
-def lgbm_params(num_classes: int, seed: int) -> dict:
-    params = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15,
+def lgbm_params(num_classes: int, seed: int) -> dict[str, Any]:
+    params: dict[str, Any] = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15,
               "min_child_samples": 20, "subsample": 0.8, "subsample_freq": 1,
               "colsample_bytree": 0.5, "reg_lambda": 1.0, "random_state": seed,
               "n_jobs": 2, "verbose": -1}

@@ -102,7 +102,8 @@ def _pillow_pass_order(h: int, w: int) -> bool:
         return False
     rng = np.random.default_rng(h * 100_003 + w)
     probes = rng.integers(0, 256, size=(4, h, w), dtype=np.uint8)
-    pil = np.stack([np.asarray(Image.fromarray(p).resize((HASH_W, HASH_H), Image.Resampling.LANCZOS))
+    lanczos = Image.Resampling.LANCZOS
+    pil = np.stack([np.asarray(Image.fromarray(p).resize((HASH_W, HASH_H), lanczos))
                     for p in probes]).astype(np.int64)
     gray = probes.astype(np.int64)
     if np.array_equal(_resize_9x8(gray, vertical_first=False), pil):
@@ -263,7 +264,7 @@ def near_pairs_bruteforce(hashes: np.ndarray, max_distance: int,
     """Reference O(N^2) search with the same output as `near_pairs` (for tests)."""
     hashes = np.asarray(hashes, dtype=np.uint64)
     target = hashes if others is None else np.asarray(others, dtype=np.uint64)
-    rows = []
+    rows: list[tuple[int, int, int]] = []
     for i, h in enumerate(hashes):
         dist = popcount64(target ^ h)
         js = np.nonzero(dist <= max_distance)[0]

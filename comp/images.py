@@ -39,7 +39,8 @@ def list_images(folder: Path) -> list[Path]:
             names = sorted(e.name for e in entries if e.is_file()
                            and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
     except PermissionError as exc:
-        raise CompError(f"{folder}: cannot read the folder ({exc.strerror}); fix its permissions")
+        raise CompError(f"{folder}: cannot read the folder ({exc.strerror}); fix its "
+                        "permissions") from None
     images = [folder / name for name in names]
     if not images:
         raise CompError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); "
@@ -82,7 +83,7 @@ def decode_file(path: Path, size: tuple[int, int] | None, gray: bool,
     """Decode one file: (stored pixels (H,W,C) uint8, native-size grayscale for the hash)."""
     with Image.open(path) as im:
         im.load()
-        native = im
+        native: Image.Image = im
         if native.mode not in ("RGB", "L"):
             native = native.convert("RGBA" if "A" in native.mode or native.mode == "P"
                                     else "RGB")

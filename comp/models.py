@@ -29,6 +29,7 @@ class ModelDefaults:
 
 
 DEFAULTS = {
+    "logreg": ModelDefaults(1e-3, False),
     "b1": ModelDefaults(1e-3, False), "b2": ModelDefaults(1e-3, False),
     "b3": ModelDefaults(1e-4, True), "tl1": ModelDefaults(1e-3, False),
     "tl2": ModelDefaults(1e-4, False), "tl3": ModelDefaults(1e-4, False),
@@ -51,6 +52,21 @@ class ResNetPreprocess(layers.Layer):
 
     def compute_output_shape(self, input_shape):  # type: ignore[override]
         return (*input_shape[:-1], 3)
+
+
+@keras.saving.register_keras_serializable(package="comp")
+class Grayscale(layers.Layer):
+    """RGB -> one luma channel (ITU-R 601, as PIL's "L"); one-channel input passes through."""
+
+    def call(self, inputs):  # type: ignore[override]
+        x = keras.ops.cast(inputs, self.compute_dtype)
+        if x.shape[-1] == 1:
+            return x
+        weights = keras.ops.convert_to_tensor([0.299, 0.587, 0.114], dtype=self.compute_dtype)
+        return keras.ops.sum(x * weights, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):  # type: ignore[override]
+        return (*input_shape[:-1], 1)
 
 
 @keras.saving.register_keras_serializable(package="comp")
@@ -116,6 +132,20 @@ def _cnn(input_shape: tuple[int, int, int], num_classes: int, hidden: int,
         x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
     return keras.Model(inputs, _head(x, num_classes, hidden, dropout), name=name)
+
+
+def build_logreg(input_shape, num_classes, weights=None):  # noqa: ARG001
+    """Logistic regression on grayscale pixels (the CelebA gender report's baseline): one
+    Dense layer on the flattened 0..1 luma, trained like the CNNs so its runs compare."""
+    inputs = keras.Input(input_shape, name="pixels")
+    x = Grayscale(name="grayscale")(inputs)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(x)
+    x = layers.Flatten(name=EMBEDDING)(x)
+    if num_classes == 2:
+        out = layers.Dense(1, activation="sigmoid", dtype="float32", name="output")(x)
+    else:
+        out = layers.Dense(num_classes, activation="softmax", dtype="float32", name="output")(x)
+    return keras.Model(inputs, out, name="logreg")
 
 
 def build_b1(input_shape, num_classes, weights=None):  # noqa: ARG001 - uniform signature
@@ -197,7 +227,7 @@ def build_tl3(input_shape, num_classes, weights="imagenet"):
 
 
 MODELS: dict[str, Callable[..., keras.Model]] = {
-    "b1": build_b1, "b2": build_b2, "b3": build_b3,
+    "logreg": build_logreg, "b1": build_b1, "b2": build_b2, "b3": build_b3,
     "tl1": build_tl1, "tl2": build_tl2, "tl3": build_tl3,
 }
 

@@ -168,7 +168,8 @@ def ingest_target(cfg: PrepareConfig, ws: Workspace, source: str, folder: Path,
         raise CompError(f"{folder}: two files share the id {dup!r}; keep one file per id")
     rows = pd.DataFrame({"id": ids, "source": source, "label": -1,
                          "dhash": hashing.hash_to_hex(decoded.hashes), "group": -1,
-                         "kept": False, "split": source, "row": np.arange(len(ids)),
+                         "kept": False, "conflict": False, "original_label": -1,
+                         "split": source, "split_group": -1, "row": np.arange(len(ids)),
                          "path": [str(p) for p in decoded.paths]})
     overlap = find_overlap(decoded.hashes, images.load_store(ws.store(source)), train,
                            images.load_store(ws.store("train")), cfg.max_distance,
@@ -262,12 +263,14 @@ def prepare_test(cfg: PrepareConfig) -> dict[str, Any]:
     """Phase 2: decode and hash only the new test images; recompute only the test overlap."""
     ws = Workspace(cfg.workspace)
     meta = ws.load_meta()
-    assert cfg.test is not None
+    test_dir = cfg.test
+    if test_dir is None:
+        raise CompError("pass --test NEW_DIR: the folder of new test images")
     index = ws.load_index()
     train = index[index["source"] == "train"].reset_index(drop=True)
     started = time.perf_counter()
     cfg = replace(cfg, max_distance=meta["max_distance"], pixel_threshold=meta["pixel_threshold"])
-    rows, overlap = ingest_target(cfg, ws, "test", cfg.test, meta, train)
+    rows, overlap = ingest_target(cfg, ws, "test", test_dir, meta, train)
     index = pd.concat([index[index["source"] != "test"], rows], ignore_index=True)
     old = pd.read_csv(ws.overlap, dtype={"id": str}) if ws.overlap.exists() else None
     if old is not None and len(old):

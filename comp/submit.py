@@ -24,7 +24,6 @@ from comp.ensemble import Predictions
 from comp.errors import CompError
 from comp.workspace import Workspace, atomic_write, write_json
 
-
 # -- runs -------------------------------------------------------------------------------------
 
 def run_info(checkpoints: Path, name: str, fingerprint: str) -> dict[str, Any]:
@@ -141,9 +140,9 @@ def fit_decision(cfg: SubmitConfig, ws: Workspace, meta: dict[str, Any], index: 
     cache = _cache_dir(cfg, runs)
     decision_path = cache / "decision.json"
     if decision_path.exists():
-        decision = json.loads(decision_path.read_text())
-        if decision["fingerprint"] == meta["fingerprint"]:
-            return decision
+        cached: dict[str, Any] = json.loads(decision_path.read_text())
+        if cached["fingerprint"] == meta["fingerprint"]:
+            return cached
     classes = meta["classes"]
     k = len(classes)
     _, y, rows = _holdout(ws, index)
@@ -189,13 +188,13 @@ def fit_decision(cfg: SubmitConfig, ws: Workspace, meta: dict[str, Any], index: 
 
 def _apply_decision(decision: dict[str, Any], pred: Predictions, cache: Path) -> np.ndarray:
     k = len(decision["classes"])
-    prob = pred.prob
+    prob: np.ndarray = pred.prob
     if decision["use_ensemble"]:
         import lightgbm
 
         booster = lightgbm.Booster(model_file=str(cache / "lgbm.txt"))
         raw = booster.predict(ensemble.stack_features(pred))
-        prob = raw if k == 2 else np.asarray(raw).reshape(len(prob), k)
+        prob = np.asarray(raw) if k == 2 else np.asarray(raw).reshape(len(prob), k)
     if k == 2:
         return metrics.predict_labels(prob, decision["threshold"]["value"])
     return metrics.predict_labels(prob)

@@ -177,7 +177,8 @@ def save_model(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _callbacks(run_dir: Path, cfg: TrainConfig, epochs: int, state: dict[str, Any], run: dict[str, Any]):
+def _callbacks(run_dir: Path, cfg: TrainConfig, epochs: int, state: dict[str, Any],
+               run: dict[str, Any]):
     import keras
 
     class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
@@ -278,7 +279,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     num_classes = len(data.classes)
     # 2. model, inside the strategy's scope
     with hw.strategy.scope():
-        if cfg.resume:
+        if cfg.resume and run_dir is not None:
             model = keras.models.load_model(run_dir / "last.keras")
         else:
             model = build_model(cfg.model, data.x_train.shape[1:], num_classes, cfg.weights)

@@ -62,7 +62,8 @@ class Workspace:
     def load_index(self) -> pd.DataFrame:
         self.require()
         return pd.read_csv(self.index, dtype={"id": str, "dhash": str, "split": str,
-                                              "source": str})
+                                              "source": str, "conflict": bool, "kept": bool},
+                           low_memory=False)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -81,7 +82,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda p: p.write_text(text))
+    def write(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    atomic_write(path, write)
 
 
 def write_json(path: Path, data: Any) -> None:

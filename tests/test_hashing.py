@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comp.hashing import (dhash, hash_to_hex, hex_to_hash, near_pairs, near_pairs_bruteforce,
-                          popcount64)
+from comp.hashing import (
+    dhash,
+    hash_to_hex,
+    hex_to_hash,
+    near_pairs,
+    near_pairs_bruteforce,
+    popcount64,
+)
 from comp.images import decode_file
 
 from .conftest import SHARED_DATA

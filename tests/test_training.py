@@ -46,7 +46,8 @@ def test_balanced_accuracy_metric_equals_sklearn(classes: int) -> None:
     pred = (prob[:, 0] >= 0.5).astype(int) if classes == 2 else prob.argmax(1)
     metric = BalancedAccuracy(classes)
     for s in range(0, 500, 124):  # several batches accumulate into one epoch figure
-        yt = y[s:s + 124, None].astype(np.float32) if classes == 2 else np.eye(classes)[y[s:s + 124]]
+        yb = y[s:s + 124]
+        yt = yb[:, None].astype(np.float32) if classes == 2 else np.eye(classes)[yb]
         metric.update_state(yt, prob[s:s + 124])
     want = balanced_accuracy_score(y, pred)
     assert float(metric.result()) == pytest.approx(want, abs=1e-6)
@@ -62,7 +63,7 @@ def _train(ws: Path, ck: Path, model: str, **kw) -> dict:
     return train(cfg)
 
 
-@pytest.mark.parametrize("model", ["b1", "b2", "b3", "tl1", "tl2", "tl3"])
+@pytest.mark.parametrize("model", ["logreg", "b1", "b2", "b3", "tl1", "tl2", "tl3"])
 @pytest.mark.parametrize("which", ["binary", "four"])
 def test_every_model_trains(model: str, which: str, workspace: Path, workspace4: Path,
                             tmp_path: Path) -> None:
@@ -76,6 +77,18 @@ def test_every_model_trains(model: str, which: str, workspace: Path, workspace4:
         history.columns)
     assert run["status"] == "finished" and run["best_epoch"] == 1
     assert len(run["classes"]) == (2 if which == "binary" else 4)
+
+
+def test_logreg_is_logistic_regression_on_gray_pixels() -> None:
+    from comp.models import build_model, count_params
+
+    model = build_model("logreg", (50, 50, 3), 2)
+    assert count_params(model) == (50 * 50 + 1, 50 * 50 + 1)
+    x = np.random.default_rng(0).integers(0, 256, (4, 50, 50, 3)).astype(np.float32)
+    w, b = model.get_layer("output").get_weights()
+    luma = (x @ np.array([0.299, 0.587, 0.114], np.float32)).reshape(4, -1) / 255
+    want = 1 / (1 + np.exp(-(luma @ w + b)))
+    np.testing.assert_allclose(np.asarray(model(x)), want, rtol=1e-4, atol=1e-6)
 
 
 def test_run_names_are_unique(workspace: Path, tmp_path: Path) -> None:
