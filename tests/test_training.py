@@ -201,3 +201,21 @@ def test_resume_after_a_crash(workspace: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "already has 3 epochs" in result.output
     result = runner.invoke(app, ["train", "--resume", "nope", "--checkpoints", str(tmp_path)])
     assert result.exit_code == 1 and "no run to resume" in result.output
+
+
+def test_augmentation_geometry_by_hand() -> None:
+    """With no rotation and no zoom the transform is the identity or an exact mirror."""
+    import tensorflow as tf
+
+    import comp.training as training
+
+    x = np.random.default_rng(1).integers(0, 256, (64, 9, 9, 1)).astype(np.float32)
+    old = training.ROTATION_DEGREES, training.ZOOM
+    training.ROTATION_DEGREES, training.ZOOM = 0.0, 0.0
+    try:
+        out = training.augment_batch(tf.constant(x), tf.random.Generator.from_seed(0)).numpy()
+    finally:
+        training.ROTATION_DEGREES, training.ZOOM = old
+    same = np.all(out == x, axis=(1, 2, 3))
+    mirrored = np.all(out == x[:, :, ::-1], axis=(1, 2, 3))
+    assert (same | mirrored).all() and 10 < mirrored.sum() < 54
