@@ -61,9 +61,12 @@ class Workspace:
 
     def load_index(self) -> pd.DataFrame:
         self.require()
-        return pd.read_csv(self.index, dtype={"id": str, "dhash": str, "split": str,
-                                              "source": str, "conflict": bool, "kept": bool},
-                           low_memory=False)
+        frame = pd.read_csv(self.index, dtype={"id": str, "dhash": str, "split": str,
+                                               "source": str}, low_memory=False)
+        for column in ("kept", "conflict"):
+            if column in frame:
+                frame[column] = frame[column].fillna(False).astype(bool)
+        return frame
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
