@@ -33,19 +33,26 @@ def predict_run(model_path: Path, x: np.ndarray, tta: bool = False,
 
     from comp.models import EMBEDDING
 
+    from comp.training import make_dataset
+
     model = keras.models.load_model(model_path, compile=False)
     both = keras.Model(model.input, [model.get_layer(EMBEDDING).output, model.output])
-    probs, embs = [], []
-    for s in range(0, len(x), batch_size):
-        xb = np.asarray(x[s:s + batch_size], dtype=np.float32)
-        emb, prob = (np.asarray(t) for t in both(xb, training=False))
-        if tta:
-            emb2, prob2 = (np.asarray(t) for t in both(xb[:, :, ::-1], training=False))
-            emb, prob = (emb + emb2) / 2, (prob + prob2) / 2
-        probs.append(prob.astype(np.float32))
-        embs.append(emb.astype(np.float32))
-    prob = np.concatenate(probs) if probs else np.zeros((0, model.output.shape[-1]), np.float32)
-    emb = np.concatenate(embs) if embs else np.zeros((0, 512), np.float32)
+    if len(x) == 0:
+        width = model.get_layer(EMBEDDING).output.shape[-1]
+        return Predictions(np.zeros(0, np.float32), np.zeros((0, width), np.float32))
+    pixels = np.asarray(x)
+
+    def run(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # a compiled predict over the same uint8 -> float32 pipeline as training
+        data = make_dataset(images, np.zeros(len(images), np.int64), 2, batch_size,
+                            shuffle=False, augment=False, seed=0)
+        emb, prob = both.predict(data, verbose=0)
+        return np.asarray(emb, np.float32), np.asarray(prob, np.float32)
+
+    emb, prob = run(pixels)
+    if tta:
+        emb2, prob2 = run(np.ascontiguousarray(pixels[:, :, ::-1]))
+        emb, prob = (emb + emb2) / 2, (prob + prob2) / 2
     return Predictions(prob[:, 0] if prob.shape[1] == 1 else prob, emb)
 
 

@@ -118,6 +118,11 @@ def _head(x, num_classes: int, hidden: int, dropout: float | None):
                          name=EMBEDDING if k == hidden - 1 else f"dense_{k + 1}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout_{k + 1}")(x)
+    return _output(x, num_classes)
+
+
+def _output(x, num_classes: int):
+    """Sigmoid unit for two classes, softmax over N otherwise; float32 under mixed precision."""
     if num_classes == 2:
         return layers.Dense(1, activation="sigmoid", dtype="float32", name="output")(x)
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name="output")(x)
@@ -141,10 +146,7 @@ def build_logreg(input_shape, num_classes, weights=None):  # noqa: ARG001
     x = Grayscale(name="grayscale")(inputs)
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     x = layers.Flatten(name=EMBEDDING)(x)
-    if num_classes == 2:
-        out = layers.Dense(1, activation="sigmoid", dtype="float32", name="output")(x)
-    else:
-        out = layers.Dense(num_classes, activation="softmax", dtype="float32", name="output")(x)
+    out = _output(x, num_classes)
     return keras.Model(inputs, out, name="logreg")
 
 
@@ -204,10 +206,7 @@ def _transfer(input_shape, num_classes, weights, trainable_from: str | None, nam
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dense(512, activation="relu", name="dense_1")(x)
     x = layers.Dense(512, activation="relu", name=EMBEDDING)(x)
-    if num_classes == 2:
-        out = layers.Dense(1, activation="sigmoid", dtype="float32", name="output")(x)
-    else:
-        out = layers.Dense(num_classes, activation="softmax", dtype="float32", name="output")(x)
+    out = _output(x, num_classes)
     return keras.Model(inputs, out, name=name)
 
 

@@ -20,41 +20,42 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _demo(factory: pytest.TempPathFactory, name: str, **spec) -> Path:
     from comp.demo import DemoSpec, make_demo
 
-    out = tmp_path_factory.mktemp("demo") / "challenge"
-    make_demo(out, DemoSpec(train=600, val=60, test=200, size=32, seed=1,
-                            exact_fraction=0.01, near_fraction=0.01, conflict_fraction=0.005,
-                            leak_fraction=0.05, workers=2))
+    out = factory.mktemp(name) / "challenge"
+    make_demo(out, DemoSpec(size=32, workers=2, **spec))
     return out
+
+
+def _prepared(challenge: Path, factory: pytest.TempPathFactory, name: str) -> Path:
+    from comp.config import PrepareConfig
+    from comp.prepare import prepare
+
+    ws = factory.mktemp(name) / "workspace"
+    prepare(PrepareConfig(challenge=challenge, workspace=ws, workers=2))
+    return ws
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """600 binary 32x32 faces with plenty of planted copies, conflicts and leaks."""
+    return _demo(tmp_path_factory, "demo", train=600, val=60, test=200, seed=1,
+                 exact_fraction=0.01, near_fraction=0.01, conflict_fraction=0.005,
+                 leak_fraction=0.05)
 
 
 @pytest.fixture(scope="session")
 def workspace(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from comp.config import PrepareConfig
-    from comp.prepare import prepare
-
-    ws = tmp_path_factory.mktemp("ws") / "workspace"
-    prepare(PrepareConfig(challenge=demo_dir, workspace=ws, workers=2))
-    return ws
+    return _prepared(demo_dir, tmp_path_factory, "ws")
 
 
 @pytest.fixture(scope="session")
 def demo4_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from comp.demo import DemoSpec, make_demo
-
-    out = tmp_path_factory.mktemp("demo4") / "challenge"
-    make_demo(out, DemoSpec(train=300, val=20, test=60, size=32, classes=4, seed=2, workers=2))
-    return out
+    """300 four-class faces (glasses x smile, written as class names)."""
+    return _demo(tmp_path_factory, "demo4", train=300, val=20, test=60, classes=4, seed=2)
 
 
 @pytest.fixture(scope="session")
 def workspace4(demo4_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from comp.config import PrepareConfig
-    from comp.prepare import prepare
-
-    ws = tmp_path_factory.mktemp("ws4") / "workspace"
-    prepare(PrepareConfig(challenge=demo4_dir, workspace=ws, workers=2))
-    return ws
+    return _prepared(demo4_dir, tmp_path_factory, "ws4")
