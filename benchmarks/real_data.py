@@ -115,7 +115,10 @@ def main() -> None:
         if not (SHARED / DATASETS[name][0] / "images").exists():
             print(f"skipping {name}: not in {SHARED}")
             continue
-        rows += run_dataset(name, args.epochs, args.logreg_epochs, args.seed)
+        done = run_dataset(name, args.epochs, args.logreg_epochs, args.seed)
+        for r in done:
+            print(f"RESULT {r}", flush=True)
+        rows += done
     print("\n| dataset | method | balanced accuracy | accuracy | epochs | wall time (s) |")
     print("|---|---|---|---|---|---|")
     for r in rows:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -199,7 +200,11 @@ def decode_to_store(paths: list[Path], store: Path, size: tuple[int, int] | None
                 for res in results:
                     _collect(res, hashes, bad, sizes, bar)
             else:
-                ctx = multiprocessing.get_context("fork")
+                # fork is fastest, but forking a process in which TensorFlow already runs
+                # threads can kill the workers (seen when a test set is ingested after
+                # training in the same process): then start clean workers instead
+                method = "forkserver" if "tensorflow" in sys.modules else "fork"
+                ctx = multiprocessing.get_context(method)
                 with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                     futures = [pool.submit(_decode_chunk, str(tmp), s, c, size, gray, fit)
                                for s, c in chunks]
