@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -61,7 +62,7 @@ def montage(groups: list[list[tuple[np.ndarray, str]]], title: str, path: Path) 
     """One row per group of images, each captioned; saved atomically as PNG."""
     rows = max(len(groups), 1)
     cols = max((len(g) for g in groups), default=1)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 0.4, 1.8 * rows + 0.6),
+    fig, axes = plt.subplots(rows, cols, figsize=(max(1.6 * cols + 0.4, 5.5), 1.8 * rows + 0.6),
                              squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
@@ -151,6 +152,7 @@ def learning_curves(history: pd.DataFrame, path: Path, title: str) -> None:
                 ax.plot(history["epoch"], history[key], style, marker="o", ms=3,
                         label="val" if prefix else "train")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_title(metric.replace("_", " "))
         ax.grid(alpha=0.3)
         ax.legend()
