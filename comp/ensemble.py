@@ -32,7 +32,6 @@ def predict_run(model_path: Path, x: np.ndarray, tta: bool = False,
     import keras
 
     from comp.models import EMBEDDING
-
     from comp.training import make_dataset
 
     model = keras.models.load_model(model_path, compile=False)
