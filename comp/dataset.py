@@ -127,27 +127,24 @@ def confirm_pairs(pairs: np.ndarray, images_a: np.ndarray, images_b: np.ndarray 
     report that bound instead (still above the threshold): different faces are rejected at
     about 1/50 of the cost, copies are compared in full.
     """
-    same = images_b is None
-    images_b = images_a if images_b is None else images_b
     out = np.zeros(len(pairs), dtype=np.float32)
     if len(pairs) == 0:
         return out
-    sigs = {}
-    for name, imgs, idx in (("a", images_a, np.unique(pairs[:, 0])),
-                            ("b", images_b, np.unique(pairs[:, 1]))):
-        if same and name == "b":
-            idx = np.unique(pairs[:, :2])
-            imgs = images_a
-        sig = np.concatenate([_coarse(np.asarray(imgs[idx[s:s + batch]]))[0]
-                              for s in range(0, len(idx), batch)])
-        sigs[name] = (idx, sig)
-    if same:
-        sigs["a"] = sigs["b"]
+
+    def signatures(images: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coarse signatures of the images a pair refers to (sorted ids, signatures)."""
+        return idx, np.concatenate([_coarse(np.asarray(images[idx[s:s + batch]]))[0]
+                                    for s in range(0, len(idx), batch)])
+
+    if images_b is None:  # one set: one signature per image, whichever column it is in
+        images_b = images_a
+        ia, sa = ib, sb = signatures(images_a, np.unique(pairs[:, :2]))
+    else:
+        ia, sa = signatures(images_a, np.unique(pairs[:, 0]))
+        ib, sb = signatures(images_b, np.unique(pairs[:, 1]))
     share = _coarse(np.asarray(images_a[:1]))[1]
     for s in range(0, len(pairs), batch):
         p = pairs[s:s + batch]
-        ia, sa = sigs["a"]
-        ib, sb = sigs["b"]
         bound = coarse_bound(sa[np.searchsorted(ia, p[:, 0])], sb[np.searchsorted(ib, p[:, 1])],
                              share)
         full = bound <= threshold

@@ -174,21 +174,18 @@ def make_demo(out: Path, spec: DemoSpec = DemoSpec()) -> dict:
     for sub in ("train", "val", "phase2/test", "answers"):
         (out / sub).mkdir(parents=True)
     ids_orig = np.concatenate([train_ids[:n_orig], test_ids[:n_test_orig]])
-    folders = np.array([str(out / "train")] * n_orig + [str(out / "phase2/test")] * n_test_orig)
-    # 1. originals, drawn and written in parallel batches
-    batch = 1024
-    jobs = [(folders[s:s + batch], ids_orig[s:s + batch], glasses[s:s + batch], smile[s:s + batch],
-             spec.size, spec.seed * 1_000_003 + s) for s in range(0, total, batch)]
-    # one folder per job: split jobs that straddle train/test
-    split_jobs = []
-    for folder_arr, ids, g, sm, size, seed in jobs:
-        for f in np.unique(folder_arr):
-            m = folder_arr == f
-            split_jobs.append((f, ids[m], g[m], sm[m], size, seed + (0 if f.endswith("train")
-                                                                   else 500_009)))
+    # 1. originals, drawn and written in parallel batches of 1,024 (a batch that straddles the
+    #    train/test boundary becomes one job per folder, the test part with its own seed)
+    batch, jobs = 1024, []
+    for s in range(0, total, batch):
+        base = spec.seed * 1_000_003 + s
+        parts = ((s, min(s + batch, n_orig), "train", base),
+                 (max(s, n_orig), min(s + batch, total), "phase2/test", base + 500_009))
+        jobs += [(str(out / folder), ids_orig[lo:hi], glasses[lo:hi], smile[lo:hi], spec.size,
+                  seed) for lo, hi, folder, seed in parts if lo < hi]
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(spec.workers, mp_context=ctx) as pool:
-        list(tqdm(pool.map(_write_batch, split_jobs), total=len(split_jobs), desc="demo faces",
+        list(tqdm(pool.map(_write_batch, jobs), total=len(jobs), desc="demo faces",
                   leave=False, disable=None))
     # 2. planted copies of training originals
     def load(i: str) -> np.ndarray:

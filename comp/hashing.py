@@ -239,12 +239,10 @@ def near_pairs(hashes: np.ndarray, max_distance: int,
     found = []
     for b in range(len(blocks)):
         i, j = _pairs_with_equal_keys(keys[b])
-        if cross:
+        if cross:  # keep only pairs with one side in each set
             keep = (i < n) != (j < n)
             i, j = i[keep], j[keep]
-            i, j = np.minimum(i, j), np.maximum(i, j)
-        else:
-            i, j = np.minimum(i, j), np.maximum(i, j)
+        i, j = np.minimum(i, j), np.maximum(i, j)
         # Drop pairs that already agreed on an earlier block (counted there).
         for earlier_keys in keys[:b]:
             earlier = earlier_keys[i] == earlier_keys[j]

@@ -24,6 +24,8 @@ from comp.workspace import Workspace, fingerprint, write_csv, write_json
 
 TRAIN_FOLDERS = ("train", "images")
 LABEL_FILES = ("train.csv", "labels.csv", "train_labels.csv")
+OVERLAP_COLUMNS = ["source", "id", "train_ids", "train_labels", "distance", "pixel", "label",
+                   "consistent"]
 
 
 @dataclass
@@ -121,10 +123,8 @@ def find_overlap(target_hashes: np.ndarray, target_store: np.ndarray, train: pd.
     """Which target images match a training image, and the label(s) they would inherit."""
     train_hashes = hashing.hex_to_hash(train["dhash"].tolist())
     pairs = hashing.near_pairs(target_hashes, max_distance, others=train_hashes)
-    columns = ["source", "id", "train_ids", "train_labels", "distance", "pixel", "label",
-               "consistent"]
     if len(pairs) == 0 or target_store.shape[1:] != train_store.shape[1:]:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=OVERLAP_COLUMNS)
     pixel = dataset.confirm_pairs(pairs, target_store, train_store, threshold=pixel_threshold)
     ok = pixel <= pixel_threshold
     pairs, pixel = pairs[ok], pixel[ok]
@@ -140,7 +140,7 @@ def find_overlap(target_hashes: np.ndarray, target_store: np.ndarray, train: pd.
                      "distance": int(pairs[sel, 2].min()), "pixel": float(pixel[sel].min()),
                      "label": matched[0] if len(matched) == 1 else -1,
                      "consistent": len(matched) == 1})
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=OVERLAP_COLUMNS)
 
 
 def ingest_target(cfg: PrepareConfig, ws: Workspace, source: str, folder: Path,
@@ -246,7 +246,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
             overlaps.append(overlap)
     index = pd.concat(frames, ignore_index=True)
     overlap = (pd.concat(overlaps, ignore_index=True) if overlaps
-               else find_overlap(np.zeros(0, np.uint64), store[:0], train, store, 0, 0, "val", []))
+               else pd.DataFrame(columns=OVERLAP_COLUMNS))
     # 7. report
     summary = report.prepare_summary(index, pairs, overlap, found.skipped + decoded.bad, meta,
                                      time.perf_counter() - started)
