@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from comp import images
 from comp.hashing import (
     dhash,
     hash_to_hex,
@@ -16,6 +17,7 @@ from comp.hashing import (
     near_pairs,
     near_pairs_bruteforce,
     popcount64,
+    to_gray,
 )
 from comp.images import decode_file
 
@@ -52,6 +54,43 @@ def test_dhash_equals_imagehash_on_files(demo_dir: Path) -> None:
     for path in files:
         _, gray = decode_file(path, None, gray=False)
         assert int(dhash(gray[None])[0]) == _reference(Image.open(path)), path
+
+
+def test_to_gray_equals_pil() -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    rgb[0, :8] = [[0, 0, 0], [255, 255, 255], [1, 0, 0], [0, 1, 0], [0, 0, 1], [255, 0, 0],
+                  [0, 255, 0], [0, 0, 255]]
+    np.testing.assert_array_equal(to_gray(rgb[None])[0],
+                                  np.asarray(Image.fromarray(rgb).convert("L")))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "I;16", "RGB-tRNS", "L-tRNS"])
+@pytest.mark.parametrize(("size", "gray"), [(None, False), (None, True), ((20, 24), False),
+                                            ((20, 24), True)])
+def test_fast_png_path_equals_pil_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       mode: str, size: tuple[int, int] | None,
+                                       gray: bool) -> None:
+    """PNGs that libpng decodes give the same store pixels and hash input as PIL's path."""
+    rng = np.random.default_rng(len(mode))
+    rgba = rng.integers(0, 256, (30, 36, 4), dtype=np.uint8)
+    path = tmp_path / "x.png"
+    if mode == "I;16":
+        Image.fromarray(rng.integers(0, 65536, (30, 36), dtype=np.uint16)).save(path)
+    elif mode == "RGB-tRNS":
+        Image.fromarray(rgba[..., :3]).save(path, transparency=(1, 2, 3))
+    elif mode == "L-tRNS":
+        Image.fromarray(rgba[..., 0]).save(path, transparency=7)
+    else:
+        Image.fromarray(rgba, "RGBA").convert(mode).save(path)
+    assert (images._fast_png(path) is not None) == (mode in ("RGB", "L", "RGBA", "RGB-tRNS",
+                                                          "L-tRNS"))
+    fast = decode_file(path, size, gray)
+    monkeypatch.setattr(images, "_fast_png", lambda _path: None)
+    slow = decode_file(path, size, gray)
+    assert fast[0].dtype == slow[0].dtype == np.uint8
+    np.testing.assert_array_equal(fast[0], slow[0])
+    gray = [to_gray(p[None] if p.ndim == 2 else p[None])[0] for p in (fast[1], slow[1])]
+    np.testing.assert_array_equal(gray[0], gray[1])
 
 
 def test_hex_round_trip_matches_imagehash_string() -> None:
