@@ -125,17 +125,17 @@ def decode_file(path: Path, size: tuple[int, int] | None, gray: bool,
     """
     fast = _fast_png(path)
     if fast is not None:
-        native = fast if fast.ndim == 2 else fast[:, :, :3]
-        if gray and native.ndim == 3:
-            pixels = hashing.to_gray(native[None])[0].astype(np.uint8)
-        elif not gray and native.ndim == 2:
-            pixels = np.repeat(native[:, :, None], 3, axis=2)
+        hash_pixels = fast if fast.ndim == 2 else fast[:, :, :3]
+        if gray and hash_pixels.ndim == 3:
+            pixels = hashing.to_gray(hash_pixels[None])[0].astype(np.uint8)
+        elif not gray and hash_pixels.ndim == 2:
+            pixels = np.repeat(hash_pixels[:, :, None], 3, axis=2)
         else:
-            pixels = native
+            pixels = hash_pixels
         if size is not None and pixels.shape[:2] != tuple(size):
             pixels = np.asarray(fit_image(Image.fromarray(np.ascontiguousarray(pixels)), size,
                                           fit))
-        return (pixels[:, :, None] if pixels.ndim == 2 else pixels), native
+        return (pixels[:, :, None] if pixels.ndim == 2 else pixels), hash_pixels
     with Image.open(path) as im:
         im.load()
         native: Image.Image = im
