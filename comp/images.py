@@ -211,7 +211,7 @@ def _decode_chunk(store: str, start: int, paths: Sequence[str], size: tuple[int,
             hashes[idx] = hashing.dhash(np.stack([g for _, g in items]))
     fd = os.open(store, os.O_WRONLY)
     try:
-        os.pwrite(fd, memoryview(out), offset + start * row_bytes)  # no copy
+        os.pwrite(fd, out.data, offset + start * row_bytes)  # the buffer itself, no copy
     finally:
         os.close(fd)
     return result
