@@ -8,6 +8,7 @@ Doing it on whole batches of arrays costs a few matrix products instead of one P
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import lru_cache
 
@@ -174,21 +175,36 @@ def popcount64(x: np.ndarray) -> np.ndarray:
     return ((x * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
 
 
-def _blocks(hashes: np.ndarray, max_distance: int) -> list[np.ndarray]:
-    """Partition the 64 bit positions into max_distance + 1 disjoint blocks.
+def _blocks(hashes: np.ndarray, count: int) -> list[np.ndarray]:
+    """Partition the 64 bit positions into `count` disjoint blocks.
 
-    Any partition keeps the search exact (two hashes within d bits agree on at least one of
-    d + 1 disjoint blocks), but face hashes have many nearly constant bits, and a block made of
-    them puts everything in one bucket. So bits are dealt to blocks round-robin in order of how
-    balanced they are (p(1) closest to 0.5 first): every block gets its share of informative
-    bits and the buckets stay small.
+    Any partition keeps the search exact, but face hashes have many nearly constant bits, and a
+    block made of them puts everything in one bucket. So bits are dealt to blocks round-robin
+    in order of how balanced they are (p(1) closest to 0.5 first): every block gets its share
+    of informative bits and the buckets stay small.
     """
-    count = max_distance + 1
     bits = np.arange(64, dtype=np.uint64)
     if len(hashes):
         ones = np.array([((hashes >> b) & np.uint64(1)).mean() for b in bits])
         bits = bits[np.argsort(np.abs(ones - 0.5), kind="stable")]
     return [np.sort(bits[k::count]) for k in range(count)]
+
+
+def _blocks_per_key(n: int, max_distance: int) -> int:
+    """How many blocks r make one lookup key, for m = max_distance + r blocks in all.
+
+    Two hashes within d bits differ in at most d of the m blocks, so they agree on at least
+    r blocks: every pair is found among those that share one r-combination of blocks.
+    A larger r makes longer keys (fewer chance candidates) but more combinations to sort;
+    pick the r with the least estimated work: C(m, r) sorts of n keys plus the candidate
+    pairs they yield (n^2 / 2 / 2^bits, times 4 for the uneven buckets of face hashes).
+    """
+    def cost(r: int) -> float:
+        m = max_distance + r
+        bits = 64 * r / m
+        return math.comb(m, r) * (n + 4 * n * n / 2 / 2**bits)
+
+    return min(range(1, max_distance + 2), key=cost)
 
 
 def _block_keys(hashes: np.ndarray, block: np.ndarray) -> np.ndarray:
@@ -229,9 +245,11 @@ def near_pairs(hashes: np.ndarray, max_distance: int,
                others: np.ndarray | None = None) -> np.ndarray:
     """Pairs of hashes within `max_distance` bits, by multi-index hashing.
 
-    Any two 64-bit hashes within distance d agree exactly on at least one of d + 1 disjoint
-    blocks, so candidates are the pairs that share a block value; each pair is kept for the first
-    block it shares only, and checked with a popcount.
+    Split the 64 bits into m = d + r disjoint blocks: two hashes within distance d differ in at
+    most d blocks, so they agree exactly on at least r of them. Candidates are the pairs that
+    share the key of some r-combination of blocks (found by sorting the keys); each candidate
+    is checked with a popcount. r = 1 is classic multi-index hashing; r = 2 at d = 4 makes
+    21-bit keys instead of 13-bit ones and 60x fewer chance candidates on 116k face hashes.
 
     Args:
         hashes: (N,) uint64.
@@ -244,27 +262,28 @@ def near_pairs(hashes: np.ndarray, max_distance: int,
     cross = others is not None
     pool = np.concatenate([hashes, np.asarray(others, dtype=np.uint64)]) if cross else hashes
     n = len(hashes)
-    blocks = _blocks(pool, max_distance)
+    per_key = _blocks_per_key(len(pool), max_distance)
+    blocks = _blocks(pool, max_distance + per_key)
     keys = [_block_keys(pool, block) for block in blocks]
-    found = []
-    for b in range(len(blocks)):
-        i, j = _pairs_with_equal_keys(keys[b])
+    found = [np.zeros((0, 3), dtype=np.int64)]
+    for combo in itertools.combinations(range(len(blocks)), per_key):
+        key, shift = np.zeros(len(pool), dtype=np.uint64), 0
+        for b in combo:  # the blocks hold 64 bits in all, so any combination fits in one key
+            key |= keys[b] << np.uint64(shift)
+            shift += len(blocks[b])
+        i, j = _pairs_with_equal_keys(key)
         if cross:  # keep only pairs with one side in each set
             keep = (i < n) != (j < n)
             i, j = i[keep], j[keep]
         i, j = np.minimum(i, j), np.maximum(i, j)
-        # Drop pairs that already agreed on an earlier block (counted there).
-        for earlier_keys in keys[:b]:
-            earlier = earlier_keys[i] == earlier_keys[j]
-            i, j = i[~earlier], j[~earlier]
         dist = popcount64(pool[i] ^ pool[j])
         ok = dist <= max_distance
         found.append(np.stack([i[ok], j[ok], dist[ok]], axis=1))
-    pairs = np.concatenate(found) if found else np.zeros((0, 3), dtype=np.int64)
+    # a pair that agrees on more than `per_key` blocks was found once per combination
+    pairs = np.unique(np.concatenate(found).astype(np.int64), axis=0)  # sorted by (i, j)
     if cross:
         pairs[:, 1] -= n
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    return pairs[order].astype(np.int64)
+    return pairs
 
 
 def near_pairs_bruteforce(hashes: np.ndarray, max_distance: int,

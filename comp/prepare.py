@@ -127,20 +127,25 @@ def find_overlap(target_hashes: np.ndarray, target_store: np.ndarray, train: pd.
         return pd.DataFrame(columns=OVERLAP_COLUMNS)
     pixel = dataset.confirm_pairs(pairs, target_store, train_store, threshold=pixel_threshold)
     ok = pixel <= pixel_threshold
+    if not ok.any():
+        return pd.DataFrame(columns=OVERLAP_COLUMNS)
     pairs, pixel = pairs[ok], pixel[ok]
-    rows = []
-    labels = train["label"].to_numpy()
-    tids = train["id"].to_numpy()
-    for t in np.unique(pairs[:, 0]):
-        sel = pairs[:, 0] == t
-        js = pairs[sel, 1]
-        matched = sorted(set(labels[js].tolist()))
-        rows.append({"source": source, "id": target_ids[t], "train_ids": ";".join(tids[js]),
-                     "train_labels": ";".join(map(str, labels[js])),
-                     "distance": int(pairs[sel, 2].min()), "pixel": float(pixel[sel].min()),
-                     "label": matched[0] if len(matched) == 1 else -1,
-                     "consistent": len(matched) == 1})
-    return pd.DataFrame(rows, columns=OVERLAP_COLUMNS)
+    # pairs are sorted by target: one run of rows per target, its matches in train order
+    starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
+    ends = np.r_[starts[1:], len(pairs)]
+    train_ids = train["id"].to_numpy()[pairs[:, 1]]
+    labels = train["label"].to_numpy()[pairs[:, 1]]
+    lowest, highest = np.minimum.reduceat(labels, starts), np.maximum.reduceat(labels, starts)
+    consistent = lowest == highest
+    return pd.DataFrame({
+        "source": source, "id": np.asarray(target_ids, dtype=object)[pairs[starts, 0]],
+        "train_ids": [";".join(train_ids[a:b]) for a, b in zip(starts, ends, strict=True)],
+        "train_labels": [";".join(map(str, labels[a:b].tolist()))
+                         for a, b in zip(starts, ends, strict=True)],
+        "distance": np.minimum.reduceat(pairs[:, 2], starts),
+        "pixel": np.minimum.reduceat(pixel, starts).astype(float),
+        "label": np.where(consistent, lowest, -1), "consistent": consistent},
+        columns=OVERLAP_COLUMNS)
 
 
 def ingest_target(cfg: PrepareConfig, ws: Workspace, source: str, folder: Path,
