@@ -32,7 +32,7 @@ OVERLAP_COLUMNS = ["source", "id", "train_ids", "train_labels", "distance", "pix
 class TrainSet:
     """The labelled images found in a challenge, before decoding."""
 
-    paths: list[Path]
+    paths: list[str]
     ids: list[str]
     label_text: list[str]
     skipped: list[str]
@@ -53,31 +53,34 @@ def find_train(cfg: PrepareConfig) -> TrainSet:
         return _find_by_class_folders(folder)
     frame = dataset.read_labels(labels, cfg.id_column, cfg.label_column)
     paths = images.list_images(folder)
-    by_id = {p.stem: p for p in paths}
+    stems = [images.file_id(p) for p in paths]
+    by_id = dict(zip(stems, paths, strict=True))
     if len(by_id) != len(paths):
-        seen: dict[str, Path] = {}
-        for p in paths:
-            if p.stem in seen:
-                raise CompError(f"{p}: id {p.stem!r} also used by {seen[p.stem].name}; "
+        seen: dict[str, str] = {}
+        for p, stem in zip(paths, stems, strict=True):
+            if stem in seen:
+                raise CompError(f"{p}: id {stem!r} also used by {os.path.basename(seen[stem])}; "
                                 "keep one file per id")
-            seen[p.stem] = p
+            seen[stem] = p
     skipped = []
-    missing = frame[~frame["id"].isin(by_id)]
-    if len(missing):
-        msg = (f"{labels}: id {missing['id'].iloc[0]!r} (row {missing.index[0] + 2}) has no "
+    ids = frame["id"].to_numpy(dtype=object)
+    has_image = np.fromiter((i in by_id for i in ids), dtype=bool, count=len(ids))
+    if not has_image.all():
+        missing = np.flatnonzero(~has_image)
+        msg = (f"{labels}: id {ids[missing[0]]!r} (row {missing[0] + 2}) has no "
                f"image in {folder} ({len(missing)} such ids); add the image or remove the row")
         if not cfg.skip_bad:
             raise CompError(msg + ", or pass --skip-bad")
-        skipped += [f"{labels}: id {i!r} has no image" for i in missing["id"]]
-    labelled = set(frame["id"])
-    unlabelled = [p for p in paths if p.stem not in labelled]
-    if unlabelled:
+        skipped += [f"{labels}: id {ids[k]!r} has no image" for k in missing]
+    if len(by_id) > has_image.sum():
+        labelled = set(ids.tolist())
+        unlabelled = [p for p, stem in zip(paths, stems, strict=True) if stem not in labelled]
         msg = (f"{unlabelled[0]}: image has no label in {labels} ({len(unlabelled)} such "
                "images); add a row for it or move it out of the folder")
         if not cfg.skip_bad:
             raise CompError(msg + ", or pass --skip-bad")
         skipped += [f"{p}: no label" for p in unlabelled]
-    frame = frame[frame["id"].isin(by_id)]
+    frame = frame[has_image]
     return TrainSet([by_id[i] for i in frame["id"]], frame["id"].tolist(),
                     frame["label_text"].tolist(), skipped, str(labels))
 
@@ -90,7 +93,7 @@ def _find_by_class_folders(folder: Path) -> TrainSet:
     for cls in classes:
         for p in images.list_images(cls):
             paths.append(p)
-            ids.append(f"{cls.name}/{p.stem}")
+            ids.append(f"{cls.name}/{images.file_id(p)}")
             labels.append(cls.name)
     return TrainSet(paths, ids, labels, [], str(folder))
 
@@ -167,7 +170,7 @@ def ingest_target(cfg: PrepareConfig, ws: Workspace, source: str, folder: Path,
                         f"images were {native[0][0]}x{native[0][1]}; pass --on-size-mismatch "
                         "resize to resize them to the training store's size")
     os.replace(fresh, ws.store(source))
-    ids = [p.stem for p in decoded.paths]
+    ids = [images.file_id(p) for p in decoded.paths]
     if len(set(ids)) != len(ids):
         dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
         raise CompError(f"{folder}: two files share the id {dup!r}; keep one file per id")
@@ -175,7 +178,7 @@ def ingest_target(cfg: PrepareConfig, ws: Workspace, source: str, folder: Path,
                          "dhash": hashing.hash_to_hex(decoded.hashes), "group": -1,
                          "kept": False, "conflict": False, "original_label": -1,
                          "split": source, "split_group": -1, "row": np.arange(len(ids)),
-                         "path": [str(p) for p in decoded.paths]})
+                         "path": decoded.paths})
     overlap = find_overlap(decoded.hashes, images.load_store(ws.store(source)), train,
                            images.load_store(ws.store("train")), cfg.max_distance,
                            cfg.pixel_threshold, source, ids)
@@ -203,7 +206,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     # 2. decode once + dHash
     decoded = images.decode_to_store(found.paths, ws.store("train"), cfg.size, cfg.gray, cfg.fit,
                                      cfg.workers, cfg.skip_bad, desc="decode train")
-    keep = np.isin([str(p) for p in found.paths], [str(p) for p in decoded.paths])
+    keep = decoded.kept
     ids = np.array(found.ids, dtype=object)[keep]
     labels = codes[keep]
     store = images.load_store(ws.store("train"))
@@ -217,7 +220,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
                           "kept": kept, "conflict": conflict, "original_label": labels,
                           "split": "dropped",
                           "row": np.arange(len(ids)),
-                          "path": [str(p) for p in decoded.paths]})
+                          "path": decoded.paths})
     train.loc[~kept & ~conflict, "split"] = "duplicate"
     train.loc[conflict & ~kept, "split"] = "conflict"
     # 6. splits: duplicate groups (and identity groups) never straddle two sides

@@ -1,19 +1,37 @@
-"""Plots and markdown reports: what a person would rather look at than read."""
+"""Plots and markdown reports: what a person would rather look at than read.
+
+Montages of images are drawn with PIL (a grid of pictures needs no axes, and it takes
+milliseconds); plots with matplotlib, imported only when a plot is drawn.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from comp.workspace import Workspace, atomic_write, write_text
 
-from comp.workspace import Workspace, atomic_write, write_text  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig: Figure, path: Path) -> None:
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    _pyplot().close(fig)
 
 
 def prepare_summary(index: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFrame,
@@ -59,25 +77,30 @@ def prepare_summary(index: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFr
 
 
 def montage(groups: list[list[tuple[np.ndarray, str]]], title: str, path: Path) -> None:
-    """One row per group of images, each captioned; saved atomically as PNG."""
-    rows = max(len(groups), 1)
+    """One row per group of images, each enlarged and captioned; saved atomically as PNG."""
+    font = ImageFont.load_default(size=11)
+    sample = next((image for group in groups for image, _ in group), None)
+    h, w = sample.shape[:2] if sample is not None else (56, 56)
+    scale = max(1, 112 // max(h, w))
+    cell_w, cell_h, caption_h, pad, title_h = max(w * scale, 96), h * scale, 30, 8, 28
     cols = max((len(g) for g in groups), default=1)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(1.6 * cols + 0.4, 5.5), 1.8 * rows + 0.6),
-                             squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for r, group in enumerate(groups):
-        for c, (image, caption) in enumerate(group):
-            ax = axes[r][c]
-            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray",
-                      vmin=0, vmax=255)
-            ax.set_title(caption, fontsize=7)
+    rows = max(len(groups), 1)
+    width = max(pad + cols * (cell_w + pad), 420)
+    canvas = Image.new("RGB", (width, title_h + rows * (cell_h + caption_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((pad, 8), title, fill="black", font=font)
     if not groups:
-        axes[0][0].text(0.5, 0.5, "none found", ha="center", va="center")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
-    plt.close(fig)
+        draw.text((pad, title_h + 8), "none found", fill="black", font=font)
+    for r, group in enumerate(groups):
+        top = title_h + r * (cell_h + caption_h + pad)
+        for c, (image, caption) in enumerate(group):
+            left = pad + c * (cell_w + pad)
+            picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+            picture = picture.resize((w * scale, h * scale), Image.Resampling.NEAREST)
+            canvas.paste(picture.convert("RGB"), (left, top))
+            draw.multiline_text((left, top + cell_h + 2), caption, fill="black", font=font,
+                                spacing=2)
+    atomic_write(path, lambda p: canvas.save(p, format="PNG"))
 
 
 def _group_samples(train: pd.DataFrame, store: np.ndarray, mask: pd.Series, classes: list[str],
@@ -144,7 +167,9 @@ def write_prepare_report(ws: Workspace, index: pd.DataFrame, pairs: pd.DataFrame
 
 def learning_curves(history: pd.DataFrame, path: Path, title: str) -> None:
     """Loss and balanced accuracy per epoch, train vs val."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = _pyplot().subplots(1, 2, figsize=(10, 3.6))
     for ax, metric in zip(axes, ("loss", "balanced_accuracy"), strict=True):
         for prefix, style in (("", "-"), ("val_", "--")):
             key = prefix + metric
@@ -152,20 +177,18 @@ def learning_curves(history: pd.DataFrame, path: Path, title: str) -> None:
                 ax.plot(history["epoch"], history[key], style, marker="o", ms=3,
                         label="val" if prefix else "train")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(metric.replace("_", " "))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def confusion_plot(matrix: np.ndarray, classes: list[str], path: Path, title: str) -> None:
     """Row-normalised confusion matrix with counts in each cell."""
     norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2, 1.2 * len(classes) + 1.5))
+    fig, ax = _pyplot().subplots(figsize=(1.2 * len(classes) + 2, 1.2 * len(classes) + 1.5))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for (r, c), v in np.ndenumerate(matrix):
         ax.text(c, r, f"{v}\n{norm[r, c]:.2f}", ha="center", va="center",
@@ -175,6 +198,4 @@ def confusion_plot(matrix: np.ndarray, classes: list[str], path: Path, title: st
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
-    plt.close(fig)
+    _save_figure(fig, path)
