@@ -87,6 +87,8 @@ def pixel_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         (P,) float32.
     """
     p, h, w, c = a.shape
+    if p == 0:
+        return np.zeros(0, dtype=np.float32)
     h2, w2 = h // 2 * 2, w // 2 * 2
     diff = a[:, :h2, :w2].astype(np.int16)
     diff -= b[:, :h2, :w2]

@@ -65,6 +65,11 @@ def test_resolve_groups_drop_and_majority() -> None:
     assert final[2:5].tolist() == [1, 1, 1]
 
 
+def test_pixel_distance_of_no_pairs() -> None:
+    empty = np.zeros((0, 6, 6, 3), np.uint8)
+    assert dataset.pixel_distance(empty, empty).shape == (0,)
+
+
 def test_pixel_distance_ignores_brightness_offset() -> None:
     rng = np.random.default_rng(0)
     a = rng.integers(10, 240, size=(1, 8, 8, 3), dtype=np.uint8)
