@@ -160,6 +160,27 @@ def trained(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ck
 
 
+def test_predict_run_equals_keras_predict(workspace: Path, trained: Path) -> None:
+    """Batched prediction (a batch size that does not divide N, flip TTA) equals Keras'."""
+    import keras
+
+    from comp.images import load_store
+    from comp.models import EMBEDDING
+
+    x = np.asarray(load_store(workspace / "images-val.npy"))[:45]
+    model = keras.models.load_model(trained / "b1" / "best.keras", compile=False)
+    both = keras.Model(model.input, [model.get_layer(EMBEDDING).output, model.output])
+    emb, prob = both.predict(x.astype(np.float32), verbose=0)
+    flipped = both.predict(x[:, :, ::-1].astype(np.float32), verbose=0)
+    pred = ensemble.predict_run(trained / "b1" / "best.keras", x, batch_size=16)
+    np.testing.assert_allclose(pred.prob, prob[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pred.embedding, emb, rtol=1e-5, atol=1e-5)
+    tta = ensemble.predict_run(trained / "b1" / "best.keras", x, tta=True, batch_size=16)
+    np.testing.assert_allclose(tta.prob, (prob[:, 0] + flipped[1][:, 0]) / 2, rtol=1e-5,
+                               atol=1e-6)
+    assert ensemble.predict_run(trained / "b1" / "best.keras", x[:0]).prob.shape == (0,)
+
+
 def _submit(ws: Path, ck: Path, out: Path, *extra: str) -> tuple[int, str]:
     result = runner.invoke(app, ["submit", "-w", str(ws), "--checkpoints", str(ck),
                                  "--submissions", str(out), *extra])
