@@ -122,7 +122,10 @@ def main() -> None:
     print(f"\nsearch at d={DEFAULT_MAX_DISTANCE} over {len(hashes):,} hashes: {fast:.2f} s "
           f"({len(found):,} pairs); brute force extrapolated from 8,000: {brute:.0f} s "
           f"(and the same pairs on those 8,000)")
-
+    for distance in (0, 2, 5, 6, 8):
+        started = time.perf_counter()
+        count = len(near_pairs(hashes, distance))
+        print(f"search at d={distance}: {time.perf_counter() - started:.2f} s ({count:,} pairs)")
 
 if __name__ == "__main__":
     main()

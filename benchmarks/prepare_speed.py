@@ -94,7 +94,7 @@ def main() -> None:
     if not (args.demo / "train.csv").exists():
         print(f"generating the demo challenge in {args.demo} ...", flush=True)
         make_demo(args.demo, DemoSpec(train=args.train, val=5000, test=20_000))
-    paths = [str(p) for p in list_images(args.demo / "train")]
+    paths = list_images(args.demo / "train")
     for p in paths:  # every contender reads from the page cache
         Path(p).read_bytes()
     n = len(paths)
