@@ -91,7 +91,7 @@ def fit_image(im: Image.Image, size: tuple[int, int], fit: str) -> Image.Image:
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# 8-bit PNG colour types that decode to the same pixels as PIL: grey, RGB, RGBA
+# 8-bit, non-interlaced PNG colour types that decode to the same pixels as PIL: grey, RGB, RGBA
 FAST_PNG_TYPES = {0: "L", 2: "RGB", 6: "RGBA"}
 
 
@@ -123,8 +123,8 @@ def _fast_png(path: str | Path) -> np.ndarray | None:
     if len(data) < 33 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
         return None
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    depth, colour = data[24], data[25]
-    if depth != 8 or colour not in FAST_PNG_TYPES:
+    depth, colour, interlaced = data[24], data[25], data[28]
+    if depth != 8 or colour not in FAST_PNG_TYPES or interlaced:
         return None
     try:
         pixels = imagecodecs.png_decode(data)

@@ -64,7 +64,28 @@ def test_to_gray_equals_pil() -> None:
                                   np.asarray(Image.fromarray(rgb).convert("L")))
 
 
-@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "I;16", "RGB-tRNS", "L-tRNS"])
+def _interlaced_png(rgb: np.ndarray) -> bytes:
+    """An Adam7-interlaced 8-bit RGB PNG (PIL cannot write one), filter type 0 throughout."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    raw = b""
+    for y0, x0, dy, dx in [(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2),
+                           (0, 1, 2, 2), (1, 0, 2, 1)]:
+        for row in rgb[y0::dy, x0::dx]:
+            if row.size:
+                raw += b"\x00" + row.tobytes()
+    h, w = rgb.shape[:2]
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "I;16", "RGB-tRNS", "L-tRNS",
+                                  "RGB-Adam7"])
 @pytest.mark.parametrize(("size", "gray"), [(None, False), (None, True), ((20, 24), False),
                                             ((20, 24), True)])
 def test_fast_png_path_equals_pil_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -80,6 +101,8 @@ def test_fast_png_path_equals_pil_path(tmp_path: Path, monkeypatch: pytest.Monke
         Image.fromarray(rgba[..., :3]).save(path, transparency=(1, 2, 3))
     elif mode == "L-tRNS":
         Image.fromarray(rgba[..., 0]).save(path, transparency=7)
+    elif mode == "RGB-Adam7":
+        path.write_bytes(_interlaced_png(rgba[..., :3]))
     else:
         Image.fromarray(rgba, "RGBA").convert(mode).save(path)
     assert (images._fast_png(path) is not None) == (mode in ("RGB", "L", "RGBA", "RGB-tRNS",
