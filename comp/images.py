@@ -304,9 +304,11 @@ def decode_to_store(paths: Sequence[str], store: Path, size: tuple[int, int] | N
                 # their collector from walking them (and copying every page they live on)
                 gc.freeze()
                 with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                    futures = [pool.submit(_decode_chunk, str(tmp), s, c, size, gray, fit)
-                               for s, c in chunks]
-                    gc.unfreeze()
+                    try:  # with fork, the first submit starts every worker
+                        futures = [pool.submit(_decode_chunk, str(tmp), s, c, size, gray, fit)
+                                   for s, c in chunks]
+                    finally:
+                        gc.unfreeze()
                     for fut in futures:
                         _collect(fut.result(), hashes, bad, sizes, bar)
         if bad and not skip_bad:
