@@ -49,25 +49,25 @@ def predict_run(model_path: Path, x: np.ndarray, tta: bool = False,
         return both(tf.cast(pixels, tf.float32), training=False)
 
     passes = [False, True] if tta else [False]
-    embs, probs = [], []
+    # per pass, the batches of each output (embedding, probability)
+    parts: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in passes]
     with tqdm(total=len(x) * len(passes), desc=desc, unit="img", leave=False,
               disable=None) as bar:
-        for flip in passes:
-            emb_parts, prob_parts = [], []
+        for flip, outputs in zip(passes, parts, strict=True):
             for start in range(0, len(x), batch_size):
                 batch = np.asarray(x[start:start + batch_size])
                 if flip:
                     batch = np.ascontiguousarray(batch[:, :, ::-1])
-                emb, prob = step(tf.constant(batch))
-                emb_parts.append(emb.numpy().astype(np.float32))
-                prob_parts.append(prob.numpy().astype(np.float32))
+                for out, value in zip(outputs, step(tf.constant(batch)), strict=True):
+                    out.append(value.numpy().astype(np.float32))
                 bar.update(len(batch))
-            width = both.outputs[0].shape[-1]
-            embs.append(np.concatenate(emb_parts) if emb_parts
-                        else np.zeros((0, width), np.float32))
-            probs.append(np.concatenate(prob_parts) if prob_parts
-                         else np.zeros((0, both.outputs[1].shape[-1]), np.float32))
-    emb, prob = np.mean(embs, axis=0), np.mean(probs, axis=0)
+    emb_width, prob_width = (output.shape[-1] for output in both.outputs)
+
+    def joined(batches: list[np.ndarray], width: int) -> np.ndarray:
+        return np.concatenate(batches) if batches else np.zeros((0, width), np.float32)
+
+    emb = np.mean([joined(e, emb_width) for e, _ in parts], axis=0)  # TTA: mean of the passes
+    prob = np.mean([joined(p, prob_width) for _, p in parts], axis=0)
     return Predictions(prob[:, 0] if prob.shape[1] == 1 else prob, emb)
 
 

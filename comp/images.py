@@ -157,22 +157,22 @@ def decode_file(path: str | Path, size: tuple[int, int] | None, gray: bool,
         if size is not None and pixels.shape[:2] != tuple(size):
             pixels = np.asarray(fit_image(Image.fromarray(np.ascontiguousarray(pixels)), size,
                                           fit))
-        return (pixels[:, :, None] if pixels.ndim == 2 else pixels), hash_pixels
-    with Image.open(path) as im:
-        im.load()
-        native: Image.Image = im
-        if native.mode not in ("RGB", "L"):
-            native = native.convert("RGBA" if "A" in native.mode or native.mode == "P"
-                                    else "RGB")
-        hash_gray = np.asarray(native.convert("L") if native.mode != "L" else native)
-        mode = "L" if gray else "RGB"
-        stored = native if native.mode == mode else native.convert(mode)
-        if size is not None:
-            stored = fit_image(stored, size, fit)
-        pixels = np.asarray(stored)
+    else:
+        with Image.open(path) as im:
+            im.load()
+            native: Image.Image = im
+            if native.mode not in ("RGB", "L"):
+                native = native.convert("RGBA" if "A" in native.mode or native.mode == "P"
+                                        else "RGB")
+            hash_pixels = np.asarray(native.convert("L") if native.mode != "L" else native)
+            mode = "L" if gray else "RGB"
+            stored = native if native.mode == mode else native.convert(mode)
+            if size is not None:
+                stored = fit_image(stored, size, fit)
+            pixels = np.asarray(stored)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
-    return pixels, hash_gray
+    return pixels, hash_pixels
 
 
 @dataclass
