@@ -25,9 +25,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from comp.config import DEFAULT_MAX_DISTANCE, DEFAULT_PIXEL_THRESHOLD  # noqa: E402
-from comp.dataset import pixel_distance  # noqa: E402
-from comp.demo import draw_faces  # noqa: E402
-from comp.hashing import dhash, hex_to_hash, near_pairs, near_pairs_bruteforce  # noqa: E402
+from comp.demo.generate import draw_faces  # noqa: E402
+from comp.prepare.dhash import dhash, hex_to_hash  # noqa: E402
+from comp.prepare.duplicates import (  # noqa: E402
+    near_pairs,
+    near_pairs_bruteforce,
+    pixel_distance,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -2,7 +2,7 @@
 Keras backend sees (the report's final model took about 100 s per epoch on a TPU).
 
 The faces are drawn in memory with comp's demo generator (no files), b3 is built by
-`comp.models.build_model`, the report's augmentation runs on the device inside the model, and
+`comp.train.models.build_model`, the report's augmentation runs on the device inside the model, and
 the precision follows comp's rule for one GPU (mixed float16). Works with any Keras 3 backend:
 KERAS_BACKEND=jax where TensorFlow is not installed (a GPU machine with JAX), tensorflow here.
 
@@ -35,8 +35,8 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from comp.demo import draw_faces
-    from comp.models import BalancedAccuracy, build_model
+    from comp.demo.generate import draw_faces
+    from comp.train.models import BalancedAccuracy, build_model
 
     rng = np.random.default_rng(0)
     started = time.perf_counter()

@@ -49,7 +49,7 @@ def main() -> None:
           f"from command to validated CSV (new images evicted from the page cache: {cold}; "
           f"target < 30 s); {info['leaks']['overridden']} leaks overridden")
     if args.answers:
-        from comp.submit import score_against
+        from comp.submit.submission import score_against
 
         print(f"balanced accuracy against the answers: "
               f"{score_against(Path(info['csv']), args.answers):.4f}")

@@ -26,11 +26,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from comp import dataset, ensemble, metrics  # noqa: E402
+from comp import metrics  # noqa: E402
 from comp.config import PrepareConfig, TrainConfig  # noqa: E402
 from comp.prepare import prepare  # noqa: E402
-from comp.submit import holdout_predictions  # noqa: E402
-from comp.training import load_split, train  # noqa: E402
+from comp.prepare.splits import assign_folds  # noqa: E402
+from comp.runs import RunDir  # noqa: E402
+from comp.submit import stacker  # noqa: E402
+from comp.submit.decision import oof_decisions  # noqa: E402
+from comp.submit.evaluate import holdout_predictions  # noqa: E402
+from comp.train import train  # noqa: E402
 from comp.workspace import Workspace  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -62,32 +66,35 @@ def run_dataset(name: str, epochs: int, logreg_epochs: int, seed: int) -> list[d
     shutil.rmtree(OUT / name, ignore_errors=True)
     started = time.perf_counter()
     summary = prepare(PrepareConfig(train=root / "images", labels=root / labels,
-                                    label_column=column, workspace=ws, seed=seed, **options))
+                                    label_column=column, workspace=ws, seed=seed,
+                                    **options)).summary
     prep_s = time.perf_counter() - started
     print(f"{name}: prepared {summary['images_read']} images in {prep_s:.0f} s "
           f"({summary['duplicate_groups']} duplicate groups, {summary['conflict_groups']} "
           f"conflicts, {summary.get('identity_groups', '-')} identity groups)", flush=True)
     w = Workspace(ws)
     index = w.load_index()
-    _, y, rows = load_split(w, "holdout", index)
-    fingerprint = w.load_meta()["fingerprint"]
-    folds = dataset.assign_folds(rows["split_group"].to_numpy(), y, 5, seed)
+    _, y, rows = w.split("holdout", index)
+    fingerprint = w.load_meta().fingerprint
+    folds = assign_folds(rows["split_group"].to_numpy(), y, k=5, seed=seed)
     results = []
     for model, n_epochs in (("logreg", logreg_epochs), ("b3", epochs)):
         t = time.perf_counter()
         run = train(TrainConfig(workspace=ws, model=model, epochs=n_epochs, checkpoints=ck,
-                                run_name=model, seed=seed, verbose=False))
+                                run_name=model, seed=seed, progress=False))
         train_s = time.perf_counter() - t
-        pred = holdout_predictions(w, index, ck, run["run"], False, fingerprint)
+        pred = holdout_predictions(w, index, RunDir(ck / run.run), tta=False,
+                                   fingerprint=fingerprint)
         ba, acc = _scores(y, metrics.predict_labels(pred.prob))
         label = "logreg (0.5)" if model == "logreg" else "report's b3 (0.5, no ensemble)"
         results.append({"dataset": name, "method": label, "balanced_accuracy": ba,
                         "accuracy": acc, "epochs": n_epochs, "seconds": train_s + prep_s})
         if model == "b3":
             t = time.perf_counter()
-            cnn = ensemble.oof_decisions(pred.prob, y, folds, 2)
-            lgbm = ensemble.oof_lgbm(ensemble.stack_features(pred), y, folds, 2, seed)
-            ens = ensemble.oof_decisions(lgbm, y, folds, 2)
+            cnn = oof_decisions(pred.prob, y, folds, num_classes=2)
+            lgbm = stacker.oof_lgbm(stacker.stack_features(pred), y, folds, num_classes=2,
+                                    seed=seed)
+            ens = oof_decisions(lgbm, y, folds, num_classes=2)
             use = metrics.balanced_accuracy(y, ens) > metrics.balanced_accuracy(y, cnn)
             ba, acc = _scores(y, ens if use else cnn)
             results.append({"dataset": name, "method": "comp best (tuned threshold"

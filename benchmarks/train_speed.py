@@ -27,7 +27,7 @@ OUT = Path(__file__).resolve().parent / "out"
 def _model():
     import keras
 
-    from comp.models import BalancedAccuracy, build_model
+    from comp.train.models import BalancedAccuracy, build_model
 
     keras.utils.set_random_seed(0)
     model = build_model("b3", (56, 56, 3), 2)
@@ -54,15 +54,16 @@ def main() -> None:
         sys.exit(f"{ws.root} is not prepared: run benchmarks/prepare_speed.py first")
     import tensorflow as tf
 
-    from comp.training import load_split, make_dataset
+    from comp.train.data import make_dataset
 
-    x, y, rows = load_split(ws, "train")
+    x, y, rows = ws.split("train")
     x, y, rows = x[:args.images], y[:args.images], rows.iloc[:args.images]
     steps = len(x) // args.batch
     results = {}
     for name, augment in (("comp tf.data, no augmentation", False),
                           ("comp tf.data, augmentation", True)):
-        data = make_dataset(x, y, 2, args.batch, True, augment, 0).repeat()
+        data = make_dataset(x, y, num_classes=2, batch_size=args.batch, shuffle=True,
+                            augment=augment, seed=0).repeat()
         results[name] = _throughput(_model(), data, steps, args.batch)
     # the legacy pipeline: PNG files decoded by Keras' ImageDataGenerator every epoch
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,18 +1,138 @@
-"""One frozen dataclass per command; defaults from the report."""
+"""One frozen dataclass per command, the choices each option takes, and every default.
+
+This is the single source of defaults: the CLI reads its option defaults from these classes,
+and each class checks its own values when it is built (`__post_init__`), so the Python API and
+the command line refuse the same bad options with the same one-line message.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
+from comp.errors import CompError
 from comp.workspace import DEFAULT_WORKSPACE
 
 __all__ = ["DEFAULT_WORKSPACE"]
 
+DEFAULT_CHECKPOINTS = Path("checkpoints")
+DEFAULT_SUBMISSIONS = Path("submissions")
 # Candidate search radius and pixel check, chosen by measurement (BENCHMARKS.md, "Duplicates").
 DEFAULT_MAX_DISTANCE = 4
 DEFAULT_PIXEL_THRESHOLD = 5.0
+DEFAULT_SPLIT = (0.595, 0.105, 0.30)  # the report's train / val / holdout
+DEFAULT_SEED = 42
 DEFAULT_EPOCHS = 100  # the report's budget
+DEFAULT_BATCH_SIZE = 124  # the report's batch
+DEFAULT_PLATEAU_FACTOR = 0.1
+DEFAULT_PLATEAU_PATIENCE = 12
+DEFAULT_FOLDS = 5  # holdout folds for out-of-fold thresholds and the stacker
+DEMO_LEARNING_RATE = 1e-3  # `comp demo` trains a few epochs: the report's 1e-4 needs far more
+
+
+class Fit(StrEnum):
+    """How an image of another aspect ratio meets `--size`."""
+
+    CROP = "crop"  # centre-crop to the target aspect ratio, then resize
+    STRETCH = "stretch"
+
+
+class Conflicts(StrEnum):
+    """What to do with a duplicate group whose labels disagree."""
+
+    DROP = "drop"  # the whole group (the report's policy)
+    MAJORITY = "majority"  # keep it with the most common label (ties: dropped)
+
+
+class Duplicates(StrEnum):
+    """How many members of a duplicate group to keep."""
+
+    KEEP_ONE = "keep-one"
+    KEEP_ALL = "keep-all"
+
+
+class SizeMismatch(StrEnum):
+    """val/test images whose native size differs from the training images'."""
+
+    FAIL = "fail"
+    RESIZE = "resize"  # resize them to the store's size (crop or stretch, as --fit)
+
+
+class Target(StrEnum):
+    """Which unlabelled set a submission predicts."""
+
+    VAL = "val"  # phase 1
+    TEST = "test"  # phase 2
+
+
+class Model(StrEnum):
+    """The report's models (and its logistic-regression baseline)."""
+
+    LOGREG = "logreg"
+    B1 = "b1"
+    B2 = "b2"
+    B3 = "b3"
+    TL1 = "tl1"
+    TL2 = "tl2"
+    TL3 = "tl3"
+
+
+def _choice(kind: type[StrEnum], value: Any, option: str) -> Any:
+    """`value` as a member of `kind`, or one line naming the option and its choices."""
+    try:
+        return kind(value.lower() if isinstance(value, str) else value)
+    except ValueError:
+        choices = ", ".join(m.value for m in kind)
+        raise CompError(f"{option} must be one of {choices}. Received: {value!r}") from None
+
+
+def _at_least(value: float | None, low: float, option: str) -> None:
+    if value is not None and not (isinstance(value, int | float) and value >= low):
+        raise CompError(f"{option} must be at least {low}. Received: {value!r}")
+
+
+def _positive(value: float | None, option: str) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise CompError(f"{option} must be a positive number. Received: {value!r}")
+
+
+def _coerce(obj: Any, option_kinds: dict[str, tuple[type[StrEnum], str]]) -> None:
+    """Turn the string values of a frozen dataclass's choice fields into their enums."""
+    for name, (kind, option) in option_kinds.items():
+        object.__setattr__(obj, name, _choice(kind, getattr(obj, name), option))
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'56x56' or '56' -> (56, 56)."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 8:
+        raise CompError(f"--size must look like 56x56 (height x width, at least 8). "
+                        f"Received: {text!r}")
+    return values[0], values[1]
+
+
+def as_record(cfg: Any) -> dict[str, Any]:
+    """A config as JSON-ready values (paths and enums as strings, tuples as lists)."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, Path | StrEnum):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -28,53 +148,88 @@ class PrepareConfig:
     classes: tuple[str, ...] | None = None
     size: tuple[int, int] | None = None
     gray: bool = False
-    fit: str = "crop"  # how non-matching aspect ratios become --size: crop or stretch
+    fit: Fit = Fit.CROP
     max_distance: int = DEFAULT_MAX_DISTANCE
     pixel_threshold: float = DEFAULT_PIXEL_THRESHOLD
-    conflicts: str = "drop"
-    duplicates: str = "keep-one"
-    split: tuple[float, float, float] = (0.595, 0.105, 0.30)
-    seed: int = 42
+    conflicts: Conflicts = Conflicts.DROP
+    duplicates: Duplicates = Duplicates.KEEP_ONE
+    split: tuple[float, float, float] = DEFAULT_SPLIT
+    seed: int = DEFAULT_SEED
     groups: str | None = None  # FILE:COLUMN, e.g. meta.csv:celeba_identity
     skip_bad: bool = False
     workers: int | None = None
-    on_size_mismatch: str = "fail"  # val/test images of another size: fail or resize
+    on_size_mismatch: SizeMismatch = SizeMismatch.FAIL
+
+    def __post_init__(self) -> None:
+        _coerce(self, {"fit": (Fit, "--fit"), "conflicts": (Conflicts, "--conflicts"),
+                       "duplicates": (Duplicates, "--duplicates"),
+                       "on_size_mismatch": (SizeMismatch, "--on-size-mismatch")})
+        _at_least(self.max_distance, 0, "--max-distance")
+        _at_least(self.workers, 1, "--workers")
+        if not (math.isfinite(self.pixel_threshold) and self.pixel_threshold >= 0):
+            raise CompError(f"--pixel-threshold must be a number from 0 to 255. Received: "
+                            f"{self.pixel_threshold!r}")
+        if self.max_distance > 16:
+            raise CompError(f"--max-distance must be at most 16 (of 64 hash bits; beyond that "
+                            f"nearly every pair is a candidate). Received: {self.max_distance}")
+        shares = self.split
+        if (len(shares) != 3 or not all(math.isfinite(s) and s >= 0 for s in shares)
+                or not math.isclose(sum(shares), 1.0) or shares[0] == 0):
+            raise CompError(f"--split must be three fractions >= 0 that add up to 1, with a "
+                            f"training share above 0, like 0.595,0.105,0.3. Received: "
+                            f"{','.join(map(str, shares))}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     workspace: Path = DEFAULT_WORKSPACE
-    model: str = "b3"
+    model: Model = Model.B3
     epochs: int | None = None  # None: DEFAULT_EPOCHS (or, on resume, the run's own budget)
-    batch_size: int = 124
+    batch_size: int = DEFAULT_BATCH_SIZE
     learning_rate: float | None = None  # None: the model's default (1e-4 for b3, 1e-3 otherwise)
-    plateau_factor: float = 0.1
-    plateau_patience: int = 12
+    plateau_factor: float = DEFAULT_PLATEAU_FACTOR
+    plateau_patience: int = DEFAULT_PLATEAU_PATIENCE
     augment: bool | None = None  # None: the model's default (on for b3)
     weights: str | None = "imagenet"  # tl*: imagenet (from the Keras cache), a file, or none
-    seed: int = 42
-    tpu: str | None = None  # None: no TPU; "" or "local": the local TPU; else its name
-    checkpoints: Path = Path("checkpoints")
+    seed: int = DEFAULT_SEED
+    tpu: str | None = None  # None: no TPU; "" or "auto": the local TPU; else its name
+    checkpoints: Path = DEFAULT_CHECKPOINTS
     run_name: str | None = None
     resume: str | None = None
     max_images: int | None = None  # cap the training split (quick experiments)
-    verbose: bool = True
+    progress: bool = True  # Keras progress bar (on a terminal)
+
+    def __post_init__(self) -> None:
+        _coerce(self, {"model": (Model, "--model")})
+        _at_least(self.epochs, 1, "--epochs")
+        _at_least(self.batch_size, 1, "--batch-size")
+        _at_least(self.plateau_patience, 1, "--plateau-patience")
+        _at_least(self.max_images, 1, "--max-images")
+        _positive(self.learning_rate, "--lr")
+        if not (0 < self.plateau_factor < 1):
+            raise CompError(f"--plateau-factor must be between 0 and 1 (the learning rate is "
+                            f"multiplied by it). Received: {self.plateau_factor!r}")
 
 
 @dataclass(frozen=True)
 class SubmitConfig:
     workspace: Path = DEFAULT_WORKSPACE
     runs: tuple[str, ...] = ()  # empty: the best run by holdout score
-    target: str = "val"  # val (phase 1) or test (phase 2)
+    target: Target = Target.VAL
     test: Path | None = None  # phase 2: a new test folder to ingest first
-    checkpoints: Path = Path("checkpoints")
-    submissions: Path = Path("submissions")
+    checkpoints: Path = DEFAULT_CHECKPOINTS
+    submissions: Path = DEFAULT_SUBMISSIONS
     tta: bool = False
     ensemble: bool = True
     leaks: bool = True
-    folds: int = 5
-    seed: int = 42
+    folds: int = DEFAULT_FOLDS
+    seed: int = DEFAULT_SEED
     sample_submission: Path | None = None
     id_column: str = "id"
     label_column: str = "label"
-    on_size_mismatch: str = "fail"  # fail or resize
+    on_size_mismatch: SizeMismatch = SizeMismatch.FAIL
+
+    def __post_init__(self) -> None:
+        _coerce(self, {"target": (Target, "--target"),
+                       "on_size_mismatch": (SizeMismatch, "--on-size-mismatch")})
+        _at_least(self.folds, 2, "--folds")

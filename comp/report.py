@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from comp.workspace import Workspace, atomic_write, write_text
+from comp.workspace import Meta, Workspace, atomic_write, write_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,13 +35,13 @@ def _save_figure(fig: Figure, path: Path) -> None:
 
 
 def prepare_summary(index: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFrame,
-                    bad: list[str], meta: dict[str, Any], seconds: float) -> dict[str, Any]:
+                    bad: list[str], meta: Meta, seconds: float) -> dict[str, Any]:
     """The counts the prepare report shows (also stored in meta.json)."""
     train = index[index["source"] == "train"]
     groups = train.groupby("group").size()
     dup_groups = groups[groups > 1]
     conflict_groups = train[train["conflict"].astype(bool)]["group"].nunique()
-    classes = meta["classes"]
+    classes = meta.classes
     balance = {}
     for split in ("train", "val", "holdout"):
         part = train[train["split"] == split]
@@ -50,8 +50,8 @@ def prepare_summary(index: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFr
     summary: dict[str, Any] = {
         "images_read": int(len(train)),
         "skipped": len(bad),
-        "size": meta["size"], "channels": meta["channels"],
-        "store_mb": round(len(train) * int(np.prod(meta["size"])) * meta["channels"] / 2**20, 1),
+        "size": meta.size, "channels": meta.channels,
+        "store_mb": round(len(train) * int(np.prod(meta.size)) * meta.channels / 2**20, 1),
         "duplicate_pairs": int(len(pairs)),
         "duplicate_pairs_exact_hash": int((pairs["distance"] == 0).sum()) if len(pairs) else 0,
         "duplicate_groups": int(len(dup_groups)),
@@ -64,7 +64,7 @@ def prepare_summary(index: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFr
         "seconds": round(seconds, 2),
         "bad_files": bad[:20],
     }
-    if meta.get("groups"):
+    if meta.groups:
         summary["identity_groups"] = int(train["split_group"].nunique())
     for source in ("val", "test"):
         n = int((index["source"] == source).sum())
@@ -125,10 +125,10 @@ def write_prepare_report(ws: Workspace, index: pd.DataFrame, pairs: pd.DataFrame
     sizes = train.groupby("group")["id"].transform("size")
     conflict = train["conflict"].astype(bool)
     montage(_group_samples(train, store, (sizes > 1) & ~conflict, classes),
-            "Duplicate groups (one row per group; id and label)", ws.root / "duplicates.png")
+            "Duplicate groups (one row per group; id and label)", ws.duplicates_png)
     montage(_group_samples(train, store, conflict, classes),
             "Conflicting duplicates (same image, different labels): dropped",
-            ws.root / "conflicts.png")
+            ws.conflicts_png)
     lines = ["# prepare report", "",
              f"- images read: {summary['images_read']:,} "
              f"({summary['size'][0]}x{summary['size'][1]}x{summary['channels']}, "

@@ -1,4 +1,5 @@
-"""Where every artefact of a prepared challenge lives, and atomic writes for all of them."""
+"""A prepared workspace: the name of every file in it, its typed `Meta`, the readers, and the
+atomic writes every module uses (temp file + fsync + rename, or an exclusive new name)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,55 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from comp.errors import CompError
 
 DEFAULT_WORKSPACE = Path("data/workspace")
+REBUILD = "run `comp prepare CHALLENGE_DIR` again to rebuild it"
+
+
+@dataclass(frozen=True)
+class Meta:
+    """meta.json: how the workspace was prepared, and the fingerprint of its data."""
+
+    classes: list[str]
+    size: list[int]  # (height, width) of the store
+    gray: bool
+    fit: str
+    channels: int
+    max_distance: int
+    pixel_threshold: float
+    seed: int
+    split: list[float]
+    conflicts: str
+    duplicates: str
+    groups: str | None
+    challenge: str | None
+    native_sizes: list[list[int]]  # sizes of the training files before any resize
+    test_dir: str | None
+    fingerprint: str  # of the kept training data: runs and submissions are tied to it
+    config: dict[str, Any]
+    size_given: bool = False  # --size was passed: val/test are resized to it too
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Meta:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """Paths inside a prepared workspace (default `data/workspace`)."""
+    """Paths inside a prepared workspace (default `data/workspace`), and its readers."""
 
     root: Path
 
@@ -47,6 +83,14 @@ class Workspace:
     def report(self) -> Path:
         return self.root / "prepare-report.md"
 
+    @property
+    def duplicates_png(self) -> Path:
+        return self.root / "duplicates.png"
+
+    @property
+    def conflicts_png(self) -> Path:
+        return self.root / "conflicts.png"
+
     def is_prepared(self) -> bool:
         return self.meta.exists() and self.index.exists() and self.store("train").exists()
 
@@ -55,33 +99,102 @@ class Workspace:
             raise CompError(f"{self.root}: no prepared workspace here; run `comp prepare "
                             "CHALLENGE_DIR` first (or pass --workspace)")
 
-    def load_meta(self) -> dict[str, Any]:
+    def load_meta(self) -> Meta:
         self.require()
-        return json.loads(self.meta.read_text())
+        try:
+            return Meta.from_json(json.loads(self.meta.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise CompError(f"{self.meta}: damaged ({str(exc).splitlines()[0]}); "
+                            f"{REBUILD}") from None
 
     def load_index(self) -> pd.DataFrame:
         self.require()
-        frame = pd.read_csv(self.index, dtype={"id": str, "dhash": str, "split": str,
-                                               "source": str}, low_memory=False)
+        try:
+            frame = pd.read_csv(self.index, dtype={"id": str, "dhash": str, "split": str,
+                                                   "source": str}, low_memory=False)
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise CompError(f"{self.index}: damaged ({str(exc).splitlines()[0]}); "
+                            f"{REBUILD}") from None
         for column in ("kept", "conflict"):
             if column in frame:
                 frame[column] = frame[column].fillna(False).astype(bool)
         return frame
 
+    def load_store(self, source: str) -> np.ndarray:
+        """A source's images as a read-only memory map (N,H,W,C uint8)."""
+        path = self.store(source)
+        if not path.exists():
+            raise CompError(f"{path}: image store not found; run `comp prepare` first")
+        try:
+            return np.load(path, mmap_mode="r")
+        except (ValueError, OSError) as exc:
+            raise CompError(f"{path}: damaged ({str(exc).splitlines()[0]}); {REBUILD}") from None
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) on a temporary file beside `path`, then rename it over `path`."""
+    def split(self, name: str, index: pd.DataFrame | None = None
+              ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        """Pixels, labels and index rows of one split (train, val, holdout) of the kept
+        training images."""
+        index = self.load_index() if index is None else index
+        rows = index[(index["source"] == "train") & (index["split"] == name)]
+        store = self.load_store("train")
+        return np.asarray(store[rows["row"].to_numpy()]), rows["label"].to_numpy(np.int64), rows
+
+
+# -- atomic writes ---------------------------------------------------------------------------------
+
+def _temp_beside(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
                                 dir=path.parent)
     os.close(fd)
-    tmp = Path(name)
+    return Path(name)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call write(tmp) on a temporary file beside `path`, fsync it, then rename it over `path`:
+    a reader sees the old file or the new one, never a half-written one."""
+    tmp = _temp_beside(path)
     try:
         write(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def claim_name(folder: Path, stem: str, suffix: str, create: Callable[[Path], None]) -> Path:
+    """`create(path)` at `<stem><suffix>`, or `<stem>-2<suffix>`, `-3`, ...: the first name
+    that `create` can take. `create` must fail with FileExistsError on a taken name (mkdir,
+    os.link, open with O_EXCL), so claiming a name is atomic: two processes never get one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path, k = folder / f"{stem}{suffix}", 2
+    while True:
+        try:
+            create(path)
+            return path
+        except FileExistsError:
+            path, k = folder / f"{stem}-{k}{suffix}", k + 1
+
+
+def write_new(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a file that must not exist yet: written and fsynced under a temporary name, then
+    hard-linked to `path` (FileExistsError, and nothing changed, if `path` is taken)."""
+    tmp = _temp_beside(path)
+    try:
+        write(tmp)
+        fsync_file(tmp)
+        os.link(tmp, path)
+    finally:
+        tmp.unlink()
 
 
 def write_text(path: Path, text: str) -> None:
@@ -97,6 +210,17 @@ def write_json(path: Path, data: Any) -> None:
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     atomic_write(path, lambda p: frame.to_csv(p, index=False))
+
+
+def read_json(path: Path, *, what: str, fix: str) -> Any:
+    """A JSON file, or one line saying it is missing or damaged and how to rebuild it."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CompError(f"{path}: {what} not found; {fix}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CompError(f"{path}: {what} is damaged ({str(exc).splitlines()[0]}); "
+                        f"{fix}") from None
 
 
 def fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:

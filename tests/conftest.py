@@ -21,7 +21,7 @@ def shared_dataset(name: str) -> Path:
 
 
 def _demo(factory: pytest.TempPathFactory, name: str, **spec) -> Path:
-    from comp.demo import DemoSpec, make_demo
+    from comp.demo.generate import DemoSpec, make_demo
 
     out = factory.mktemp(name) / "challenge"
     make_demo(out, DemoSpec(size=32, workers=2, **spec))

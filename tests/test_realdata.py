@@ -11,7 +11,7 @@ import pytest
 from comp.config import PrepareConfig, SubmitConfig, TrainConfig
 from comp.prepare import prepare
 from comp.submit import submit
-from comp.training import train
+from comp.train import train
 
 from .conftest import shared_dataset
 
@@ -47,7 +47,7 @@ def test_prepare_train_submit_on_real_faces(case: str, tmp_path: Path) -> None:
     images, labels, test = _slice(root, tmp_path / "slice", 300, 60)
     ws = tmp_path / "ws"
     summary = prepare(PrepareConfig(train=images, labels=labels, workspace=ws, workers=2,
-                                    **options))
+                                    **options)).summary
     assert summary["images_read"] == 300
     if "groups" in options:
         assert summary["identity_groups"] > 0
@@ -62,9 +62,9 @@ def test_prepare_train_submit_on_real_faces(case: str, tmp_path: Path) -> None:
         assert (sides.groupby("p")["s"].nunique() == 1).all()
     ck = tmp_path / "ck"
     run = train(TrainConfig(workspace=ws, model="b3", epochs=1, batch_size=32, checkpoints=ck,
-                            verbose=False))
-    manifest = submit(SubmitConfig(workspace=ws, runs=(run["run"],), checkpoints=ck,
-                                   submissions=tmp_path / "subs", test=test, folds=3))
-    frame = pd.read_csv(manifest["csv"], dtype=str)
+                            progress=False))
+    manifest = submit(SubmitConfig(workspace=ws, runs=(run.run,), checkpoints=ck,
+                                   submissions=tmp_path / "subs", test=test, folds=3)).manifest
+    frame = pd.read_csv(manifest.csv, dtype=str)
     assert sorted(frame["id"]) == sorted(p.stem for p in test.iterdir())
     assert set(frame["label"]) <= {"0", "1"}

@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+
+@dataclass(frozen=True)
+class LeakCheck:
+    """How often a duplicate's label was right, measured on labelled duplicates (NaN: none)."""
+
+    match_label_accuracy: float
+    matches_measured: int
+    match_label_accuracy_holdout: float  # only images whose group sits in the holdout
+    matches_measured_holdout: int
+
+
+def check_leaks(index: pd.DataFrame, pairs: pd.DataFrame) -> LeakCheck:
+    """`match_label_accuracy` over all labelled duplicates and over holdout groups."""
+    return LeakCheck(*match_label_accuracy(index, pairs),
+                     *match_label_accuracy(index, pairs, split="holdout"))
 
 
 def leak_labels(overlap: pd.DataFrame, source: str, ids: list[str]) -> np.ndarray:
@@ -21,7 +39,7 @@ def override(pred: np.ndarray, inherited: np.ndarray) -> tuple[np.ndarray, int, 
     return out, int(hit.sum()), int((out != pred).sum())
 
 
-def match_label_accuracy(index: pd.DataFrame, pairs: pd.DataFrame,
+def match_label_accuracy(index: pd.DataFrame, pairs: pd.DataFrame, *,
                          split: str | None = None) -> tuple[float, int]:
     """How often a duplicate match's label is right, measured on labelled data.
 

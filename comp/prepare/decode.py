@@ -1,4 +1,4 @@
-"""Finding image files, decoding them once (in parallel) into a uint8 store, and the store on disk.
+"""Decoding every image once (in parallel) into a uint8 store, hashing the native pixels.
 
 The store is one `.npy` array (N, H, W, C) per source, written under a temporary name and renamed
 when complete, so an interrupted run never leaves a file that a later command would read.
@@ -8,6 +8,7 @@ Hashes are computed in the same pass on the native-size pixels, so they equal
 
 from __future__ import annotations
 
+import errno
 import gc
 import multiprocessing
 import os
@@ -24,40 +25,10 @@ from PIL import Image, UnidentifiedImageError
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from comp import hashing
 from comp.errors import CompError
+from comp.prepare.dhash import dhash, to_gray
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CHUNK = 512
-
-
-def list_images(folder: Path) -> list[str]:
-    """Paths (plain strings: 116k Path objects cost a second) of the image files directly
-    inside `folder`, sorted by name."""
-    if not folder.exists():
-        raise CompError(f"{folder}: folder not found; check the path")
-    if not folder.is_dir():
-        raise CompError(f"{folder}: not a folder; pass the folder that holds the images")
-    try:
-        with os.scandir(folder) as entries:  # scandir knows file types without a stat each
-            names = sorted(e.name for e in entries
-                           if e.name[e.name.rfind("."):].lower() in IMAGE_SUFFIXES
-                           and e.is_file())
-    except PermissionError as exc:
-        raise CompError(f"{folder}: cannot read the folder ({exc.strerror}); fix its "
-                        "permissions") from None
-    if not names:
-        raise CompError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}); "
-                        "point to the folder that holds the images")
-    base = os.path.join(folder, "")
-    return [base + name for name in names]
-
-
-def file_id(path: str) -> str:
-    """The id of an image file: its name without the extension (as `Path.stem`)."""
-    name = path[path.rfind(os.sep) + 1:]
-    dot = name.rfind(".")
-    return name[:dot] if dot > 0 else name
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -143,13 +114,13 @@ def decode_file(path: str | Path, size: tuple[int, int] | None, gray: bool,
 
     Returns:
         (stored pixels (H,W,C) uint8, the native-size pixels the hash is computed from:
-        (H,W) grey or (H,W,3) RGB, which `hashing.dhash` turns grey as PIL does).
+        (H,W) grey or (H,W,3) RGB, which `dhash` turns grey as PIL does).
     """
     fast = _fast_png(path)
     if fast is not None:
         hash_pixels = fast if fast.ndim == 2 else fast[:, :, :3]
         if gray and hash_pixels.ndim == 3:
-            pixels = hashing.to_gray(hash_pixels[None])[0].astype(np.uint8)
+            pixels = to_gray(hash_pixels[None])[0].astype(np.uint8)
         elif not gray and hash_pixels.ndim == 2:
             pixels = np.repeat(hash_pixels[:, :, None], 3, axis=2)
         else:
@@ -235,13 +206,24 @@ def _decode_chunk(store: str, start: int, paths: Sequence[str], size: tuple[int,
     with threadpool_limits(1):
         for items in by_shape.values():
             idx = np.array([k for k, _ in items])
-            hashes[idx] = hashing.dhash(np.stack([g for _, g in items]))
+            hashes[idx] = dhash(np.stack([g for _, g in items]))
     fd = os.open(store, os.O_WRONLY)
     try:
-        os.pwrite(fd, out.data, offset + start * row_bytes)  # the buffer itself, no copy
+        write_all_at(fd, out.data, offset + start * row_bytes)  # the buffer itself, no copy
     finally:
         os.close(fd)
     return result
+
+
+def write_all_at(fd: int, data: memoryview, offset: int) -> None:
+    """`os.pwrite` until every byte is written: a short write (a nearly full disk) is
+    retried for the rest, and a write that makes no progress raises ENOSPC."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        written = os.pwrite(fd, view, offset)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "no space left on the device")
+        view, offset = view[written:], offset + written
 
 
 @dataclass
@@ -255,13 +237,27 @@ class DecodeResult:
     native_sizes: set[tuple[int, int]]  # (height, width) of the files before any resize
 
 
+@dataclass
+class _Outcome:
+    """What the chunks reported, gathered in the parent."""
+
+    hashes: np.ndarray
+    bad: dict[int, str] = field(default_factory=dict)
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+
+    def add(self, res: ChunkResult) -> None:
+        self.hashes[res.start:res.start + len(res.hashes)] = res.hashes
+        self.bad.update(res.bad)
+        self.sizes.update(res.sizes)
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def decode_to_store(paths: Sequence[str], store: Path, size: tuple[int, int] | None, gray: bool,
-                    fit: str = "crop", workers: int | None = None, skip_bad: bool = False,
-                    desc: str = "decode") -> DecodeResult:
+def decode_to_store(paths: Sequence[str], store: Path, *, size: tuple[int, int] | None,
+                    gray: bool, fit: str = "crop", workers: int | None = None,
+                    skip_bad: bool = False, desc: str = "decode") -> DecodeResult:
     """Decode every file once into `store` (N,H,W,C uint8 .npy), in parallel, with a progress bar.
 
     Args:
@@ -277,67 +273,72 @@ def decode_to_store(paths: Sequence[str], store: Path, size: tuple[int, int] | N
     if not paths:
         raise CompError("no images to decode")
     target = size if size is not None else image_size(paths[0])
-    channels = 1 if gray else 3
     tmp = store.with_name(store.stem + ".tmp.npy")
     store.parent.mkdir(parents=True, exist_ok=True)
-    array = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *target, channels))
+    array = open_memmap(tmp, mode="w+", dtype=np.uint8,
+                            shape=(len(paths), *target, 1 if gray else 3))
     del array
-    workers = workers or default_workers()
-    hashes = np.zeros(len(paths), dtype=np.uint64)
-    bad: dict[int, str] = {}
-    sizes: set[tuple[int, int]] = set()
-    chunks = [(i, list(paths[i:i + CHUNK])) for i in range(0, len(paths), CHUNK)]
     try:
-        with tqdm(total=len(paths), desc=desc, unit="img", leave=False,
-                  disable=None) as bar:
-            if workers == 1:
-                results = (_decode_chunk(str(tmp), s, c, size, gray, fit) for s, c in chunks)
-                for res in results:
-                    _collect(res, hashes, bad, sizes, bar)
-            else:
-                # fork is fastest, but forking a process in which TensorFlow already runs
-                # threads can kill the workers (seen when a test set is ingested after
-                # training in the same process): then start clean workers instead
-                method = "forkserver" if "tensorflow" in sys.modules else "fork"
-                ctx = multiprocessing.get_context(method)
-                # objects that exist before the fork are never garbage in the workers: keep
-                # their collector from walking them (and copying every page they live on)
-                gc.freeze()
-                with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                    try:  # with fork, the first submit starts every worker
-                        futures = [pool.submit(_decode_chunk, str(tmp), s, c, size, gray, fit)
-                                   for s, c in chunks]
-                    finally:
-                        gc.unfreeze()
-                    for fut in futures:
-                        _collect(fut.result(), hashes, bad, sizes, bar)
-        if bad and not skip_bad:
-            first = bad[min(bad)]
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            raise CompError(first + more)
-        if size is None and len(sizes - {(0, 0)}) > 1:
-            shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes - {(0, 0)})[:4])
-            raise CompError(f"{os.path.dirname(paths[0])}: images have different sizes "
-                            f"({shown}); pass --size HxW to resize them all")
+        outcome = _decode_all(paths, tmp, size=size, gray=gray, fit=fit,
+                              workers=workers or default_workers(), desc=desc)
+        _check_outcome(outcome, paths, size=size, skip_bad=skip_bad)
         keep = np.ones(len(paths), dtype=bool)
-        keep[list(bad)] = False
-        if bad:
+        keep[list(outcome.bad)] = False
+        if outcome.bad:
             _compact(tmp, keep)
         os.replace(tmp, store)
     finally:
         if tmp.exists():
             tmp.unlink()
+    bad = outcome.bad
     kept = [p for p, k in zip(paths, keep, strict=True) if k] if bad else list(paths)
-    return DecodeResult(kept, keep, hashes[keep], [bad[i] for i in sorted(bad)],
-                        sizes - {(0, 0)})
+    return DecodeResult(kept, keep, outcome.hashes[keep], [bad[i] for i in sorted(bad)],
+                        outcome.sizes - {(0, 0)})
 
 
-def _collect(res: ChunkResult, hashes: np.ndarray, bad: dict[int, str],
-             sizes: set[tuple[int, int]], bar: tqdm) -> None:
-    hashes[res.start:res.start + len(res.hashes)] = res.hashes
-    bad.update(res.bad)
-    sizes.update(res.sizes)
-    bar.update(len(res.hashes))
+def _decode_all(paths: Sequence[str], tmp: Path, *, size: tuple[int, int] | None, gray: bool,
+                fit: str, workers: int, desc: str) -> _Outcome:
+    """Decode the chunks of `paths` into `tmp`, in `workers` processes, with a progress bar."""
+    outcome = _Outcome(np.zeros(len(paths), dtype=np.uint64))
+    chunks = [(i, list(paths[i:i + CHUNK])) for i in range(0, len(paths), CHUNK)]
+    with tqdm(total=len(paths), desc=desc, unit="img", leave=False, disable=None) as bar:
+        if workers == 1:
+            for s, c in chunks:
+                outcome.add(_decode_chunk(str(tmp), s, c, size, gray, fit))
+                bar.update(len(c))
+            return outcome
+        # fork is fastest, but forking a process in which TensorFlow already runs threads can
+        # kill the workers (seen when a test set is ingested after training in the same
+        # process): then start clean workers instead
+        method = "forkserver" if "tensorflow" in sys.modules else "fork"
+        ctx = multiprocessing.get_context(method)
+        # objects that exist before the fork are never garbage in the workers: keep their
+        # collector from walking them (and copying every page they live on)
+        gc.freeze()
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            try:  # with fork, the first submit starts every worker
+                futures = [pool.submit(_decode_chunk, str(tmp), s, c, size, gray, fit)
+                           for s, c in chunks]
+            finally:
+                gc.unfreeze()
+            for fut, (_, c) in zip(futures, chunks, strict=True):
+                outcome.add(fut.result())
+                bar.update(len(c))
+    return outcome
+
+
+def _check_outcome(outcome: _Outcome, paths: Sequence[str], *, size: tuple[int, int] | None,
+                   skip_bad: bool) -> None:
+    """Stop at the first bad file (unless skipped) or at images of several sizes."""
+    bad = outcome.bad
+    if bad and not skip_bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise CompError(bad[min(bad)] + more)
+    sizes = outcome.sizes - {(0, 0)}
+    if size is None and len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:4])
+        raise CompError(f"{os.path.dirname(paths[0])}: images have different sizes "
+                        f"({shown}); pass --size HxW to resize them all")
 
 
 def _compact(tmp: Path, keep: np.ndarray) -> None:
@@ -349,27 +350,3 @@ def _compact(tmp: Path, keep: np.ndarray) -> None:
     dst.flush()
     del dst, src
     os.replace(dst_path, tmp)
-
-
-def load_store(path: Path) -> np.ndarray:
-    """The store as a read-only memory map (N,H,W,C uint8)."""
-    if not path.exists():
-        raise CompError(f"{path}: image store not found; run `comp prepare` first")
-    return np.load(path, mmap_mode="r")
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """'56x56' or '56' -> (56, 56)."""
-    if text is None:
-        return None
-    parts = text.lower().split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < 8:
-        raise CompError(f"--size must look like 56x56 (height x width, at least 8). "
-                        f"Received: {text!r}")
-    return values[0], values[1]

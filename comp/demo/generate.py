@@ -29,6 +29,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from comp.errors import CompError
 from comp.workspace import write_csv, write_json
 
 CLASS_NAMES_4 = ["plain", "glasses", "smile", "glasses_smile"]
@@ -49,6 +50,16 @@ class DemoSpec:
     label_noise: float = 0.03
     positive_rate: float = 0.35
     workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.classes not in (2, 4):
+            raise CompError(f"--classes must be 2 (glasses) or 4 (glasses x smile). Received: "
+                            f"{self.classes}")
+        if self.size < 16:
+            raise CompError(f"--size must be at least 16 pixels. Received: {self.size}")
+        if min(self.train, self.val, self.test) < 0 or self.train < 20 or self.val > self.train:
+            raise CompError(f"need --train >= 20 and 0 <= --val <= --train, --test >= 0. "
+                            f"Received: train={self.train}, val={self.val}, test={self.test}")
 
 
 def _ellipse(u: np.ndarray, v: np.ndarray, cu, cv, ru, rv) -> np.ndarray:
@@ -148,10 +159,31 @@ def _label_names(glasses: np.ndarray, smile: np.ndarray, classes: int) -> np.nda
     return np.array(CLASS_NAMES_4, dtype=object)[glasses.astype(int) + 2 * smile.astype(int)]
 
 
+DEMO_ENTRIES = {"train", "train.csv", "val", "sample_submission_val.csv", "phase2", "answers",
+                "answers.json"}
+
+
+def clear_demo_folder(out: Path) -> None:
+    """Remove an earlier demo from `out`; refuse a file, or a folder holding anything else
+    (a demo never deletes what it did not write)."""
+    if out.exists() and not out.is_dir():
+        raise CompError(f"{out}: is a file; pass a folder for the demo challenge")
+    if not out.exists():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_ENTRIES)
+    if foreign:
+        raise CompError(f"{out}: not empty and not a demo challenge (it holds {foreign[0]!r}"
+                        f"{' and more' if len(foreign) > 1 else ''}); pass a new or empty folder")
+    for entry in DEMO_ENTRIES:
+        path = out / entry
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
 def make_demo(out: Path, spec: DemoSpec = DemoSpec()) -> dict:
     """Write the whole demo challenge under `out` and return the answers summary."""
-    if spec.classes not in (2, 4):
-        raise ValueError(f"demo classes must be 2 or 4. Received: {spec.classes}")
     rng = np.random.default_rng(spec.seed)
     n_exact = round(spec.train * spec.exact_fraction)
     n_near = round(spec.train * spec.near_fraction)
@@ -169,8 +201,7 @@ def make_demo(out: Path, spec: DemoSpec = DemoSpec()) -> dict:
     smile = rng.random(total) < 0.5
     noisy = glasses ^ (rng.random(total) < spec.label_noise)
     names = _label_names(noisy, smile, spec.classes)
-    if out.exists():
-        shutil.rmtree(out)
+    clear_demo_folder(out)
     for sub in ("train", "val", "phase2/test", "answers"):
         (out / sub).mkdir(parents=True)
     ids_orig = np.concatenate([train_ids[:n_orig], test_ids[:n_test_orig]])

@@ -69,7 +69,8 @@ def test_phase2_ingests_only_the_test_images(demo_dir: Path, workspace: Path,
     shutil.copytree(workspace, ws)
     train_store = ws / "images-train.npy"
     before = train_store.stat().st_mtime_ns
-    summary = prepare(PrepareConfig(workspace=ws, test=demo_dir / "phase2/test", workers=1))
+    summary = prepare(PrepareConfig(workspace=ws, test=demo_dir / "phase2/test",
+                                    workers=1)).summary
     assert train_store.stat().st_mtime_ns == before
     answers = pd.read_csv(demo_dir / "answers/test.csv", dtype=str, keep_default_na=False)
     leaks = answers[answers["train_id"] != ""]
@@ -102,7 +103,7 @@ def test_cli_prepare(demo_dir: Path, tmp_path: Path) -> None:
 
 def test_four_class_names(workspace4: Path) -> None:
     meta = Workspace(workspace4).load_meta()
-    assert meta["classes"] == ["glasses", "glasses_smile", "plain", "smile"]
+    assert meta.classes == ["glasses", "glasses_smile", "plain", "smile"]
     assert set(_index(workspace4).query("source == 'train'")["label"]) == {0, 1, 2, 3}
 
 
@@ -114,9 +115,9 @@ def test_class_folders(tmp_path: Path) -> None:
             Image.fromarray(rng.integers(0, 256, (16, 16, 3), np.uint8)).save(
                 tmp_path / "c" / "train" / cls / f"{k}.png")
     summary = prepare(PrepareConfig(challenge=tmp_path / "c", workspace=tmp_path / "ws",
-                                    workers=1, split=(0.5, 0.25, 0.25)))
+                                    workers=1, split=(0.5, 0.25, 0.25))).summary
     assert summary["images_read"] == 12
-    assert Workspace(tmp_path / "ws").load_meta()["classes"] == ["cs", "law"]
+    assert Workspace(tmp_path / "ws").load_meta().classes == ["cs", "law"]
 
 
 # -- bad input: one clear line each, and no half-written store -----------------------------------
@@ -179,8 +180,9 @@ def test_skip_bad_goes_on_and_counts(tmp_path: Path, case: str) -> None:
     code, output = _run(root, "--skip-bad")
     assert code == 0, output
     meta = Workspace(root / "ws").load_meta()
-    assert meta["summary"]["skipped"] == 1
-    assert meta["summary"]["images_read"] == 11 if case != "no label" else 12
+    assert meta.summary["skipped"] == 1
+    # a missing or broken image drops its row; an unlabelled extra image was never a row
+    assert meta.summary["images_read"] == (12 if case == "no label" else 11)
 
 
 def test_empty_and_missing_folders(tmp_path: Path) -> None:
@@ -201,8 +203,33 @@ def test_nothing_to_prepare_message(tmp_path: Path) -> None:
 def test_smilesmiled_identical_pairs_and_conflicts(tmp_path: Path) -> None:
     root = shared_dataset("smilesmiled")
     summary = prepare(PrepareConfig(train=root / "images", labels=root / "labels.csv",
-                                    workspace=tmp_path / "ws"))
+                                    workspace=tmp_path / "ws")).summary
     pairs = pd.read_csv(tmp_path / "ws" / "pairs.csv")
     assert (pairs["pixel"] == 0).sum() == 7  # the 7 identical pairs
     assert summary["conflict_groups"] == 5
     assert summary["dropped_conflicts"] == 10
+
+
+def _with_val(root: Path, side: int) -> Path:
+    (root / "val").mkdir()
+    rng = np.random.default_rng(2)
+    for k in range(3):
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), np.uint8)).save(
+            root / "val" / f"v{k}.png")
+    return root
+
+
+def test_val_of_another_native_size(tmp_path: Path) -> None:
+    """Refused with the option that prepare itself takes; resized when asked to, or when
+    --size says every image is resized anyway."""
+    root = _with_val(_small_challenge(tmp_path / "c"), 20)
+    code, output = _run(root)
+    assert code == 1 and "images are 20x20 but the training images were 16x16" in output
+    assert "pass --on-size-mismatch resize" in output
+    assert not (root / "ws" / "meta.json").exists()
+    code, output = _run(root, "--on-size-mismatch", "resize")
+    assert code == 0, output
+    assert Workspace(root / "ws").load_store("val").shape == (3, 16, 16, 3)
+    code, output = _run(root, "--size", "12x12", "-w", str(tmp_path / "ws2"))
+    assert code == 0, output
+    assert Workspace(tmp_path / "ws2").load_store("val").shape == (3, 12, 12, 3)

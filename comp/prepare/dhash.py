@@ -1,4 +1,4 @@
-"""Vectorised dHash on decoded arrays, and the near-duplicate search over 64-bit hashes.
+"""Vectorised dHash on decoded arrays, bit-identical to `imagehash.dhash`.
 
 `dhash` reproduces `imagehash.dhash(PIL.Image.open(path))` bit for bit: grayscale with PIL's
 integer luma formula, a 9x8 LANCZOS resize with PIL's fixed-point separable filter (same
@@ -8,7 +8,6 @@ Doing it on whole batches of arrays costs a few matrix products instead of one P
 
 from __future__ import annotations
 
-import itertools
 import math
 from functools import lru_cache
 
@@ -166,136 +165,3 @@ def hex_to_hash(values: list[str] | np.ndarray) -> np.ndarray:
     return np.array([int(v, 16) for v in values], dtype=np.uint64)
 
 
-def popcount64(x: np.ndarray) -> np.ndarray:
-    """Number of set bits of each uint64."""
-    x = x.astype(np.uint64, copy=True)
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return ((x * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
-
-
-def _blocks(hashes: np.ndarray, count: int) -> list[np.ndarray]:
-    """Partition the 64 bit positions into `count` disjoint blocks.
-
-    Any partition keeps the search exact, but face hashes have many nearly constant bits, and a
-    block made of them puts everything in one bucket. So bits are dealt to blocks round-robin
-    in order of how balanced they are (p(1) closest to 0.5 first): every block gets its share
-    of informative bits and the buckets stay small.
-    """
-    bits = np.arange(64, dtype=np.uint64)
-    if len(hashes):
-        ones = np.array([((hashes >> b) & np.uint64(1)).mean() for b in bits])
-        bits = bits[np.argsort(np.abs(ones - 0.5), kind="stable")]
-    return [np.sort(bits[k::count]) for k in range(count)]
-
-
-def _blocks_per_key(n: int, max_distance: int) -> int:
-    """How many blocks r make one lookup key, for m = max_distance + r blocks in all.
-
-    Two hashes within d bits differ in at most d of the m blocks, so they agree on at least
-    r blocks: every pair is found among those that share one r-combination of blocks.
-    A larger r makes longer keys (fewer chance candidates) but more combinations to sort;
-    pick the r with the least estimated work: C(m, r) sorts of n keys plus the candidate
-    pairs they yield (n^2 / 2 / 2^bits, times 4 for the uneven buckets of face hashes).
-    """
-    def cost(r: int) -> float:
-        m = max_distance + r
-        bits = 64 * r / m
-        return math.comb(m, r) * (n + 4 * n * n / 2 / 2**bits)
-
-    return min(range(1, max_distance + 2), key=cost)
-
-
-def _block_keys(hashes: np.ndarray, block: np.ndarray) -> np.ndarray:
-    """The bits of `block` gathered into a compact integer key per hash."""
-    key = np.zeros(len(hashes), dtype=np.uint64)
-    for k, b in enumerate(block):
-        key |= ((hashes >> b) & np.uint64(1)) << np.uint64(k)
-    return key
-
-
-def _pairs_with_equal_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All index pairs (i, j), i before j in sorted order, whose keys are equal.
-
-    Fully vectorised: sort, find each run of equal keys, and for the element at sorted
-    position p of a run ending at e emit the partners p+1 .. e-1 (np.repeat + a ramp).
-    """
-    n = len(keys)
-    if n < 2:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    ends = np.r_[starts[1:], n]
-    run_end = np.repeat(ends, ends - starts)  # end of the run each sorted position is in
-    partners = run_end - np.arange(n) - 1
-    total = int(partners.sum())
-    if total == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    left = np.repeat(np.arange(n), partners)
-    # ramp 1, 2, ..., partners[p] for each p
-    offsets = np.arange(total) - np.repeat(np.cumsum(partners) - partners, partners) + 1
-    return order[left], order[left + offsets]
-
-
-def near_pairs(hashes: np.ndarray, max_distance: int,
-               others: np.ndarray | None = None) -> np.ndarray:
-    """Pairs of hashes within `max_distance` bits, by multi-index hashing.
-
-    Split the 64 bits into m = d + r disjoint blocks: two hashes within distance d differ in at
-    most d blocks, so they agree exactly on at least r of them. Candidates are the pairs that
-    share the key of some r-combination of blocks (found by sorting the keys); each candidate
-    is checked with a popcount. r = 1 is classic multi-index hashing; r = 2 at d = 4 makes
-    21-bit keys instead of 13-bit ones and 60x fewer chance candidates on 116k face hashes.
-
-    Args:
-        hashes: (N,) uint64.
-        max_distance: largest Hamming distance counted as a match (0 means equal hashes).
-        others: optional (M,) uint64; when given, return cross pairs (i in hashes, j in others).
-    Returns:
-        (P, 3) int64 rows (i, j, distance), sorted; within one set i < j.
-    """
-    hashes = np.asarray(hashes, dtype=np.uint64)
-    cross = others is not None
-    pool = np.concatenate([hashes, np.asarray(others, dtype=np.uint64)]) if cross else hashes
-    n = len(hashes)
-    per_key = _blocks_per_key(len(pool), max_distance)
-    blocks = _blocks(pool, max_distance + per_key)
-    keys = [_block_keys(pool, block) for block in blocks]
-    found = [np.zeros((0, 3), dtype=np.int64)]
-    for combo in itertools.combinations(range(len(blocks)), per_key):
-        key, shift = np.zeros(len(pool), dtype=np.uint64), 0
-        for b in combo:  # the blocks hold 64 bits in all, so any combination fits in one key
-            key |= keys[b] << np.uint64(shift)
-            shift += len(blocks[b])
-        i, j = _pairs_with_equal_keys(key)
-        if cross:  # keep only pairs with one side in each set
-            keep = (i < n) != (j < n)
-            i, j = i[keep], j[keep]
-        i, j = np.minimum(i, j), np.maximum(i, j)
-        dist = popcount64(pool[i] ^ pool[j])
-        ok = dist <= max_distance
-        found.append(np.stack([i[ok], j[ok], dist[ok]], axis=1))
-    # a pair that agrees on more than `per_key` blocks was found once per combination
-    pairs = np.unique(np.concatenate(found).astype(np.int64), axis=0)  # sorted by (i, j)
-    if cross:
-        pairs[:, 1] -= n
-    return pairs
-
-
-def near_pairs_bruteforce(hashes: np.ndarray, max_distance: int,
-                          others: np.ndarray | None = None) -> np.ndarray:
-    """Reference O(N^2) search with the same output as `near_pairs` (for tests)."""
-    hashes = np.asarray(hashes, dtype=np.uint64)
-    target = hashes if others is None else np.asarray(others, dtype=np.uint64)
-    rows: list[tuple[int, int, int]] = []
-    for i, h in enumerate(hashes):
-        dist = popcount64(target ^ h)
-        js = np.nonzero(dist <= max_distance)[0]
-        if others is None:
-            js = js[js > i]
-        rows.extend((i, int(j), int(dist[j])) for j in js)
-    return np.array(rows, dtype=np.int64).reshape(-1, 3)

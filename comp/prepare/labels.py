@@ -1,0 +1,116 @@
+"""Labels: reading the labels CSV, class codes, and resolving duplicate groups whose labels
+conflict. Pure functions on frames and arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from comp.config import Conflicts, Duplicates
+from comp.errors import CompError
+
+# -- labels ---------------------------------------------------------------------------------------
+
+def read_labels(path: Path, *, id_column: str = "id", label_column: str = "label"
+                ) -> pd.DataFrame:
+    """Read a labels CSV as strings (ids keep leading zeros): columns `id`, `label_text`."""
+    if not path.exists():
+        raise CompError(f"{path}: labels file not found; pass --labels FILE")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise CompError(f"{path}: cannot read as CSV ({str(exc).splitlines()[0]}); "
+                        "fix the file") from None
+    for column in (id_column, label_column):
+        if column not in frame.columns:
+            raise CompError(f"{path}: no column {column!r} (columns: {', '.join(frame.columns)}); "
+                            f"pass --id-column / --label-column")
+    out = pd.DataFrame({"id": frame[id_column].str.strip(),
+                        "label_text": frame[label_column].str.strip()})
+    # strip a file extension from ids given as file names (userid.jpg)
+    out["id"] = out["id"].str.replace(r"\.(png|jpe?g|bmp|gif|webp|tiff?)$", "", regex=True,
+                                      case=False)
+    dup = out["id"].duplicated(keep=False)
+    if dup.any():
+        rows = np.nonzero(dup.to_numpy())[0][:2] + 2
+        raise CompError(f"{path}: id {out['id'][dup].iloc[0]!r} appears more than once "
+                        f"(rows {', '.join(map(str, rows))}); keep one row per id")
+    empty = out["id"] == ""
+    if empty.any():
+        raise CompError(f"{path}: row {int(np.argmax(empty.to_numpy())) + 2} has an empty id; "
+                        "fix the row")
+    return out
+
+
+def encode_labels(texts: pd.Series, *, classes: list[str] | None,
+                  source: str) -> tuple[np.ndarray, list[str]]:
+    """Label texts -> class indices. Without `classes`: 0/1 labels stay 0/1, names are sorted.
+
+    Raises:
+        CompError naming the first row whose label is empty or not a known class.
+    """
+    values = texts.to_numpy(dtype=str)
+    if classes is None:
+        unique = sorted(set(values))
+        if all(v.lstrip("-").isdigit() for v in unique if v):
+            classes = ["0", "1"]
+        else:
+            classes = [v for v in unique if v]
+    lookup = {c: i for i, c in enumerate(classes)}
+    codes = np.array([lookup.get(v, -1) for v in values], dtype=np.int64)
+    if (codes < 0).any():
+        row = int(np.argmax(codes < 0))
+        raise CompError(f"{source}: row {row + 2} (id {texts.index[row]!r}) has label "
+                        f"{str(values[row])!r}, which is not one of {', '.join(classes)}; fix the "
+                        "label or pass --classes with every class name")
+    if len(classes) < 2:
+        raise CompError(f"{source}: only one class ({classes[0]!r}); a classifier needs two")
+    return codes, classes
+
+
+# -- conflicts ------------------------------------------------------------------------------------
+
+
+def resolve_groups(groups: np.ndarray, labels: np.ndarray, *,
+                   conflicts: Conflicts = Conflicts.DROP,
+                   duplicates: Duplicates = Duplicates.KEEP_ONE
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decide which images to keep and with which label.
+
+    Args:
+        groups: (N,) group id per image.
+        labels: (N,) class index per image.
+        conflicts: `drop` removes a group whose members disagree, whole (the report's policy);
+            `majority` keeps it with the most common label (ties: dropped).
+        duplicates: `keep-one` keeps the first member of each group; `keep-all` keeps them all.
+    Returns:
+        kept (N,) bool, final label (N,), conflict (N,) bool (member of a conflicting group).
+    """
+    frame = pd.DataFrame({"g": groups, "y": labels})
+    n_labels = frame.groupby("g")["y"].transform("nunique").to_numpy()
+    conflict = n_labels > 1
+    final = labels.copy()
+    kept = np.ones(len(labels), dtype=bool)
+    if conflict.any():
+        if conflicts == Conflicts.DROP:
+            kept &= ~conflict
+        else:
+            sub = frame[conflict]
+            counts = sub.groupby(["g", "y"]).size().rename("c").reset_index()
+            top = counts.sort_values(["g", "c"], ascending=[True, False])
+            best = top.groupby("g").head(1).set_index("g")
+            tie = counts.groupby("g")["c"].apply(lambda c: (c == c.max()).sum() > 1)
+            for i in np.nonzero(conflict)[0]:
+                g = groups[i]
+                if tie[g]:
+                    kept[i] = False
+                else:
+                    final[i] = best.loc[g, "y"]
+    if duplicates == Duplicates.KEEP_ONE:
+        # within a kept group keep its first kept member
+        order = pd.Series(np.where(kept, groups, -1))
+        first = ~order.duplicated().to_numpy() & kept
+        kept &= first
+    return kept, final, conflict

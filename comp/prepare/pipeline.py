@@ -1,0 +1,206 @@
+"""`comp prepare`: challenge files -> a decoded store, duplicate groups, overlaps and splits.
+
+Steps, in order (each a pure function elsewhere; this module only wires them and does the I/O):
+1. find the files and labels, 2. decode once + dHash, 3. duplicate groups (hash candidates
+confirmed by pixels), 4. label conflicts, 5. splits, 6. overlap of val/test with train,
+7. the report.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from comp import report
+from comp.config import PrepareConfig, SizeMismatch, as_record
+from comp.errors import CompError
+from comp.prepare.decode import DecodeResult, decode_to_store
+from comp.prepare.dhash import hash_to_hex
+from comp.prepare.duplicates import OVERLAP_COLUMNS, find_duplicates, find_overlap, group_ids
+from comp.prepare.files import file_id, find_train, list_images
+from comp.prepare.labels import encode_labels, resolve_groups
+from comp.prepare.splits import identity_groups, split_frame, split_groups
+from comp.stopwatch import Stopwatch
+from comp.workspace import Meta, Workspace, fingerprint, write_csv, write_json
+
+INDEX_COLUMNS = ["id", "source", "label", "dhash", "group", "kept", "conflict", "original_label",
+                 "split", "split_group", "row", "path"]
+
+
+@dataclass
+class Prepared:
+    """What `prepare` hands to the report and the CLI."""
+
+    summary: dict[str, Any]
+    clock: Stopwatch
+
+
+def _target_rows(ids: list[str], source: str, decoded: DecodeResult) -> pd.DataFrame:
+    """Index rows of an unlabelled source (val or test)."""
+    return pd.DataFrame({"id": ids, "source": source, "label": -1,
+                         "dhash": hash_to_hex(decoded.hashes), "group": -1,
+                         "kept": False, "conflict": False, "original_label": -1,
+                         "split": source, "split_group": -1, "row": np.arange(len(ids)),
+                         "path": decoded.paths}, columns=INDEX_COLUMNS)
+
+
+def _check_native_size(decoded: DecodeResult, meta: Meta, folder: Path,
+                       on_size_mismatch: SizeMismatch) -> None:
+    """val/test images whose own size differs from the training images': refused unless the
+    user asked for resizing (`--size` at prepare, or `--on-size-mismatch resize`)."""
+    if meta.size_given or on_size_mismatch == SizeMismatch.RESIZE:
+        return
+    native = [list(n) for n in (meta.native_sizes or [meta.size])]
+    other = sorted(s for s in decoded.native_sizes if list(s) not in native)
+    if other:
+        raise CompError(f"{folder}: images are {other[0][0]}x{other[0][1]} but the training "
+                        f"images were {native[0][0]}x{native[0][1]}; pass --on-size-mismatch "
+                        "resize to resize them to the training store's size")
+
+
+def ingest_target(cfg: PrepareConfig, ws: Workspace, *, source: str, folder: Path, meta: Meta,
+                  train: pd.DataFrame, clock: Stopwatch) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decode and hash an unlabelled folder (val or test); return its index rows and overlap."""
+    paths = list_images(folder)
+    ids = [file_id(p) for p in paths]
+    if len(set(ids)) != len(ids):
+        dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
+        raise CompError(f"{folder}: two files share the id {dup!r}; keep one file per id")
+    fresh = ws.store(f"{source}.new")  # the previous store stays until this one is checked
+    with clock.stage(f"decode {source}"):
+        decoded = decode_to_store(paths, fresh, size=(meta.size[0], meta.size[1]),
+                                  gray=meta.gray, fit=meta.fit, workers=cfg.workers,
+                                  skip_bad=cfg.skip_bad, desc=f"decode {source}")
+    try:
+        _check_native_size(decoded, meta, folder, cfg.on_size_mismatch)
+    except CompError:
+        fresh.unlink()
+        raise
+    os.replace(fresh, ws.store(source))
+    ids = [file_id(p) for p in decoded.paths]
+    with clock.stage(f"overlap {source}"):
+        overlap = find_overlap(decoded.hashes, ws.load_store(source), train,
+                               ws.load_store("train"), max_distance=cfg.max_distance,
+                               pixel_threshold=cfg.pixel_threshold, source=source,
+                               target_ids=ids)
+    return _target_rows(ids, source, decoded), overlap
+
+
+def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
+                 decoded: DecodeResult, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Index rows of the training images: groups, conflicts, what is kept, and the splits."""
+    groups = group_ids(len(ids), pairs[["i", "j"]].to_numpy())
+    kept, final, conflict = resolve_groups(groups, labels, conflicts=cfg.conflicts,
+                                           duplicates=cfg.duplicates)
+    train = pd.DataFrame({"id": ids, "source": "train", "label": final,
+                          "dhash": hash_to_hex(decoded.hashes), "group": groups,
+                          "kept": kept, "conflict": conflict, "original_label": labels,
+                          "split": "dropped", "split_group": -1, "row": np.arange(len(ids)),
+                          "path": decoded.paths}, columns=INDEX_COLUMNS)
+    train.loc[~kept & ~conflict, "split"] = "duplicate"
+    train.loc[conflict & ~kept, "split"] = "conflict"
+    # duplicate groups (and identity groups) never straddle two sides
+    identity = identity_groups(cfg.groups, train["id"]) if cfg.groups else None
+    train["split_group"] = together = split_groups(groups, identity)
+    train.loc[kept, "split"] = split_frame(together[kept], final[kept], fractions=cfg.split,
+                                           seed=cfg.seed)
+    return train
+
+
+def _meta(cfg: PrepareConfig, train: pd.DataFrame, store: np.ndarray, classes: list[str],
+          decoded: DecodeResult, test: Path | None) -> Meta:
+    return Meta(
+        classes=classes, size=list(store.shape[1:3]), gray=cfg.gray, fit=str(cfg.fit),
+        channels=int(store.shape[3]), max_distance=cfg.max_distance,
+        pixel_threshold=cfg.pixel_threshold, seed=cfg.seed, split=list(cfg.split),
+        conflicts=str(cfg.conflicts), duplicates=str(cfg.duplicates), groups=cfg.groups,
+        challenge=str(cfg.challenge) if cfg.challenge else None,
+        native_sizes=sorted(list(s) for s in decoded.native_sizes),
+        test_dir=str(test) if test else None,
+        fingerprint=fingerprint(train, ["id", "label", "dhash", "kept", "split"]),
+        config=as_record(cfg), size_given=cfg.size is not None)
+
+
+def prepare(cfg: PrepareConfig) -> Prepared:
+    """Run every step and write the workspace. Returns the summary that the report shows."""
+    ws = Workspace(cfg.workspace)
+    if cfg.challenge is None and cfg.train is None:
+        if cfg.test is not None and ws.is_prepared():
+            return prepare_test(cfg)
+        raise CompError("nothing to prepare: pass CHALLENGE_DIR (or --train and --labels), or "
+                        "--test NEW_DIR on an already prepared workspace")
+    clock, root = Stopwatch(), cfg.challenge
+    val = cfg.val or (root / "val" if root and (root / "val").is_dir() else None)
+    test = cfg.test or (root / "test" if root and (root / "test").is_dir() else None)
+    with clock.stage("list files and labels"):  # 1.
+        found = find_train(cfg)
+        codes, classes = encode_labels(pd.Series(found.label_text, index=found.ids),
+                                       classes=list(cfg.classes) if cfg.classes else None,
+                                       source=found.source)
+    with clock.stage("decode train"):  # 2.
+        decoded = decode_to_store(found.paths, ws.store("train"), size=cfg.size, gray=cfg.gray,
+                                  fit=cfg.fit, workers=cfg.workers, skip_bad=cfg.skip_bad,
+                                  desc="decode train")
+    ids = np.array(found.ids, dtype=object)[decoded.kept]
+    store = ws.load_store("train")
+    with clock.stage("duplicates"):  # 3.
+        pairs = find_duplicates(decoded.hashes, store, max_distance=cfg.max_distance,
+                                pixel_threshold=cfg.pixel_threshold)
+    with clock.stage("conflicts and splits"):  # 4.-5.
+        train = _train_frame(cfg, ids, codes[decoded.kept], decoded, pairs)
+    meta = _meta(cfg, train, store, classes, decoded, test)
+    frames, overlaps = [train], []
+    for source, folder in (("val", val), ("test", test)):  # 6.
+        if folder is not None:
+            rows, overlap = ingest_target(cfg, ws, source=source, folder=folder, meta=meta,
+                                          train=train, clock=clock)
+            frames.append(rows)
+            overlaps.append(overlap)
+    index = pd.concat(frames, ignore_index=True)
+    overlap = (pd.concat(overlaps, ignore_index=True) if overlaps
+               else pd.DataFrame(columns=OVERLAP_COLUMNS))
+    with clock.stage("report and index"):  # 7.
+        summary = report.prepare_summary(index, pairs, overlap, found.skipped + decoded.bad,
+                                         meta, clock.total())
+        meta = replace(meta, summary=summary)
+        write_csv(ws.pairs, pairs.assign(id_i=ids[pairs["i"]], id_j=ids[pairs["j"]]))
+        write_csv(ws.overlap, overlap)
+        write_csv(ws.index, index)
+        report.write_prepare_report(ws, index, pairs, overlap, summary, store, classes)
+        write_json(ws.meta, meta.to_json())
+    return Prepared(summary, clock)
+
+
+def prepare_test(cfg: PrepareConfig) -> Prepared:
+    """Phase 2: decode and hash only the new test images; recompute only the test overlap."""
+    ws = Workspace(cfg.workspace)
+    meta = ws.load_meta()
+    test_dir = cfg.test
+    if test_dir is None:
+        raise CompError("pass --test NEW_DIR: the folder of new test images")
+    clock = Stopwatch()
+    with clock.stage("read workspace"):
+        index = ws.load_index()
+        train = index[index["source"] == "train"].reset_index(drop=True)
+    cfg = replace(cfg, max_distance=meta.max_distance, pixel_threshold=meta.pixel_threshold)
+    rows, overlap = ingest_target(cfg, ws, source="test", folder=test_dir, meta=meta,
+                                  train=train, clock=clock)
+    with clock.stage("write index"):
+        index = pd.concat([index[index["source"] != "test"], rows], ignore_index=True)
+        old = pd.read_csv(ws.overlap, dtype={"id": str}) if ws.overlap.exists() else None
+        if old is not None and len(old):
+            overlap = pd.concat([old[old["source"] != "test"], overlap], ignore_index=True)
+        write_csv(ws.overlap, overlap)
+        write_csv(ws.index, index)
+        test_overlap = overlap[overlap["source"] == "test"]
+        summary = {"test_images": len(rows), "test_in_train": len(test_overlap),
+                   "test_in_train_consistent": int(test_overlap["consistent"].astype(bool).sum()),
+                   "seconds": round(clock.total(), 2)}
+        write_json(ws.meta, replace(meta, summary={**meta.summary, **summary},
+                                    test_dir=str(test_dir)).to_json())
+    return Prepared(summary, clock)

@@ -1,0 +1,168 @@
+"""Run folders (`checkpoints/<run>/`): the name of every file in one, its typed record
+(run.json), and listing, creating and opening runs with the data-fingerprint check."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from comp.errors import CompError
+from comp.workspace import claim_name, read_json, write_json
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Every file of a run folder, named in one place."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.keras"  # weights of the epoch with the best val score
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.keras"  # the last completed epoch (resume starts here)
+
+    @property
+    def record(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state.json"  # epoch counter and plateau counters for resume
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def curves(self) -> Path:
+        return self.path / "curves.png"
+
+    @property
+    def confusion(self) -> Path:
+        return self.path / "confusion.png"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.path / "holdout.json"
+
+    def holdout_predictions(self, tta: bool) -> Path:
+        return self.path / f"holdout{'-tta' if tta else ''}.npz"
+
+    def decision_cache(self, key: str) -> Path:
+        return self.path / "submit" / key
+
+    def load_record(self) -> RunRecord:
+        data = read_json(self.record, what="run record",
+                         fix="this run cannot be used; train a new one with `comp train`")
+        return RunRecord.from_json(data)
+
+    def save_record(self, record: RunRecord) -> None:
+        write_json(self.record, record.to_json())
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """run.json: what was trained, on which data, how far it got."""
+
+    run: str
+    model: str
+    classes: list[str]
+    input_shape: list[int]
+    fingerprint: str  # of the workspace data it was trained on
+    workspace: str
+    learning_rate: float
+    augment: bool
+    params: int
+    trainable_params: int
+    images_train: int
+    images_val: int
+    created: str
+    config: dict[str, Any]
+    hardware: str = ""
+    precision: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    command: str = ""
+    status: str = "created"  # created, running, interrupted, finished
+    epochs_done: int = 0
+    best_epoch: int = 0
+    best_val_balanced_accuracy: float | None = None
+    seconds_per_epoch: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise CompError(f"run record {data.get('run', '?')!r} is damaged ({exc}); train "
+                            "a new run with `comp train`") from None
+
+
+def check_run_name(name: str) -> str:
+    """A run name must be a plain folder name (no path, no leading dot)."""
+    if not PLAIN_NAME.fullmatch(name):
+        raise CompError(f"run name {name!r} is not a plain name; use letters, digits and "
+                        "._+- only, starting with a letter or digit (e.g. b3-long)")
+    return name
+
+
+def list_runs(checkpoints: Path) -> list[str]:
+    """Names of the run folders under `checkpoints`."""
+    if not checkpoints.is_dir():
+        return []
+    return sorted(p.name for p in checkpoints.iterdir() if (p / "run.json").exists())
+
+
+def new_run(checkpoints: Path, name: str) -> RunDir:
+    """A fresh run folder; a taken name gets -2, -3, ... (nothing is overwritten)."""
+    return RunDir(claim_name(checkpoints, check_run_name(name), "", Path.mkdir))
+
+
+def _runs_here(checkpoints: Path) -> str:
+    return ", ".join(list_runs(checkpoints)) or "none"
+
+
+def open_run(checkpoints: Path, name: str, *, fingerprint: str | None) -> tuple[RunDir,
+                                                                                RunRecord]:
+    """A finished-enough run (it has best.keras) and its record, checked to belong to the
+    workspace whose data fingerprint is given (None: no check)."""
+    check_run_name(name)
+    run_dir = RunDir(checkpoints / name)
+    if not run_dir.record.exists() or not run_dir.best.exists():
+        raise CompError(f"run {name!r} not found in {checkpoints} (runs: "
+                        f"{_runs_here(checkpoints)}); train one with `comp train` or pass "
+                        "--checkpoints")
+    record = run_dir.load_record()
+    if fingerprint is not None and record.fingerprint != fingerprint:
+        raise CompError(f"run {name!r} was trained on other data (fingerprint "
+                        f"{record.fingerprint}, workspace {fingerprint}); use a run trained "
+                        "on this workspace, or pass its --workspace")
+    return run_dir, record
+
+
+def runs_for(checkpoints: Path, fingerprint: str) -> list[str]:
+    """Runs with a best checkpoint, trained on the data with this fingerprint."""
+    out = []
+    for name in list_runs(checkpoints):
+        run_dir = RunDir(checkpoints / name)
+        try:
+            record = run_dir.load_record()
+        except CompError:
+            continue  # a damaged run is not a candidate; naming it with --run says why
+        if record.fingerprint == fingerprint and run_dir.best.exists():
+            out.append(name)
+    return out

@@ -1,0 +1,136 @@
+"""Writing and validating the leaderboard CSV and its manifest (never overwriting)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from comp.errors import CompError
+from comp.metrics import balanced_accuracy
+from comp.workspace import claim_name, fsync_file, write_new
+
+
+def read_sample(path: Path, id_column: str) -> pd.DataFrame:
+    """A sample submission: its ids (as strings, in order) and columns."""
+    if not path.exists():
+        raise CompError(f"{path}: sample submission not found; check the path")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if id_column not in frame.columns:
+        raise CompError(f"{path}: no id column {id_column!r} (columns: "
+                        f"{', '.join(frame.columns)}); pass --id-column")
+    return frame
+
+
+def build_frame(ids: list[str], labels: list[str], sample: pd.DataFrame | None, *,
+                id_column: str, label_column: str, sample_path: Path | None = None
+                ) -> pd.DataFrame:
+    """The submission table: the sample's ids, order and columns when given, else id,label."""
+    predicted = dict(zip(ids, labels, strict=True))
+    if sample is None:
+        return pd.DataFrame({id_column: ids, label_column: labels})
+    sample_ids = sample[id_column].tolist()
+    missing = [i for i in sample_ids if i not in predicted]
+    extra = sorted(set(predicted) - set(sample_ids))
+    if missing or extra:
+        what = (f"{len(missing)} of its ids have no image (first: {missing[0]!r})" if missing
+                else f"{len(extra)} images are not in it (first: {extra[0]!r})")
+        raise CompError(f"{sample_path}: sample submission does not match the target images: "
+                        f"{what}; pass the sample that belongs to this target set")
+    out = sample.copy()
+    column = label_column if label_column in out.columns else out.columns[-1]
+    out[column] = [predicted[i] for i in sample_ids]
+    return out
+
+
+def validate(frame: pd.DataFrame, ids: list[str], allowed: list[str], *, id_column: str,
+             label_column: str) -> None:
+    """Every target id exactly once, no extra ids, labels in the allowed set."""
+    got = frame[id_column].astype(str)
+    dup = got[got.duplicated()]
+    if len(dup):
+        raise CompError(f"submission has id {dup.iloc[0]!r} more than once")
+    missing = set(ids) - set(got)
+    extra = set(got) - set(ids)
+    if missing or extra:
+        raise CompError(f"submission ids differ from the target images: {len(missing)} missing, "
+                        f"{len(extra)} extra")
+    column = label_column if label_column in frame.columns else frame.columns[-1]
+    bad = frame[~frame[column].astype(str).isin(allowed)]
+    if len(bad):
+        raise CompError(f"submission label {bad[column].iloc[0]!r} is not one of "
+                        f"{', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The .json beside a submission CSV: what made it, and how it was checked."""
+
+    csv: str
+    created: str
+    target: str
+    images: int
+    runs: list[dict[str, Any]]  # run, model, best_epoch, best_val_balanced_accuracy
+    tta: bool
+    decision: dict[str, Any]  # the Decision, as saved
+    leaks: dict[str, Any]  # enabled, matched, overridden, changed
+    predicted_counts: dict[str, int]
+    sample_submission: str | None
+    data_fingerprint: str
+    workspace: str
+    command: str
+    seconds: float
+
+
+def write(frame: pd.DataFrame, manifest: Manifest, folder: Path, stem: str) -> Manifest:
+    """Write `<stem>.csv` and its `<stem>.json` manifest under `folder`, each under a name
+    claimed atomically (`-2`, `-3`, ... when taken), never replacing an existing file.
+    Returns the manifest with the CSV's final path."""
+    def claim(path: Path) -> None:
+        if path.with_suffix(".json").exists():
+            raise FileExistsError(path)  # a manifest of an earlier submission has this stem
+        os.link(tmp, path)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp.csv", dir=folder)[1])
+    try:
+        frame.to_csv(tmp, index=False)
+        fsync_file(tmp)
+        while True:
+            path = claim_name(folder, stem, ".csv", claim)
+            final = replace(manifest, csv=str(path))
+            try:
+                write_new(path.with_suffix(".json"), functools.partial(_write_manifest, final))
+                return final
+            except FileExistsError:  # another process took the manifest name meanwhile
+                path.unlink()
+    finally:
+        tmp.unlink()
+
+
+def _write_manifest(manifest: Manifest, path: Path) -> None:
+    path.write_text(json.dumps(asdict(manifest), indent=2, default=str) + "\n")
+
+
+def submission_stem(run_names: list[str]) -> str:
+    """<timestamp>_<run>[+<run>...]: the name a new submission starts from."""
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}_{'+'.join(run_names)}"
+
+
+def score_against(csv: Path, answers: Path, *, id_column: str = "id",
+                  label_column: str = "label") -> float:
+    """Balanced accuracy of a submission against a labelled answers CSV (demo, benchmarks)."""
+    sub = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    truth = pd.read_csv(answers, dtype=str, keep_default_na=False)
+    merged = truth.merge(sub, on=id_column, suffixes=("_true", "_pred"))
+    classes = sorted(set(merged[f"{label_column}_true"]) | set(merged[f"{label_column}_pred"]))
+    code = {c: i for i, c in enumerate(classes)}
+    return balanced_accuracy(merged[f"{label_column}_true"].map(code).to_numpy(),
+                             merged[f"{label_column}_pred"].map(code).to_numpy())

@@ -1,0 +1,119 @@
+"""Per-epoch bookkeeping of a training run: the resumable plateau schedule, and the recorder
+that writes history, curves, checkpoints, resume state and run record after every epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import keras
+import pandas as pd
+
+from comp import report
+from comp.errors import CompError
+from comp.runs import RunDir, RunRecord
+from comp.workspace import write_csv, write_json
+
+
+@dataclass
+class TrainState:
+    """state.json (what a resume needs) plus the history rows of the epochs done."""
+
+    epoch: int = 0  # epochs completed
+    best_score: float = -1.0  # best validation balanced accuracy so far
+    best_epoch: int = 0
+    plateau: dict[str, float] = field(default_factory=dict)  # wait, best, cooldown_counter
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def save(self, run_dir: RunDir) -> None:
+        write_json(run_dir.state, {k: v for k, v in asdict(self).items() if k != "history"})
+
+    @classmethod
+    def load(cls, run_dir: RunDir) -> TrainState:
+        """The state of the last completed epoch. History rows beyond it (written before a
+        kill that came ahead of state.json) are dropped, so no epoch appears twice."""
+        try:
+            saved = json.loads(run_dir.state.read_text())
+            state = cls(**{k: saved[k] for k in ("epoch", "best_score", "best_epoch",
+                                                  "plateau")})
+            history = pd.read_csv(run_dir.history) if run_dir.history.exists() else None
+        except (ValueError, KeyError, TypeError, pd.errors.ParserError) as exc:
+            raise CompError(f"{run_dir.path}: resume state is damaged ({exc}); start a new "
+                            "run with `comp train`") from None
+        if history is not None and len(history):
+            state.history = history[history["epoch"] <= state.epoch].to_dict("records")
+        return state
+
+
+class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose counters survive a restart (Keras resets them on train begin)."""
+
+    def __init__(self, *, saved: dict[str, float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.saved = saved
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.saved:
+            self.wait, self.best = int(self.saved["wait"]), float(self.saved["best"])
+            self.cooldown_counter = int(self.saved["cooldown_counter"])
+
+    def counters(self) -> dict[str, float]:
+        return {"wait": int(self.wait), "best": float(self.best),
+                "cooldown_counter": int(self.cooldown_counter)}
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """model.save to a temporary .keras beside `path`, then rename (never half-written)."""
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class Recorder(keras.callbacks.Callback):
+    """Per epoch: history, curves, last/best checkpoints, resume state, run record, and a line.
+
+    Order matters for resume: checkpoints and history first, state.json last; a kill in
+    between leaves the previous state, whose epoch count the resume trusts.
+    """
+
+    def __init__(self, *, run_dir: RunDir, record: RunRecord, state: TrainState,
+                 plateau: ResumablePlateau, epochs: int) -> None:
+        super().__init__()
+        self.run_dir, self.record, self.state = run_dir, record, state
+        self.plateau, self.epochs = plateau, epochs
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = dict(logs or {})
+        seconds = time.perf_counter() - self.started
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        state = self.state
+        state.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
+                              "lr": lr, "seconds": round(seconds, 2)})
+        frame = pd.DataFrame(state.history)
+        write_csv(self.run_dir.history, frame)
+        report.learning_curves(frame, self.run_dir.curves, self.run_dir.name)
+        score = logs.get("val_balanced_accuracy", float("nan"))
+        if score > state.best_score:  # NaN never wins
+            state.best_score, state.best_epoch = float(score), epoch + 1
+            save_model(self.model, self.run_dir.best)
+        save_model(self.model, self.run_dir.last)
+        state.epoch, state.plateau = epoch + 1, self.plateau.counters()
+        state.save(self.run_dir)
+        self.record = replace(self.record, status="running", epochs_done=epoch + 1,
+                              best_epoch=state.best_epoch,
+                              best_val_balanced_accuracy=state.best_score,
+                              seconds_per_epoch=[h["seconds"] for h in state.history])
+        self.run_dir.save_record(self.record)
+        print(f"epoch {epoch + 1:3d}/{self.epochs}  loss {logs.get('loss', 0):.4f}  "
+              f"bal.acc {logs.get('balanced_accuracy', 0):.4f}  val loss "
+              f"{logs.get('val_loss', 0):.4f}  val bal.acc {score:.4f}  lr {lr:.2e}  "
+              f"{seconds:.1f}s", flush=True)

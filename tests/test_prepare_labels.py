@@ -1,0 +1,63 @@
+"""Labels CSV, class codes and conflict resolution, with answers worked out by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from comp.config import Conflicts, Duplicates
+from comp.errors import CompError
+from comp.prepare.labels import encode_labels, read_labels, resolve_groups
+
+
+def test_read_labels_keeps_leading_zeros_and_strips_extensions(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("userid,gender\n000123.jpg,1\n0042,0\n")
+    frame = read_labels(path, id_column="userid", label_column="gender")
+    assert frame["id"].tolist() == ["000123", "0042"]
+    assert frame["label_text"].tolist() == ["1", "0"]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("id,label\n1,0\n1,1\n", "appears more than once (rows 2, 3)"),
+    ("id,label\n,0\n", "row 2 has an empty id"),
+    ("name,label\n1,0\n", "no column 'id'"),
+])
+def test_read_labels_errors_name_the_row(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(text)
+    with pytest.raises(CompError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        read_labels(path)
+
+
+def test_encode_labels_binary_and_names() -> None:
+    codes, classes = encode_labels(pd.Series(["1", "0", "1"]), classes=None, source="x")
+    assert codes.tolist() == [1, 0, 1] and classes == ["0", "1"]
+    codes, classes = encode_labels(pd.Series(["law", "art", "math", "art"]), classes=None,
+                                   source="x")
+    assert classes == ["art", "law", "math"] and codes.tolist() == [1, 0, 2, 0]
+
+
+@pytest.mark.parametrize("values, classes", [(["0", "1", "2"], None), (["0", ""], None),
+                                             (["cat", "dog"], ["cat", "cow"])])
+def test_encode_labels_rejects_unknown(values: list[str], classes: list[str] | None) -> None:
+    with pytest.raises(CompError, match="is not one of"):
+        encode_labels(pd.Series(values, index=[f"id{i}" for i in range(len(values))]),
+                      classes=classes, source="labels.csv")
+
+
+def test_resolve_groups_drop_and_majority() -> None:
+    groups = np.array([0, 0, 2, 2, 2, 5, 6, 6])
+    labels = np.array([1, 1, 0, 1, 1, 0, 0, 1])
+    kept, final, conflict = resolve_groups(groups, labels, conflicts=Conflicts.DROP,
+                                           duplicates=Duplicates.KEEP_ONE)
+    assert kept.tolist() == [True, False, False, False, False, True, False, False]
+    assert conflict.tolist() == [False, False, True, True, True, False, True, True]
+    kept, final, _ = resolve_groups(groups, labels, conflicts=Conflicts.MAJORITY,
+                                    duplicates=Duplicates.KEEP_ALL)
+    # group 2 -> majority label 1 for all three; group 6 is a 1-1 tie -> dropped
+    assert kept.tolist() == [True, True, True, True, True, True, False, False]
+    assert final[2:5].tolist() == [1, 1, 1]

@@ -1,0 +1,133 @@
+"""comp submit and comp evaluate end to end on a tiny trained run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from comp.cli import app
+from comp.config import SubmitConfig, TrainConfig
+from comp.submit.predict import predict_run
+from comp.workspace import Workspace
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from comp.train import train
+
+    ck = tmp_path_factory.mktemp("ck")
+    train(TrainConfig(workspace=workspace, model="b1", epochs=2, batch_size=32, checkpoints=ck,
+                      run_name="b1", max_images=200, learning_rate=1e-3, progress=False))
+    return ck
+
+
+def test_predict_run_equals_keras_predict(workspace: Path, trained: Path) -> None:
+    """Batched prediction (a batch size that does not divide N, flip TTA) equals Keras'."""
+    import keras
+
+    from comp.train.models import EMBEDDING
+
+    x = np.asarray(Workspace(workspace).load_store("val"))[:45]
+    model = keras.models.load_model(trained / "b1" / "best.keras", compile=False)
+    both = keras.Model(model.input, [model.get_layer(EMBEDDING).output, model.output])
+    emb, prob = both.predict(x.astype(np.float32), verbose=0)
+    flipped = both.predict(x[:, :, ::-1].astype(np.float32), verbose=0)
+    pred = predict_run(trained / "b1" / "best.keras", x, batch_size=16)
+    np.testing.assert_allclose(pred.prob, prob[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pred.embedding, emb, rtol=1e-5, atol=1e-5)
+    tta = predict_run(trained / "b1" / "best.keras", x, tta=True, batch_size=16)
+    np.testing.assert_allclose(tta.prob, (prob[:, 0] + flipped[1][:, 0]) / 2, rtol=1e-5,
+                               atol=1e-6)
+    assert predict_run(trained / "b1" / "best.keras", x[:0]).prob.shape == (0,)
+
+
+def _submit(ws: Path, ck: Path, out: Path, *extra: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["submit", "-w", str(ws), "--checkpoints", str(ck),
+                                 "--submissions", str(out), *extra])
+    return result.exit_code, result.output
+
+
+def test_evaluate_prints_the_table(workspace: Path, trained: Path) -> None:
+    result = runner.invoke(app, ["evaluate", "b1", "-w", str(workspace), "--checkpoints",
+                                 str(trained)])
+    assert result.exit_code == 0, result.output
+    assert "| b1 | B1 |" in result.output and (trained / "b1" / "confusion.png").exists()
+    saved = json.loads((trained / "b1" / "holdout.json").read_text())
+    assert sum(map(sum, saved["confusion"])) == saved["holdout_images"]
+
+
+def test_submit_phase1_then_phase2(demo_dir: Path, workspace: Path, trained: Path,
+                                   tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(workspace, ws)
+    out = tmp_path / "subs"
+    code, output = _submit(ws, trained, out)  # default run: the best by holdout score
+    assert code == 0, output
+    csvs = sorted(out.glob("*.csv"))
+    assert len(csvs) == 1
+    frame = pd.read_csv(csvs[0], dtype=str)
+    sample = pd.read_csv(demo_dir / "sample_submission_val.csv", dtype=str)
+    assert frame["id"].tolist() == sample["id"].tolist()
+    manifest = json.loads(csvs[0].with_suffix(".json").read_text())
+    for key in ("runs", "decision", "tta", "leaks", "data_fingerprint", "command"):
+        assert key in manifest
+    for key in ("threshold", "use_ensemble", "cnn_oof_balanced_accuracy", "holdout_images"):
+        assert key in manifest["decision"]
+    assert manifest["leaks"]["overridden"] >= 0.9 * len(frame)  # val is all copies of train
+    code, output = _submit(ws, trained, out, "--run", "b1")
+    assert code == 0 and len(list(out.glob("*.csv"))) == 2  # never overwritten
+    code, output = _submit(ws, trained, out, "--run", "b1", "--test",
+                           str(demo_dir / "phase2/test"), "--tta")
+    assert code == 0, output
+    latest = json.loads(max(out.glob("*.json"), key=lambda p: p.stat().st_mtime_ns).read_text())
+    assert latest["target"] == "test" and latest["tta"] is True
+    answers = pd.read_csv(demo_dir / "answers/test.csv", dtype=str, keep_default_na=False)
+    assert latest["images"] == len(answers)
+    assert latest["leaks"]["overridden"] >= (answers["train_id"] != "").sum() - 1
+
+
+def test_submit_bad_inputs(demo_dir: Path, workspace: Path, workspace4: Path, trained: Path,
+                           tmp_path: Path) -> None:
+    code, output = _submit(workspace, trained, tmp_path, "--run", "nope")
+    assert code == 1 and "run 'nope' not found" in output
+    code, output = _submit(workspace4, trained, tmp_path, "--run", "b1")
+    assert code == 1 and "trained on other data" in output
+    bad_sample = tmp_path / "sample.csv"
+    bad_sample.write_text("id,label\nzzz,0\n")
+    code, output = _submit(workspace, trained, tmp_path, "--run", "b1", "--sample",
+                           str(bad_sample))
+    assert code == 1 and "sample submission does not match" in output
+    assert [p.name for p in tmp_path.glob("*.csv")] == ["sample.csv"]
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for k in range(3):
+        Image.new("RGB", (40, 40), (k, k, k)).save(odd / f"t{k}.png")
+    ws = tmp_path / "ws"
+    shutil.copytree(workspace, ws)
+    code, output = _submit(ws, trained, tmp_path, "--run", "b1", "--test", str(odd))
+    assert code == 1 and "images are 40x40 but the training images were 32x32" in output
+    code, output = _submit(ws, trained, tmp_path / "s", "--run", "b1", "--test", str(odd),
+                           "--on-size-mismatch", "resize")
+    assert code == 0, output
+
+
+def test_four_classes_use_argmax(workspace4: Path, tmp_path: Path) -> None:
+    from comp.submit import submit
+    from comp.train import train
+
+    train(TrainConfig(workspace=workspace4, model="b1", epochs=1, batch_size=32,
+                      checkpoints=tmp_path, run_name="four", progress=False))
+    manifest = submit(SubmitConfig(workspace=workspace4, runs=("four",), checkpoints=tmp_path,
+                                   submissions=tmp_path / "subs", folds=3)).manifest
+    assert manifest.decision["threshold"] is None
+    frame = pd.read_csv(manifest.csv, dtype=str)
+    assert set(frame["label"]) <= {"plain", "glasses", "smile", "glasses_smile"}

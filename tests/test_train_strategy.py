@@ -1,0 +1,89 @@
+"""The hardware choice: TPU refusal, MirroredStrategy on two logical CPUs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sklearn.metrics import balanced_accuracy_score
+from typer.testing import CliRunner
+
+from comp.cli import app
+
+runner = CliRunner()
+
+def test_tpu_without_tpu_is_one_line(workspace: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "-w", str(workspace), "--checkpoints", str(tmp_path),
+                                 "--tpu", "auto", "--epochs", "1"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: --tpu: no TPU found")
+    assert result.output.strip().count("\n") == 0
+
+
+CHILD = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pathlib import Path
+import keras
+from comp.config import TrainConfig
+from comp.runs import RunDir
+from comp.train import train
+from comp.train.data import load_training_data, make_dataset
+from comp.train.models import BalancedAccuracy
+from comp.train.strategy import choose_strategy
+from comp.workspace import Workspace
+run = train(TrainConfig(workspace=Path(sys.argv[1]), model="b1", epochs=1, batch_size=8,
+                        checkpoints=Path(sys.argv[2]), max_images=64, progress=False))
+# the metric, summed over both replicas' batches, against the same model's predictions
+hw = choose_strategy(None)
+data = load_training_data(Workspace(Path(sys.argv[1])), max_images=64, seed=42)
+with hw.strategy.scope():
+    model = keras.models.load_model(RunDir(Path(sys.argv[2]) / run.run).last, compile=False)
+    model.compile(loss="binary_crossentropy", metrics=[BalancedAccuracy(2)])
+ds = make_dataset(data.x_val, data.y_val, num_classes=2, batch_size=6, shuffle=False,
+                  augment=False, seed=0)
+score = model.evaluate(ds, verbose=0, return_dict=True)["balanced_accuracy"]
+prob = model.predict(data.x_val.astype(np.float32), verbose=0)[:, 0]
+print("RESULT", json.dumps({"hardware": run.hardware, "replicas": hw.replicas,
+                            "metric": float(score), "y": data.y_val.tolist(),
+                            "pred": (prob >= 0.5).astype(int).tolist()}))
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus(workspace: Path, tmp_path: Path) -> None:
+    """Training runs under MirroredStrategy, and the balanced-accuracy metric aggregated over
+    the two replicas equals scikit-learn's on the same predictions."""
+    out = subprocess.run([sys.executable, "-c", CHILD, str(workspace), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT "):])
+    assert result["hardware"] == "2 logical CPUs (MirroredStrategy)" and result["replicas"] == 2
+    assert len(result["y"]) > 6  # several batches, split across the replicas
+    want = balanced_accuracy_score(result["y"], result["pred"])
+    assert result["metric"] == pytest.approx(want, abs=1e-6)
+
+
+LOG_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_tensorflow_start_up_lines_stay_off_the_terminal(workspace: Path, tmp_path: Path,
+                                                         verbose: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
+                                                             "COMP_VERBOSE")}
+    cmd = [sys.executable, "-m", "comp.cli", "train", "-w", str(workspace), "--model", "b1",
+           "--epochs", "1", "--batch-size", "8", "--max-images", "16", "--checkpoints",
+           str(tmp_path), *(["--verbose"] if verbose else [])]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    native = [x for x in out.stderr.splitlines() if LOG_LINE.match(x)]
+    assert bool(native) == verbose, out.stderr[-2000:]
