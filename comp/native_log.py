@@ -45,4 +45,6 @@ def load_tensorflow() -> ModuleType:
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")  # the cuInit error, when there is no GPU
+    if os.environ.get(VERBOSE_ENV) != "1":
+        tf.get_logger().setLevel("ERROR")  # Python-side notes (e.g. on retracing)
     return tf

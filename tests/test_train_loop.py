@@ -53,9 +53,10 @@ def test_run_names_are_unique(workspace: Path, tmp_path: Path) -> None:
     assert a.run == "same" and b.run == "same-2"
 
 
-def test_seed_makes_runs_reproducible(workspace: Path, tmp_path: Path) -> None:
-    a = _train(workspace, tmp_path, "b1", seed=3, max_images=32, epochs=2)
-    b = _train(workspace, tmp_path, "b1", seed=3, max_images=32, epochs=2)
+@pytest.mark.parametrize("model", ["b1", "b3"])  # b3: augmentation and dropout
+def test_seed_makes_runs_reproducible(model: str, workspace: Path, tmp_path: Path) -> None:
+    a = _train(workspace, tmp_path, model, seed=3, max_images=32, epochs=2)
+    b = _train(workspace, tmp_path, model, seed=3, max_images=32, epochs=2)
     ha = pd.read_csv(RunDir(tmp_path / a.run).history)
     hb = pd.read_csv(RunDir(tmp_path / b.run).history)
     np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-5)
@@ -147,3 +148,22 @@ def test_best_checkpoint_holds_the_best_epochs_weights(workspace: Path, tmp_path
         got = balanced_accuracy_score(data.y_val, prob >= 0.5)
         want = history.loc[history["epoch"] == epoch, "val_balanced_accuracy"].iloc[0]
         assert got == pytest.approx(want, abs=1e-6), path.name
+
+
+@pytest.mark.parametrize("model", ["b1", "b3"])
+def test_a_resumed_run_trains_as_an_uninterrupted_one(model: str, workspace: Path,
+                                                      tmp_path: Path) -> None:
+    """Each epoch's shuffle and augmentation depend on (seed, epoch), and the optimizer and
+    plateau state come back from the checkpoint: stopping after epoch 1 and resuming gives the
+    same epochs 2-3 as never stopping."""
+    from comp.train import train
+
+    options = {"augment": True, "max_images": 48, "learning_rate": 3e-3}
+    whole = _train(workspace, tmp_path, model, epochs=3, run_name="whole", **options)
+    _train(workspace, tmp_path, model, epochs=1, run_name="part", **options)
+    train(TrainConfig(checkpoints=tmp_path, resume="part", epochs=3, progress=False))
+    a = pd.read_csv(RunDir(tmp_path / whole.run).history)
+    b = pd.read_csv(RunDir(tmp_path / "part").history)
+    assert b["epoch"].tolist() == [1, 2, 3]
+    for column in ("loss", "val_loss", "val_balanced_accuracy"):
+        np.testing.assert_allclose(b[column], a[column], rtol=1e-5, atol=1e-6)

@@ -156,8 +156,8 @@ class ChunkResult:
 
 def _prefetch(paths: Sequence[str]) -> None:
     """Ask the kernel to start reading every file of a chunk at once: files that are not in
-    the page cache (a fresh test set) then arrive in parallel instead of one by one
-    (measured: 20,000 cold PNGs decode in 2.1 s instead of 4.0 s; 1.9 s when cached)."""
+    the page cache (a fresh test set) then arrive in parallel instead of one by one (the
+    phase-2 benchmark's `--profile` table shows the decode of 20,000 cold PNGs)."""
     if not hasattr(os, "posix_fadvise"):
         return
     for path in paths:

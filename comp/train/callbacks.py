@@ -27,6 +27,7 @@ class TrainState:
     best_score: float = -1.0  # best validation balanced accuracy so far
     best_epoch: int = 0
     plateau: dict[str, float] = field(default_factory=dict)  # wait, best, cooldown_counter
+    rng: dict[str, list[int]] = field(default_factory=dict)  # random-layer states (dropout)
     history: list[dict[str, float]] = field(default_factory=list)
 
     def save(self, run_dir: RunDir) -> None:
@@ -39,7 +40,7 @@ class TrainState:
         try:
             saved = json.loads(run_dir.state.read_text())
             state = cls(**{k: saved[k] for k in ("epoch", "best_score", "best_epoch",
-                                                  "plateau")})
+                                                  "plateau")}, rng=saved.get("rng", {}))
             history = pd.read_csv(run_dir.history) if run_dir.history.exists() else None
         except (ValueError, KeyError, TypeError, pd.errors.ParserError) as exc:
             raise CompError(f"{run_dir.path}: resume state is damaged ({exc}); start a new "
@@ -47,6 +48,21 @@ class TrainState:
         if history is not None and len(history):
             state.history = history[history["epoch"] <= state.epoch].to_dict("records")
         return state
+
+
+def rng_states(model: keras.Model) -> dict[str, list[int]]:
+    """The state of every layer's random-number stream (dropout): not part of a saved model,
+    so a resumed run would draw other dropout masks than an uninterrupted one."""
+    return {layer.name: [int(v) for v in keras.ops.convert_to_numpy(
+        layer.seed_generator.state)] for layer in model.layers
+        if getattr(layer, "seed_generator", None) is not None}
+
+
+def restore_rng_states(model: keras.Model, saved: dict[str, list[int]]) -> None:
+    for layer in model.layers:
+        if layer.name in saved and getattr(layer, "seed_generator", None) is not None:
+            state = layer.seed_generator.state
+            state.assign(keras.ops.cast(saved[layer.name], state.dtype))
 
 
 class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
@@ -107,6 +123,7 @@ class Recorder(keras.callbacks.Callback):
             save_model(self.model, self.run_dir.best)
         save_model(self.model, self.run_dir.last)
         state.epoch, state.plateau = epoch + 1, self.plateau.counters()
+        state.rng = rng_states(self.model)
         state.save(self.run_dir)
         self.record = replace(self.record, status="running", epochs_done=epoch + 1,
                               best_epoch=state.best_epoch,

@@ -92,7 +92,8 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
 
     k = len(data.classes)  # global batch: split across replicas by the strategy
     train_ds = make_dataset(data.x_train, data.y_train, num_classes=k, batch_size=cfg.batch_size,
-                            shuffle=True, augment=augment, seed=cfg.seed)
+                            shuffle=True, augment=augment, seed=cfg.seed,
+                            epochs_from=state.epoch)
     val_ds = make_dataset(data.x_val, data.y_val, num_classes=k, batch_size=cfg.batch_size,
                           shuffle=False, augment=False, seed=cfg.seed)
     plateau = ResumablePlateau(saved=state.plateau, monitor="val_loss",
@@ -103,6 +104,7 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
     try:
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=state.epoch,
                   shuffle=False,  # the dataset reshuffles itself each epoch
+                  steps_per_epoch=-(-len(data.x_train) // cfg.batch_size),
                   callbacks=[plateau, recorder],
                   verbose=1 if (cfg.progress and sys.stdout.isatty()) else 0)
     except KeyboardInterrupt:
@@ -119,7 +121,7 @@ def train(cfg: TrainConfig) -> RunRecord:
     load_tensorflow()
     import keras
 
-    from comp.train.callbacks import TrainState
+    from comp.train.callbacks import TrainState, restore_rng_states
     from comp.train.data import load_training_data
     from comp.train.models import DEFAULTS
     from comp.train.strategy import choose_strategy
@@ -150,6 +152,7 @@ def train(cfg: TrainConfig) -> RunRecord:
     with hw.strategy.scope():  # 2. model, inside the strategy's scope
         if resumed is not None:
             model = keras.models.load_model(resumed[1].last)
+            restore_rng_states(model, state.rng)
         else:
             h, w, channels = data.x_train.shape[1:]
             model = _compile(cfg, input_shape=(h, w, channels), num_classes=len(data.classes),
