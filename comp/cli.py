@@ -146,7 +146,7 @@ def prepare(
     _print({k: v for k, v in result.summary.items() if k != "bad_files"})
     if profile:
         typer.echo("stages:\n" + result.clock.table())
-    typer.echo(f"workspace: {workspace} (report: {workspace / 'prepare-report.md'})")
+    typer.echo(f"workspace: {workspace} (report: {result.report})")
 
 
 @app.command()

@@ -8,17 +8,36 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from comp.commit import FolderLock, Staging, current_dir
 from comp.errors import CompError
 from comp.workspace import claim_name, read_json, write_json
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
+EPOCH_FILES = frozenset({"best.keras", "last.keras", "run.json", "state.json", "history.csv",
+                         "curves.png"})
+
+
 @dataclass(frozen=True)
 class RunDir:
-    """Every file of a run folder, named in one place."""
+    """Every file of a run folder, named in one place.
+
+    The files of training (checkpoints, history, curves, state, record) form a versioned
+    folder (`comp.commit`): each epoch commits them together, so a kill leaves the previous
+    epoch whole. `version` names a folder explicitly (the staging folder of an epoch).
+    Evaluation and submission caches live beside the versions, keyed by the model they
+    were computed from (`model_tag`).
+    """
 
     path: Path
+    version: Path | None = None
+
+    @property
+    def dir(self) -> Path:
+        if self.version is not None:
+            return self.version
+        return current_dir(self.path) or self.path
 
     @property
     def name(self) -> str:
@@ -26,27 +45,27 @@ class RunDir:
 
     @property
     def best(self) -> Path:
-        return self.path / "best.keras"  # weights of the epoch with the best val score
+        return self.dir / "best.keras"  # weights of the epoch with the best val score
 
     @property
     def last(self) -> Path:
-        return self.path / "last.keras"  # the last completed epoch (resume starts here)
+        return self.dir / "last.keras"  # the last completed epoch (resume starts here)
 
     @property
     def record(self) -> Path:
-        return self.path / "run.json"
+        return self.dir / "run.json"
 
     @property
     def state(self) -> Path:
-        return self.path / "state.json"  # epoch counter and plateau counters for resume
+        return self.dir / "state.json"  # epoch counter and plateau counters for resume
 
     @property
     def history(self) -> Path:
-        return self.path / "history.csv"
+        return self.dir / "history.csv"
 
     @property
     def curves(self) -> Path:
-        return self.path / "curves.png"
+        return self.dir / "curves.png"
 
     @property
     def confusion(self) -> Path:
@@ -62,13 +81,28 @@ class RunDir:
     def decision_cache(self, key: str) -> Path:
         return self.path / "submit" / key
 
+    def model_tag(self) -> str:
+        """Identifies the best checkpoint's content: it changes whenever best.keras is
+        rewritten, so caches computed from an older best model are recomputed."""
+        st = self.best.stat()
+        return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+
     def load_record(self) -> RunRecord:
         data = read_json(self.record, what="run record",
                          fix="this run cannot be used; train a new one with `comp train`")
         return RunRecord.from_json(data)
 
     def save_record(self, record: RunRecord) -> None:
-        write_json(self.record, record.to_json())
+        """Commit a version whose record is `record` (the other files stay as they are).
+        The caller holds the run's lock (`lock()`)."""
+        with Staging(self.path, locked=True) as stage:
+            stage.link_current(skip=frozenset({"run.json"}))
+            write_json(RunDir(self.path, version=stage.dir).record, record.to_json())
+            stage.commit()
+
+    def lock(self) -> FolderLock:
+        return FolderLock(self.path, busy=f"run {self.name!r} is being trained by another "
+                          "process; wait for it to finish")
 
 
 @dataclass(frozen=True)
@@ -124,7 +158,8 @@ def list_runs(checkpoints: Path) -> list[str]:
     """Names of the run folders under `checkpoints`."""
     if not checkpoints.is_dir():
         return []
-    return sorted(p.name for p in checkpoints.iterdir() if (p / "run.json").exists())
+    return sorted(p.name for p in checkpoints.iterdir()
+                  if p.is_dir() and RunDir(p).record.exists())
 
 
 def new_run(checkpoints: Path, name: str) -> RunDir:

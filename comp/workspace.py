@@ -9,12 +9,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from comp.commit import CURRENT, VERSIONS, current_dir
 from comp.errors import CompError
 
 DEFAULT_WORKSPACE = Path("data/workspace")
@@ -43,6 +45,7 @@ class Meta:
     fingerprint: str  # of the kept training data: runs and submissions are tied to it
     config: dict[str, Any]
     size_given: bool = False  # --size was passed: val/test are resized to it too
+    store_rows: dict[str, int] = field(default_factory=dict)  # per source, checked on read
     summary: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -56,40 +59,59 @@ class Meta:
 
 @dataclass(frozen=True)
 class Workspace:
-    """Paths inside a prepared workspace (default `data/workspace`), and its readers."""
+    """Paths inside a prepared workspace (default `data/workspace`), and its readers.
+
+    A workspace is a versioned folder (`comp.commit`): its files live in the version that
+    `<root>/current` names, resolved once per `Workspace` object, so one object reads one
+    version however many commits happen meanwhile. `version` names a folder explicitly (a
+    writer's staging folder). A workspace written before versions existed is read in place.
+    """
 
     root: Path
+    version: Path | None = None
+
+    @cached_property
+    def dir(self) -> Path:
+        if self.version is not None:
+            return self.version
+        return current_dir(self.root) or self.root
+
+    def shown(self, path: Path) -> Path:
+        """A user-facing path: through `current`, which stays valid after later commits."""
+        if path.is_relative_to(self.root / VERSIONS):
+            return self.root / CURRENT / path.name
+        return path
 
     def store(self, source: str) -> Path:
-        return self.root / f"images-{source}.npy"
+        return self.dir / f"images-{source}.npy"
 
     @property
     def index(self) -> Path:
-        return self.root / "index.csv"
+        return self.dir / "index.csv"
 
     @property
     def overlap(self) -> Path:
-        return self.root / "overlap.csv"
+        return self.dir / "overlap.csv"
 
     @property
     def pairs(self) -> Path:
-        return self.root / "pairs.csv"
+        return self.dir / "pairs.csv"
 
     @property
     def meta(self) -> Path:
-        return self.root / "meta.json"
+        return self.dir / "meta.json"
 
     @property
     def report(self) -> Path:
-        return self.root / "prepare-report.md"
+        return self.dir / "prepare-report.md"
 
     @property
     def duplicates_png(self) -> Path:
-        return self.root / "duplicates.png"
+        return self.dir / "duplicates.png"
 
     @property
     def conflicts_png(self) -> Path:
-        return self.root / "conflicts.png"
+        return self.dir / "conflicts.png"
 
     def is_prepared(self) -> bool:
         return self.meta.exists() and self.index.exists() and self.store("train").exists()
@@ -126,9 +148,21 @@ class Workspace:
         if not path.exists():
             raise CompError(f"{path}: image store not found; run `comp prepare` first")
         try:
-            return np.load(path, mmap_mode="r")
+            store = np.load(path, mmap_mode="r")
         except (ValueError, OSError) as exc:
             raise CompError(f"{path}: damaged ({str(exc).splitlines()[0]}); {REBUILD}") from None
+        expected = self._store_rows.get(source)
+        if expected is not None and (store.ndim != 4 or store.shape[0] != expected):
+            raise CompError(f"{path}: holds {store.shape[0]} images but meta.json says "
+                            f"{expected}: the workspace is damaged; {REBUILD}")
+        return store
+
+    @cached_property
+    def _store_rows(self) -> dict[str, int]:
+        try:
+            return dict(json.loads(self.meta.read_text()).get("store_rows", {}))
+        except (OSError, ValueError, AttributeError):
+            return {}  # no meta.json yet (a staging folder) or damaged (load_meta says so)
 
     def split(self, name: str, index: pd.DataFrame | None = None
               ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:

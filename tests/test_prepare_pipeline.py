@@ -28,7 +28,7 @@ def _index(ws: Path) -> pd.DataFrame:
 
 def test_store_holds_the_decoded_pixels(demo_dir: Path, workspace: Path) -> None:
     index = _index(workspace)
-    store = np.load(workspace / "images-train.npy")
+    store = np.load(Workspace(workspace).store("train"))
     train = index[index["source"] == "train"]
     assert store.shape == (len(train), 32, 32, 3) and store.dtype == np.uint8
     for row in train.sample(20, random_state=0).itertuples():
@@ -55,7 +55,7 @@ def test_every_planted_duplicate_and_conflict_is_found(demo_dir: Path, workspace
 
 def test_val_copies_and_test_leaks_are_found(demo_dir: Path, workspace: Path,
                                              tmp_path: Path) -> None:
-    overlap = pd.read_csv(workspace / "overlap.csv", dtype={"id": str, "train_ids": str})
+    overlap = pd.read_csv(Workspace(workspace).overlap, dtype={"id": str, "train_ids": str})
     val = pd.read_csv(demo_dir / "answers/val.csv", dtype=str)
     got = overlap[overlap["source"] == "val"].set_index("id")
     assert set(got.index) == set(val["id"])  # recall 100 %, no false matches
@@ -66,15 +66,15 @@ def test_val_copies_and_test_leaks_are_found(demo_dir: Path, workspace: Path,
 def test_phase2_ingests_only_the_test_images(demo_dir: Path, workspace: Path,
                                              tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    shutil.copytree(workspace, ws)
-    train_store = ws / "images-train.npy"
-    before = train_store.stat().st_mtime_ns
+    shutil.copytree(workspace, ws, symlinks=True)
+    before = Workspace(ws).store("train").stat()
     summary = prepare(PrepareConfig(workspace=ws, test=demo_dir / "phase2/test",
                                     workers=1)).summary
-    assert train_store.stat().st_mtime_ns == before
+    after = Workspace(ws).store("train").stat()  # the new version shares the train store
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     answers = pd.read_csv(demo_dir / "answers/test.csv", dtype=str, keep_default_na=False)
     leaks = answers[answers["train_id"] != ""]
-    overlap = pd.read_csv(ws / "overlap.csv", dtype={"id": str, "train_ids": str})
+    overlap = pd.read_csv(Workspace(ws).overlap, dtype={"id": str, "train_ids": str})
     test = overlap[overlap["source"] == "test"]
     assert set(test["id"]) == set(leaks["id"])
     assert summary["test_in_train"] == len(leaks)
@@ -85,10 +85,10 @@ def test_phase2_ingests_only_the_test_images(demo_dir: Path, workspace: Path,
 
 
 def test_report_and_pictures(workspace: Path) -> None:
-    text = (workspace / "prepare-report.md").read_text()
+    text = Workspace(workspace).report.read_text()
     assert "duplicate groups" in text and "conflicting labels" in text
     for name in ("duplicates.png", "conflicts.png"):
-        with Image.open(workspace / name) as im:
+        with Image.open(Workspace(workspace).dir / name) as im:
             assert im.format == "PNG" and im.width > 100
 
 
@@ -97,7 +97,7 @@ def test_cli_prepare(demo_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["prepare", str(demo_dir), "-w", str(ws), "--workers", "1",
                                  "--size", "24x24", "--gray", "--seed", "3"])
     assert result.exit_code == 0, result.output
-    assert np.load(ws / "images-train.npy", mmap_mode="r").shape[1:] == (24, 24, 1)
+    assert Workspace(ws).load_store("train").shape[1:] == (24, 24, 1)
     assert "kept" in result.output
 
 
@@ -169,8 +169,9 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, case: str) -> None:
     assert code == 1
     assert message in output, output
     assert "Traceback" not in output and output.strip().count("\n") == 0, output
-    assert not (root / "ws" / "images-train.npy").exists()
-    assert not list((root / "ws").glob("*.tmp*")) if (root / "ws").exists() else True
+    assert not Workspace(root / "ws").is_prepared()
+    if (root / "ws").exists():  # at most the lock file: nothing staged, nothing committed
+        assert [p.name for p in (root / "ws").iterdir()] == [".lock"]
 
 
 @pytest.mark.parametrize("case", ["corrupt", "missing image", "no label", "truncated"])
@@ -204,7 +205,7 @@ def test_smilesmiled_identical_pairs_and_conflicts(tmp_path: Path) -> None:
     root = shared_dataset("smilesmiled")
     summary = prepare(PrepareConfig(train=root / "images", labels=root / "labels.csv",
                                     workspace=tmp_path / "ws")).summary
-    pairs = pd.read_csv(tmp_path / "ws" / "pairs.csv")
+    pairs = pd.read_csv(Workspace(tmp_path / "ws").pairs)
     assert (pairs["pixel"] == 0).sum() == 7  # the 7 identical pairs
     assert summary["conflict_groups"] == 5
     assert summary["dropped_conflicts"] == 10
@@ -226,7 +227,7 @@ def test_val_of_another_native_size(tmp_path: Path) -> None:
     code, output = _run(root)
     assert code == 1 and "images are 20x20 but the training images were 16x16" in output
     assert "pass --on-size-mismatch resize" in output
-    assert not (root / "ws" / "meta.json").exists()
+    assert not Workspace(root / "ws").is_prepared()
     code, output = _run(root, "--on-size-mismatch", "resize")
     assert code == 0, output
     assert Workspace(root / "ws").load_store("val").shape == (3, 16, 16, 3)

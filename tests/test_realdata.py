@@ -12,6 +12,7 @@ from comp.config import PrepareConfig, SubmitConfig, TrainConfig
 from comp.prepare import prepare
 from comp.submit import submit
 from comp.train import train
+from comp.workspace import Workspace
 
 from .conftest import shared_dataset
 
@@ -51,7 +52,7 @@ def test_prepare_train_submit_on_real_faces(case: str, tmp_path: Path) -> None:
     assert summary["images_read"] == 300
     if "groups" in options:
         assert summary["identity_groups"] > 0
-        index = pd.read_csv(ws / "index.csv", dtype={"id": str})
+        index = Workspace(ws).load_index()
         train_rows = index[index["source"] == "train"]
         # ids keep their leading zeros; one person never sits on two sides of the split
         assert train_rows["id"].str.len().eq(6).all()

@@ -10,6 +10,7 @@ import pandas as pd
 
 from comp.config import PrepareConfig
 from comp.submit import leaks
+from comp.workspace import Workspace
 
 
 def test_override_by_hand() -> None:
@@ -36,9 +37,9 @@ def test_every_planted_leak_is_overridden_and_none_else(demo_dir: Path, workspac
     from comp.prepare import prepare
 
     ws = tmp_path / "ws"
-    shutil.copytree(workspace, ws)
+    shutil.copytree(workspace, ws, symlinks=True)
     prepare(PrepareConfig(workspace=ws, test=demo_dir / "phase2/test", workers=1))
-    overlap = pd.read_csv(ws / "overlap.csv", dtype={"id": str})
+    overlap = pd.read_csv(Workspace(ws).overlap, dtype={"id": str})
     answers = pd.read_csv(demo_dir / "answers/test.csv", dtype=str, keep_default_na=False)
     inherited = leaks.leak_labels(overlap, "test", answers["id"].tolist())
     planted = (answers["train_id"] != "").to_numpy()

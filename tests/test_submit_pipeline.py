@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from comp.cli import app
 from comp.config import SubmitConfig, TrainConfig
+from comp.runs import RunDir
 from comp.submit.predict import predict_run
 from comp.workspace import Workspace
 
@@ -37,17 +38,17 @@ def test_predict_run_equals_keras_predict(workspace: Path, trained: Path) -> Non
     from comp.train.models import EMBEDDING
 
     x = np.asarray(Workspace(workspace).load_store("val"))[:45]
-    model = keras.models.load_model(trained / "b1" / "best.keras", compile=False)
+    model = keras.models.load_model(RunDir(trained / "b1").best, compile=False)
     both = keras.Model(model.input, [model.get_layer(EMBEDDING).output, model.output])
     emb, prob = both.predict(x.astype(np.float32), verbose=0)
     flipped = both.predict(x[:, :, ::-1].astype(np.float32), verbose=0)
-    pred = predict_run(trained / "b1" / "best.keras", x, batch_size=16)
+    pred = predict_run(RunDir(trained / "b1").best, x, batch_size=16)
     np.testing.assert_allclose(pred.prob, prob[:, 0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(pred.embedding, emb, rtol=1e-5, atol=1e-5)
-    tta = predict_run(trained / "b1" / "best.keras", x, tta=True, batch_size=16)
+    tta = predict_run(RunDir(trained / "b1").best, x, tta=True, batch_size=16)
     np.testing.assert_allclose(tta.prob, (prob[:, 0] + flipped[1][:, 0]) / 2, rtol=1e-5,
                                atol=1e-6)
-    assert predict_run(trained / "b1" / "best.keras", x[:0]).prob.shape == (0,)
+    assert predict_run(RunDir(trained / "b1").best, x[:0]).prob.shape == (0,)
 
 
 def _submit(ws: Path, ck: Path, out: Path, *extra: str) -> tuple[int, str]:
@@ -60,15 +61,15 @@ def test_evaluate_prints_the_table(workspace: Path, trained: Path) -> None:
     result = runner.invoke(app, ["evaluate", "b1", "-w", str(workspace), "--checkpoints",
                                  str(trained)])
     assert result.exit_code == 0, result.output
-    assert "| b1 | B1 |" in result.output and (trained / "b1" / "confusion.png").exists()
-    saved = json.loads((trained / "b1" / "holdout.json").read_text())
+    assert "| b1 | B1 |" in result.output and RunDir(trained / "b1").confusion.exists()
+    saved = json.loads(RunDir(trained / "b1").evaluation.read_text())
     assert sum(map(sum, saved["confusion"])) == saved["holdout_images"]
 
 
 def test_submit_phase1_then_phase2(demo_dir: Path, workspace: Path, trained: Path,
                                    tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    shutil.copytree(workspace, ws)
+    shutil.copytree(workspace, ws, symlinks=True)
     out = tmp_path / "subs"
     code, output = _submit(ws, trained, out)  # default run: the best by holdout score
     assert code == 0, output
@@ -112,7 +113,7 @@ def test_submit_bad_inputs(demo_dir: Path, workspace: Path, workspace4: Path, tr
     for k in range(3):
         Image.new("RGB", (40, 40), (k, k, k)).save(odd / f"t{k}.png")
     ws = tmp_path / "ws"
-    shutil.copytree(workspace, ws)
+    shutil.copytree(workspace, ws, symlinks=True)
     code, output = _submit(ws, trained, tmp_path, "--run", "b1", "--test", str(odd))
     assert code == 1 and "images are 40x40 but the training images were 32x32" in output
     code, output = _submit(ws, trained, tmp_path / "s", "--run", "b1", "--test", str(odd),

@@ -38,9 +38,11 @@ def test_every_model_trains(model: str, which: str, workspace: Path, workspace4:
     ws = workspace if which == "binary" else workspace4
     run = _train(ws, tmp_path, model)
     run_dir = tmp_path / run.run
-    for name in ("best.keras", "last.keras", "history.csv", "curves.png", "run.json"):
-        assert (run_dir / name).exists(), name
-    history = pd.read_csv(run_dir / "history.csv")
+    files = RunDir(run_dir)
+    for path in (files.best, files.last, files.history, files.curves, files.record,
+                 files.state):
+        assert path.exists(), path.name
+    history = pd.read_csv(files.history)
     assert {"loss", "balanced_accuracy", "val_loss", "val_balanced_accuracy", "lr"} <= set(
         history.columns)
     assert run.status == "finished" and run.best_epoch == 1
@@ -78,15 +80,15 @@ def test_resume_after_a_crash(workspace: Path, tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     run_dir = tmp_path / "crash"
-    state = json.loads((run_dir / "state.json").read_text())
+    state = json.loads(RunDir(run_dir).state.read_text())
     assert state["epoch"] == 1 and "plateau" in state
     result = runner.invoke(app, ["train", "--resume", "crash", "--checkpoints", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    history = pd.read_csv(run_dir / "history.csv")
+    history = pd.read_csv(RunDir(run_dir).history)
     assert history["epoch"].tolist() == [1, 2, 3]
     import keras
 
-    model = keras.models.load_model(run_dir / "last.keras")
+    model = keras.models.load_model(RunDir(run_dir).last)
     steps = int(np.ceil(48 / 8))
     assert int(model.optimizer.iterations) == 3 * steps
     result = runner.invoke(app, ["train", "--resume", "crash", "--checkpoints", str(tmp_path)])

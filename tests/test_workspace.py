@@ -21,8 +21,8 @@ from comp.workspace import Workspace, atomic_write, write_new
 def test_damaged_workspace_files_are_one_line(workspace: Path, tmp_path: Path, name: str,
                                               spoil) -> None:
     ws = tmp_path / "ws"
-    shutil.copytree(workspace, ws)
-    spoil(ws / name)
+    shutil.copytree(workspace, ws, symlinks=True)
+    spoil(Workspace(ws).dir / name)
     reader = {"meta.json": lambda w: w.load_meta(), "index.csv": lambda w: w.load_index(),
               "images-train.npy": lambda w: w.load_store("train")}[name]
     with pytest.raises(CompError) as err:

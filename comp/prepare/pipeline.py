@@ -8,7 +8,6 @@ confirmed by pixels), 4. label conflicts, 5. splits, 6. overlap of val/test with
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,14 @@ import numpy as np
 import pandas as pd
 
 from comp import report
+from comp.commit import CURRENT, Staging
 from comp.config import PrepareConfig, SizeMismatch, as_record
 from comp.errors import CompError
+from comp.faults import fault_point
 from comp.prepare.decode import DecodeResult, decode_to_store
 from comp.prepare.dhash import hash_to_hex
 from comp.prepare.duplicates import OVERLAP_COLUMNS, find_duplicates, find_overlap, group_ids
-from comp.prepare.files import file_id, find_train, list_images
+from comp.prepare.files import TrainSet, file_id, find_train, list_images
 from comp.prepare.labels import encode_labels, resolve_groups
 from comp.prepare.splits import identity_groups, split_frame, split_groups
 from comp.stopwatch import Stopwatch
@@ -38,6 +39,7 @@ class Prepared:
 
     summary: dict[str, Any]
     clock: Stopwatch
+    report: Path  # through <workspace>/current
 
 
 def _target_rows(ids: list[str], source: str, decoded: DecodeResult) -> pd.DataFrame:
@@ -63,36 +65,32 @@ def _check_native_size(decoded: DecodeResult, meta: Meta, folder: Path,
                         "resize to resize them to the training store's size")
 
 
-def ingest_target(cfg: PrepareConfig, ws: Workspace, *, source: str, folder: Path, meta: Meta,
-                  train: pd.DataFrame, clock: Stopwatch) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Decode and hash an unlabelled folder (val or test); return its index rows and overlap."""
-    paths = list_images(folder)
+def ingest_target(cfg: PrepareConfig, out: Workspace, *, source: str, folder: Path,
+                  paths: list[str], meta: Meta, train: pd.DataFrame,
+                  clock: Stopwatch) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decode and hash an unlabelled folder (val or test) into `out` (a staging folder);
+    return its index rows and its overlap with train."""
     ids = [file_id(p) for p in paths]
     if len(set(ids)) != len(ids):
         dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
         raise CompError(f"{folder}: two files share the id {dup!r}; keep one file per id")
-    fresh = ws.store(f"{source}.new")  # the previous store stays until this one is checked
     with clock.stage(f"decode {source}"):
-        decoded = decode_to_store(paths, fresh, size=(meta.size[0], meta.size[1]),
+        decoded = decode_to_store(paths, out.store(source), size=(meta.size[0], meta.size[1]),
                                   gray=meta.gray, fit=meta.fit, workers=cfg.workers,
                                   skip_bad=cfg.skip_bad, desc=f"decode {source}")
-    try:
-        _check_native_size(decoded, meta, folder, cfg.on_size_mismatch)
-    except CompError:
-        fresh.unlink()
-        raise
-    os.replace(fresh, ws.store(source))
+    _check_native_size(decoded, meta, folder, cfg.on_size_mismatch)
     ids = [file_id(p) for p in decoded.paths]
     with clock.stage(f"overlap {source}"):
-        overlap = find_overlap(decoded.hashes, ws.load_store(source), train,
-                               ws.load_store("train"), max_distance=cfg.max_distance,
+        overlap = find_overlap(decoded.hashes, out.load_store(source), train,
+                               out.load_store("train"), max_distance=cfg.max_distance,
                                pixel_threshold=cfg.pixel_threshold, source=source,
                                target_ids=ids)
     return _target_rows(ids, source, decoded), overlap
 
 
 def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
-                 decoded: DecodeResult, pairs: pd.DataFrame) -> pd.DataFrame:
+                 decoded: DecodeResult, pairs: pd.DataFrame,
+                 identity: np.ndarray | None) -> pd.DataFrame:
     """Index rows of the training images: groups, conflicts, what is kept, and the splits."""
     groups = group_ids(len(ids), pairs[["i", "j"]].to_numpy())
     kept, final, conflict = resolve_groups(groups, labels, conflicts=cfg.conflicts,
@@ -105,7 +103,6 @@ def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
     train.loc[~kept & ~conflict, "split"] = "duplicate"
     train.loc[conflict & ~kept, "split"] = "conflict"
     # duplicate groups (and identity groups) never straddle two sides
-    identity = identity_groups(cfg.groups, train["id"]) if cfg.groups else None
     train["split_group"] = together = split_groups(groups, identity)
     train.loc[kept, "split"] = split_frame(together[kept], final[kept], fractions=cfg.split,
                                            seed=cfg.seed)
@@ -126,8 +123,14 @@ def _meta(cfg: PrepareConfig, train: pd.DataFrame, store: np.ndarray, classes: l
         config=as_record(cfg), size_given=cfg.size is not None)
 
 
+def busy(root: Path) -> str:
+    return (f"{root}: another comp command is writing this workspace right now; wait for it "
+            "to finish, or pass another --workspace")
+
+
 def prepare(cfg: PrepareConfig) -> Prepared:
-    """Run every step and write the workspace. Returns the summary that the report shows."""
+    """Run every step and commit the workspace as one new version. Every input is read and
+    checked before the first image is decoded; nothing is visible until the commit."""
     ws = Workspace(cfg.workspace)
     if cfg.challenge is None and cfg.train is None:
         if cfg.test is not None and ws.is_prepared():
@@ -142,42 +145,67 @@ def prepare(cfg: PrepareConfig) -> Prepared:
         codes, classes = encode_labels(pd.Series(found.label_text, index=found.ids),
                                        classes=list(cfg.classes) if cfg.classes else None,
                                        source=found.source)
+        identity = (identity_groups(cfg.groups, pd.Series(found.ids)) if cfg.groups
+                    else None)
+        targets = [(name, folder, list_images(folder)) for name, folder in
+                   (("val", val), ("test", test)) if folder is not None]
+    with Staging(ws.root, busy=busy(ws.root)) as stage:
+        out = Workspace(ws.root, version=stage.dir)
+        summary = _build(cfg, out, found=found, codes=codes, classes=classes,
+                         identity=identity, targets=targets, test=test, clock=clock)
+        fault_point("prepare:staged")
+        stage.commit()
+    return Prepared(summary, clock, ws.root / CURRENT / out.report.name)
+
+
+def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.ndarray,
+           classes: list[str], identity: np.ndarray | None,
+           targets: list[tuple[str, Path, list[str]]], test: Path | None,
+           clock: Stopwatch) -> dict[str, Any]:
+    """Steps 2-7, every file written into `out` (the staging folder)."""
     with clock.stage("decode train"):  # 2.
-        decoded = decode_to_store(found.paths, ws.store("train"), size=cfg.size, gray=cfg.gray,
-                                  fit=cfg.fit, workers=cfg.workers, skip_bad=cfg.skip_bad,
-                                  desc="decode train")
+        decoded = decode_to_store(found.paths, out.store("train"), size=cfg.size,
+                                  gray=cfg.gray, fit=cfg.fit, workers=cfg.workers,
+                                  skip_bad=cfg.skip_bad, desc="decode train")
+    fault_point("prepare:decoded")
     ids = np.array(found.ids, dtype=object)[decoded.kept]
-    store = ws.load_store("train")
+    store = out.load_store("train")
     with clock.stage("duplicates"):  # 3.
         pairs = find_duplicates(decoded.hashes, store, max_distance=cfg.max_distance,
                                 pixel_threshold=cfg.pixel_threshold)
     with clock.stage("conflicts and splits"):  # 4.-5.
-        train = _train_frame(cfg, ids, codes[decoded.kept], decoded, pairs)
+        train = _train_frame(cfg, ids, codes[decoded.kept], decoded, pairs,
+                             None if identity is None else identity[decoded.kept])
     meta = _meta(cfg, train, store, classes, decoded, test)
     frames, overlaps = [train], []
-    for source, folder in (("val", val), ("test", test)):  # 6.
-        if folder is not None:
-            rows, overlap = ingest_target(cfg, ws, source=source, folder=folder, meta=meta,
-                                          train=train, clock=clock)
-            frames.append(rows)
-            overlaps.append(overlap)
+    for source, folder, paths in targets:  # 6.
+        rows, overlap = ingest_target(cfg, out, source=source, folder=folder, paths=paths,
+                                      meta=meta, train=train, clock=clock)
+        frames.append(rows)
+        overlaps.append(overlap)
     index = pd.concat(frames, ignore_index=True)
     overlap = (pd.concat(overlaps, ignore_index=True) if overlaps
                else pd.DataFrame(columns=OVERLAP_COLUMNS))
     with clock.stage("report and index"):  # 7.
         summary = report.prepare_summary(index, pairs, overlap, found.skipped + decoded.bad,
                                          meta, clock.total())
-        meta = replace(meta, summary=summary)
-        write_csv(ws.pairs, pairs.assign(id_i=ids[pairs["i"]], id_j=ids[pairs["j"]]))
-        write_csv(ws.overlap, overlap)
-        write_csv(ws.index, index)
-        report.write_prepare_report(ws, index, pairs, overlap, summary, store, classes)
-        write_json(ws.meta, meta.to_json())
-    return Prepared(summary, clock)
+        meta = replace(meta, summary=summary, store_rows=_store_rows(index))
+        write_csv(out.pairs, pairs.assign(id_i=ids[pairs["i"]], id_j=ids[pairs["j"]]))
+        write_csv(out.overlap, overlap)
+        write_csv(out.index, index)
+        report.write_prepare_report(out, index, pairs, overlap, summary, store, classes)
+        write_json(out.meta, meta.to_json())
+    return summary
+
+
+def _store_rows(index: pd.DataFrame) -> dict[str, int]:
+    """Rows of each source's store, as meta.json records them (readers check the stores)."""
+    return {str(k): int(v) for k, v in index["source"].value_counts().items()}
 
 
 def prepare_test(cfg: PrepareConfig) -> Prepared:
-    """Phase 2: decode and hash only the new test images; recompute only the test overlap."""
+    """Phase 2: decode and hash only the new test images, recompute only the test overlap, and
+    commit a new version that shares every other file with the current one."""
     ws = Workspace(cfg.workspace)
     meta = ws.load_meta()
     test_dir = cfg.test
@@ -185,22 +213,30 @@ def prepare_test(cfg: PrepareConfig) -> Prepared:
         raise CompError("pass --test NEW_DIR: the folder of new test images")
     clock = Stopwatch()
     with clock.stage("read workspace"):
+        paths = list_images(test_dir)
         index = ws.load_index()
         train = index[index["source"] == "train"].reset_index(drop=True)
     cfg = replace(cfg, max_distance=meta.max_distance, pixel_threshold=meta.pixel_threshold)
-    rows, overlap = ingest_target(cfg, ws, source="test", folder=test_dir, meta=meta,
-                                  train=train, clock=clock)
-    with clock.stage("write index"):
-        index = pd.concat([index[index["source"] != "test"], rows], ignore_index=True)
-        old = pd.read_csv(ws.overlap, dtype={"id": str}) if ws.overlap.exists() else None
-        if old is not None and len(old):
-            overlap = pd.concat([old[old["source"] != "test"], overlap], ignore_index=True)
-        write_csv(ws.overlap, overlap)
-        write_csv(ws.index, index)
-        test_overlap = overlap[overlap["source"] == "test"]
-        summary = {"test_images": len(rows), "test_in_train": len(test_overlap),
-                   "test_in_train_consistent": int(test_overlap["consistent"].astype(bool).sum()),
-                   "seconds": round(clock.total(), 2)}
-        write_json(ws.meta, replace(meta, summary={**meta.summary, **summary},
-                                    test_dir=str(test_dir)).to_json())
-    return Prepared(summary, clock)
+    with Staging(ws.root, busy=busy(ws.root)) as stage:
+        out = Workspace(ws.root, version=stage.dir)
+        stage.link_current(skip=frozenset({out.store("test").name}))
+        rows, overlap = ingest_target(cfg, out, source="test", folder=test_dir, paths=paths,
+                                      meta=meta, train=train, clock=clock)
+        with clock.stage("write index"):
+            index = pd.concat([index[index["source"] != "test"], rows], ignore_index=True)
+            old = pd.read_csv(ws.overlap, dtype={"id": str}) if ws.overlap.exists() else None
+            if old is not None and len(old):
+                overlap = pd.concat([old[old["source"] != "test"], overlap], ignore_index=True)
+            write_csv(out.overlap, overlap)
+            write_csv(out.index, index)
+            test_overlap = overlap[overlap["source"] == "test"]
+            summary = {"test_images": len(rows), "test_in_train": len(test_overlap),
+                       "test_in_train_consistent": int(
+                           test_overlap["consistent"].astype(bool).sum()),
+                       "seconds": round(clock.total(), 2)}
+            write_json(out.meta, replace(meta, summary={**meta.summary, **summary},
+                                         test_dir=str(test_dir),
+                                         store_rows=_store_rows(index)).to_json())
+        fault_point("ingest:staged")
+        stage.commit()
+    return Prepared(summary, clock, ws.root / CURRENT / out.report.name)

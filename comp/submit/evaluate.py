@@ -35,6 +35,7 @@ class Evaluation:
     per_class_accuracy: dict[str, float]
     confusion: list[list[int]]
     threshold: float | None  # tuned on the whole holdout (for reference)
+    model_tag: str = ""  # the best checkpoint it scored (`RunDir.model_tag`)
 
     @classmethod
     def load(cls, path: Path) -> Evaluation | None:
@@ -47,20 +48,20 @@ class Evaluation:
 
 def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, tta: bool,
                         fingerprint: str) -> Predictions:
-    """The run's predictions on the holdout split, cached in the run folder."""
-    cache = run_dir.holdout_predictions(tta)
+    """The run's predictions on the holdout split, cached in the run folder (for this data
+    and this best checkpoint)."""
+    cache, key = run_dir.holdout_predictions(tta), f"{fingerprint}/{run_dir.model_tag()}"
     if cache.exists():
         try:
             saved = np.load(cache)
-            if str(saved["fingerprint"]) == fingerprint:
+            if str(saved["key"]) == key:
                 return Predictions(saved["prob"], saved["embedding"])
         except (OSError, ValueError, KeyError):
-            pass  # a damaged cache is predicted anew
+            pass  # a damaged or stale cache is predicted anew
     x, _, _ = ws.split("holdout", index)
     pred = predict_run(run_dir.best, x, tta=tta)
     atomic_write(cache, lambda p: np.savez(p.open("wb"), prob=pred.prob,
-                                           embedding=pred.embedding,
-                                           fingerprint=np.array(fingerprint)))
+                                           embedding=pred.embedding, key=np.array(key)))
     return pred
 
 
@@ -89,7 +90,8 @@ def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: 
         per_class_accuracy=dict(zip(classes, metrics.per_class_accuracy(matrix).tolist(),
                                     strict=True)),
         confusion=matrix.tolist(),
-        threshold=best_threshold(y, pred.prob)[0] if k == 2 else None)
+        threshold=best_threshold(y, pred.prob)[0] if k == 2 else None,
+        model_tag=run_dir.model_tag())
     report.confusion_plot(matrix, classes, run_dir.confusion,
                           f"{run_dir.name}: holdout, balanced accuracy "
                           f"{result.balanced_accuracy:.4f}")
@@ -126,8 +128,9 @@ def best_run(ws: Workspace, checkpoints: Path, *, fingerprint: str, folds: int,
                         "first or pass --run")
     scores = {}
     for name in candidates:
-        saved = Evaluation.load(RunDir(checkpoints / name).evaluation)
-        if saved is None:
+        run_dir = RunDir(checkpoints / name)
+        saved = Evaluation.load(run_dir.evaluation)
+        if saved is None or saved.model_tag != run_dir.model_tag():
             saved = evaluate(ws.root, checkpoints, [name], folds=folds, seed=seed)[0]
         scores[name] = saved.balanced_accuracy
     return max(scores, key=lambda n: scores[n])

@@ -38,9 +38,9 @@ def load_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFr
                   runs: list[RunDir]) -> tuple[Decision, Path]:
     """The decision rule for these runs and options: from the cache, or fitted now."""
     names = [r.name for r in runs]
-    folder = runs[0].decision_cache(decision_key(runs=names, tta=cfg.tta,
-                                                 ensemble=cfg.ensemble, folds=cfg.folds,
-                                                 seed=cfg.seed))
+    folder = runs[0].decision_cache(decision_key(
+        runs=[f"{r.name}/{r.model_tag()}" for r in runs], tta=cfg.tta, ensemble=cfg.ensemble,
+        folds=cfg.folds, seed=cfg.seed))
     cached = Decision.load(folder, fingerprint=meta.fingerprint)
     if cached is not None:
         return cached, folder
@@ -88,7 +88,7 @@ def _runs_summary(records: list[RunRecord]) -> list[dict[str, object]]:
 
 def submit(cfg: SubmitConfig) -> Submitted:
     """Predict the target set and write a validated CSV plus its manifest."""
-    clock, ws, target = Stopwatch(), Workspace(cfg.workspace), cfg.target
+    clock, target = Stopwatch(), cfg.target
     if cfg.test is not None:  # phase 2: ingest only the new images
         from comp.prepare import prepare_test
 
@@ -96,6 +96,7 @@ def submit(cfg: SubmitConfig) -> Submitted:
                                               on_size_mismatch=cfg.on_size_mismatch))
         clock.seconds.update({f"ingest: {k}": v for k, v in ingested.clock.seconds.items()})
         target = Target.TEST
+    ws = Workspace(cfg.workspace)  # the version committed by the ingest, if any
     with clock.stage("read workspace and runs"):
         meta, index = ws.load_meta(), ws.load_index()
         rows = index[index["source"] == str(target)].sort_values("row")

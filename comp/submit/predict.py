@@ -32,9 +32,10 @@ def predict_run(model_path: Path, x: np.ndarray, *, tta: bool = False,
 
     tf = load_tensorflow()
 
+    from comp.train.callbacks import load_checkpoint
     from comp.train.models import EMBEDDING
 
-    model = keras.models.load_model(model_path, compile=False)
+    model = load_checkpoint(model_path, compile=False)
     both = keras.Model(model.input, [model.get_layer(EMBEDDING).output, model.output])
     if batch_size is None:
         batch_size = 1024 if tf.config.list_physical_devices("GPU") else 128

@@ -14,8 +14,10 @@ import keras
 import pandas as pd
 
 from comp import report
+from comp.commit import Staging
 from comp.errors import CompError
-from comp.runs import RunDir, RunRecord
+from comp.faults import fault_point
+from comp.runs import EPOCH_FILES, RunDir, RunRecord
 from comp.workspace import write_csv, write_json
 
 
@@ -83,6 +85,19 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
                 "cooldown_counter": int(self.cooldown_counter)}
 
 
+def load_checkpoint(path: Path, *, compile: bool = True) -> keras.Model:
+    """A saved model, or one line saying the file is missing or damaged."""
+    if not path.exists():
+        raise CompError(f"{path}: checkpoint not found; the run is incomplete, train a new one "
+                        "with `comp train`")
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a damaged file
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise CompError(f"{path}: checkpoint is damaged ({reason}); train a new run with "
+                        "`comp train` (or resume from a run whose checkpoint is whole)") from None
+
+
 def save_model(model: keras.Model, path: Path) -> None:
     """model.save to a temporary .keras beside `path`, then rename (never half-written)."""
     tmp = path.with_name(f".{path.stem}.tmp.keras")
@@ -93,8 +108,8 @@ def save_model(model: keras.Model, path: Path) -> None:
 class Recorder(keras.callbacks.Callback):
     """Per epoch: history, curves, last/best checkpoints, resume state, run record, and a line.
 
-    Order matters for resume: checkpoints and history first, state.json last; a kill in
-    between leaves the previous state, whose epoch count the resume trusts.
+    An epoch's files are committed together (`comp.commit`): a kill at any point leaves the
+    previous epoch's checkpoints, history, state and record, all of one epoch.
     """
 
     def __init__(self, *, run_dir: RunDir, record: RunRecord, state: TrainState,
@@ -114,22 +129,29 @@ class Recorder(keras.callbacks.Callback):
         state = self.state
         state.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
                               "lr": lr, "seconds": round(seconds, 2)})
-        frame = pd.DataFrame(state.history)
-        write_csv(self.run_dir.history, frame)
-        report.learning_curves(frame, self.run_dir.curves, self.run_dir.name)
         score = logs.get("val_balanced_accuracy", float("nan"))
-        if score > state.best_score:  # NaN never wins
+        improved = score > state.best_score  # NaN never wins
+        if improved:
             state.best_score, state.best_epoch = float(score), epoch + 1
-            save_model(self.model, self.run_dir.best)
-        save_model(self.model, self.run_dir.last)
         state.epoch, state.plateau = epoch + 1, self.plateau.counters()
         state.rng = rng_states(self.model)
-        state.save(self.run_dir)
         self.record = replace(self.record, status="running", epochs_done=epoch + 1,
                               best_epoch=state.best_epoch,
                               best_val_balanced_accuracy=state.best_score,
                               seconds_per_epoch=[h["seconds"] for h in state.history])
-        self.run_dir.save_record(self.record)
+        with Staging(self.run_dir.path, locked=True) as stage:
+            out = RunDir(self.run_dir.path, version=stage.dir)
+            stage.link_current(skip=EPOCH_FILES - ({"best.keras"} if not improved else set()))
+            frame = pd.DataFrame(state.history)
+            write_csv(out.history, frame)
+            report.learning_curves(frame, out.curves, out.name)
+            if improved:
+                save_model(self.model, out.best)
+            save_model(self.model, out.last)
+            state.save(out)
+            write_json(out.record, self.record.to_json())
+            fault_point("train:epoch-staged")
+            stage.commit()
         print(f"epoch {epoch + 1:3d}/{self.epochs}  loss {logs.get('loss', 0):.4f}  "
               f"bal.acc {logs.get('balanced_accuracy', 0):.4f}  val loss "
               f"{logs.get('val_loss', 0):.4f}  val bal.acc {score:.4f}  lr {lr:.2e}  "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from contextlib import ExitStack
 from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
@@ -117,11 +118,17 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
 
 
 def train(cfg: TrainConfig) -> RunRecord:
-    """Train (or resume) one run; returns its record (run.json)."""
+    """Train (or resume) one run; returns its record (run.json). The run's lock is held
+    throughout, so a second process cannot train or resume the same run at the same time."""
+    with ExitStack() as hold:
+        return _train(cfg, hold)
+
+
+def _train(cfg: TrainConfig, hold: ExitStack) -> RunRecord:
     load_tensorflow()
     import keras
 
-    from comp.train.callbacks import TrainState, restore_rng_states
+    from comp.train.callbacks import TrainState, load_checkpoint, restore_rng_states
     from comp.train.data import load_training_data
     from comp.train.models import DEFAULTS
     from comp.train.strategy import choose_strategy
@@ -130,6 +137,7 @@ def train(cfg: TrainConfig) -> RunRecord:
     resumed = _resume_config(cfg) if cfg.resume else None
     if resumed is not None:
         cfg = resumed[0]
+        hold.enter_context(resumed[1].lock())
     elif cfg.run_name is not None:
         check_run_name(cfg.run_name)
     data = load_training_data(Workspace(cfg.workspace), max_images=cfg.max_images,
@@ -151,17 +159,18 @@ def train(cfg: TrainConfig) -> RunRecord:
     augment = cfg.augment if cfg.augment is not None else defaults.augment
     with hw.strategy.scope():  # 2. model, inside the strategy's scope
         if resumed is not None:
-            model = keras.models.load_model(resumed[1].last)
+            model = load_checkpoint(resumed[1].last)
             restore_rng_states(model, state.rng)
         else:
             h, w, channels = data.x_train.shape[1:]
             model = _compile(cfg, input_shape=(h, w, channels), num_classes=len(data.classes),
                              lr=lr)
     if resumed is not None:
-        run_dir, record = resumed[1], resumed[2]
+        run_dir, record = resumed[1], resumed[1].load_record()
     else:
         run_dir = new_run(cfg.checkpoints, cfg.run_name or
                           f"{cfg.model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        hold.enter_context(run_dir.lock())
         record = _new_record(cfg, run_dir, data, model, lr=lr, augment=augment)
     record = replace(record, hardware=hw.description, precision=hw.policy,
                      versions=_versions(), command=" ".join(sys.argv))
