@@ -7,6 +7,7 @@ inside the commands that need them.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -39,6 +40,18 @@ def quiet_tensorflow(verbose: bool) -> None:
         os.environ[VERBOSE_ENV] = "1"
 
 
+def os_problem(exc: OSError) -> str:
+    """One line for a failed file operation: the file, what the system said, what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{where}{what}: the disk is full; free some space and run the command again "
+                "(what was already there is unchanged)")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}{what}; fix the permissions or choose another folder"
+    return f"{where}{what}; check the path and run the command again"
+
+
 def clear_errors(func: F) -> F:
     """Turn a CompError (and Ctrl-C) into one line on stderr and a non-zero exit."""
     @functools.wraps(func)
@@ -47,6 +60,9 @@ def clear_errors(func: F) -> F:
             return func(*args, **kwargs)
         except CompError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+        except OSError as exc:  # the machine's side: a full disk, a permission, a vanished file
+            typer.echo(f"error: {os_problem(exc)}", err=True)
             raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             typer.echo("interrupted: nothing half-written was left behind", err=True)

@@ -41,7 +41,7 @@ def test_encode_labels_binary_and_names() -> None:
     assert classes == ["art", "law", "math"] and codes.tolist() == [1, 0, 2, 0]
 
 
-@pytest.mark.parametrize("values, classes", [(["0", "1", "2"], None), (["0", ""], None),
+@pytest.mark.parametrize("values, classes", [(["0", "1", "2"], None),
                                              (["cat", "dog"], ["cat", "cow"])])
 def test_encode_labels_rejects_unknown(values: list[str], classes: list[str] | None) -> None:
     with pytest.raises(CompError, match="is not one of"):
@@ -61,3 +61,27 @@ def test_resolve_groups_drop_and_majority() -> None:
     # group 2 -> majority label 1 for all three; group 6 is a 1-1 tie -> dropped
     assert kept.tolist() == [True, True, True, True, True, True, False, False]
     assert final[2:5].tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize("bad", ["", "NaN", "nan", "NA", "null", " "])
+def test_missing_labels_are_refused_with_the_row(bad: str) -> None:
+    texts = pd.Series(["1", "0", bad, "1"], index=["a", "b", "c", "d"])
+    with pytest.raises(CompError, match=r"labels.csv: row 4 \(id 'c'\) has no label"):
+        encode_labels(texts, classes=None, source="labels.csv")
+
+
+def test_numeric_spellings_of_one_class_are_one_class() -> None:
+    texts = pd.Series(["1", "1.0", "0", "0.0", "+1", "1e0"])
+    codes, classes = encode_labels(texts, classes=None, source="x")
+    assert classes == ["0", "1"] and codes.tolist() == [1, 1, 0, 0, 1, 1]
+    codes, classes = encode_labels(pd.Series(["2.0", "0", "1"]), classes=["0", "1", "2"],
+                                   source="x")
+    assert codes.tolist() == [2, 0, 1]
+    with pytest.raises(CompError, match="has label '0.5'"):
+        encode_labels(pd.Series(["0.5", "1", "0"]), classes=None, source="x")
+
+
+@pytest.mark.parametrize("values", [["1", "1", "1.0"], ["cat", "cat"]])
+def test_a_single_class_is_refused(values: list[str]) -> None:
+    with pytest.raises(CompError, match="a classifier needs at least two classes"):
+        encode_labels(pd.Series(values), classes=None, source="x")

@@ -8,10 +8,12 @@ Hashes are computed in the same pass on the native-size pixels, so they equal
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import gc
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -36,7 +38,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             return im.size[1], im.size[0]
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise CompError(_bad_image_message(path, exc)) from None
 
 
@@ -108,6 +110,19 @@ def _fast_png(path: str | Path) -> np.ndarray | None:
     return pixels
 
 
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) grey images scaled to 0..255, not clipped (PIL's own
+    conversion clips: a 16-bit photo would turn white). Floating-point images are refused."""
+    if im.mode == "F":
+        raise ValueError("floating-point pixels; save the image with 8 or 16 bits")
+    if not im.mode.startswith("I"):
+        return im
+    values = np.asarray(im).astype(np.int64)
+    if im.mode.startswith("I;16") or values.max(initial=0) > 255:
+        values = (np.clip(values, 0, 65535) * 255 + 32767) // 65535
+    return Image.fromarray(values.astype(np.uint8), "L")
+
+
 def decode_file(path: str | Path, size: tuple[int, int] | None, gray: bool,
                 fit: str = "crop") -> tuple[np.ndarray, np.ndarray]:
     """Decode one file.
@@ -131,7 +146,7 @@ def decode_file(path: str | Path, size: tuple[int, int] | None, gray: bool,
     else:
         with Image.open(path) as im:
             im.load()
-            native: Image.Image = im
+            native: Image.Image = _to_8bit(im)
             if native.mode not in ("RGB", "L"):
                 native = native.convert("RGBA" if "A" in native.mode or native.mode == "P"
                                         else "RGB")
@@ -251,6 +266,22 @@ class _Outcome:
         self.sizes.update(res.sizes)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int | None) -> None:
+    """Worker start-up: ask the kernel to kill this worker when its parent dies (a kill -9
+    of `comp prepare` must not leave decoders running), and leave at once if it already has.
+    (A forkserver's workers are its children: it exits with comp, and they with it.)"""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown still applies
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
@@ -315,7 +346,8 @@ def _decode_all(paths: Sequence[str], tmp: Path, *, size: tuple[int, int] | None
         # objects that exist before the fork are never garbage in the workers: keep their
         # collector from walking them (and copying every page they live on)
         gc.freeze()
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent,
+                                 initargs=(os.getpid() if method == "fork" else None,)) as pool:
             try:  # with fork, the first submit starts every worker
                 futures = [pool.submit(_decode_chunk, str(tmp), s, c, size, gray, fit)
                            for s, c in chunks]

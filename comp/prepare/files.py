@@ -31,7 +31,7 @@ def list_images(folder: Path) -> list[str]:
         with os.scandir(folder) as entries:  # scandir knows file types without a stat each
             names = sorted(e.name for e in entries
                            if e.name[e.name.rfind("."):].lower() in IMAGE_SUFFIXES
-                           and e.is_file())
+                           and _is_file(folder, e))
     except PermissionError as exc:
         raise CompError(f"{folder}: cannot read the folder ({exc.strerror}); fix its "
                         "permissions") from None
@@ -40,6 +40,20 @@ def list_images(folder: Path) -> list[str]:
                         "point to the folder that holds the images")
     base = os.path.join(folder, "")
     return [base + name for name in names]
+
+
+def _is_file(folder: Path, entry: os.DirEntry[str]) -> bool:
+    """A regular file (or a link to one) with a name that can be written out again."""
+    try:
+        entry.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CompError(f"{folder}: the file name {entry.name!r} is not valid UTF-8; rename "
+                        "the file") from None
+    try:
+        return entry.is_file()
+    except OSError as exc:  # a symbolic-link loop, a vanished file
+        raise CompError(f"{os.path.join(folder, entry.name)}: cannot read it ({exc.strerror}); "
+                        "replace or remove it") from None
 
 
 def file_id(path: str) -> str:

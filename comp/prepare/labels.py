@@ -3,6 +3,7 @@ conflict. Pure functions on frames and arrays."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -44,29 +45,57 @@ def read_labels(path: Path, *, id_column: str = "id", label_column: str = "label
     return out
 
 
+MISSING = {"", "nan", "na", "n/a", "null", "none"}
+
+
+def _canonical(value: str) -> str:
+    """One spelling per numeric class: '1', '1.0', '+1', '1e0' -> '1' (others unchanged)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return str(int(number)) if math.isfinite(number) and number == int(number) else value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
 def encode_labels(texts: pd.Series, *, classes: list[str] | None,
                   source: str) -> tuple[np.ndarray, list[str]]:
     """Label texts -> class indices. Without `classes`: 0/1 labels stay 0/1, names are sorted.
+    Numeric spellings of one number are one class ('1' and '1.0').
 
     Raises:
-        CompError naming the first row whose label is empty or not a known class.
+        CompError naming the first row whose label is missing (empty, NaN) or not a known
+        class, or saying that the labels hold fewer than two classes.
     """
     values = texts.to_numpy(dtype=str)
+    missing = np.array([v.strip().lower() in MISSING for v in values], dtype=bool)
+    if missing.any():
+        row = int(np.argmax(missing))
+        raise CompError(f"{source}: row {row + 2} (id {texts.index[row]!r}) has no label "
+                        f"({str(values[row])!r}); fill it in or remove the row")
+    numeric = all(_is_number(v) for v in set(values))
+    if numeric:
+        values = np.array([_canonical(v) for v in values], dtype=object)
     if classes is None:
-        unique = sorted(set(values))
-        if all(v.lstrip("-").isdigit() for v in unique if v):
-            classes = ["0", "1"]
-        else:
-            classes = [v for v in unique if v]
-    lookup = {c: i for i, c in enumerate(classes)}
+        classes = ["0", "1"] if numeric else sorted(set(values))
+    lookup = {(_canonical(c) if numeric else c): i for i, c in enumerate(classes)}
     codes = np.array([lookup.get(v, -1) for v in values], dtype=np.int64)
     if (codes < 0).any():
         row = int(np.argmax(codes < 0))
         raise CompError(f"{source}: row {row + 2} (id {texts.index[row]!r}) has label "
-                        f"{str(values[row])!r}, which is not one of {', '.join(classes)}; fix the "
-                        "label or pass --classes with every class name")
-    if len(classes) < 2:
-        raise CompError(f"{source}: only one class ({classes[0]!r}); a classifier needs two")
+                        f"{str(texts.iloc[row])!r}, which is not one of {', '.join(classes)}; "
+                        "fix the label or pass --classes with every class name")
+    present = np.unique(codes)
+    if len(present) < 2:
+        only = classes[int(present[0])] if len(present) else "none"
+        raise CompError(f"{source}: every label is {only!r}: a classifier needs at least two "
+                        "classes in the labels; check the label column (--label-column)")
     return codes, classes
 
 

@@ -25,7 +25,12 @@ from comp.prepare.dhash import hash_to_hex
 from comp.prepare.duplicates import OVERLAP_COLUMNS, find_duplicates, find_overlap, group_ids
 from comp.prepare.files import TrainSet, file_id, find_train, list_images
 from comp.prepare.labels import encode_labels, resolve_groups
-from comp.prepare.splits import identity_groups, split_frame, split_groups
+from comp.prepare.splits import (
+    check_split_classes,
+    identity_groups,
+    split_frame,
+    split_groups,
+)
 from comp.stopwatch import Stopwatch
 from comp.workspace import Meta, Workspace, fingerprint, write_csv, write_json
 
@@ -89,8 +94,8 @@ def ingest_target(cfg: PrepareConfig, out: Workspace, *, source: str, folder: Pa
 
 
 def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
-                 decoded: DecodeResult, pairs: pd.DataFrame,
-                 identity: np.ndarray | None) -> pd.DataFrame:
+                 decoded: DecodeResult, pairs: pd.DataFrame, identity: np.ndarray | None,
+                 classes: list[str]) -> pd.DataFrame:
     """Index rows of the training images: groups, conflicts, what is kept, and the splits."""
     groups = group_ids(len(ids), pairs[["i", "j"]].to_numpy())
     kept, final, conflict = resolve_groups(groups, labels, conflicts=cfg.conflicts,
@@ -104,8 +109,9 @@ def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
     train.loc[conflict & ~kept, "split"] = "conflict"
     # duplicate groups (and identity groups) never straddle two sides
     train["split_group"] = together = split_groups(groups, identity)
-    train.loc[kept, "split"] = split_frame(together[kept], final[kept], fractions=cfg.split,
-                                           seed=cfg.seed)
+    names = split_frame(together[kept], final[kept], fractions=cfg.split, seed=cfg.seed)
+    check_split_classes(names, final[kept], fractions=cfg.split, classes=classes)
+    train.loc[kept, "split"] = names
     return train
 
 
@@ -175,7 +181,7 @@ def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.nda
                                 pixel_threshold=cfg.pixel_threshold)
     with clock.stage("conflicts and splits"):  # 4.-5.
         train = _train_frame(cfg, ids, codes[decoded.kept], decoded, pairs,
-                             None if identity is None else identity[decoded.kept])
+                             None if identity is None else identity[decoded.kept], classes)
     meta = _meta(cfg, train, store, classes, decoded, test)
     frames, overlaps = [train], []
     for source, folder, paths in targets:  # 6.

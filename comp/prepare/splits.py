@@ -68,6 +68,22 @@ def split_frame(groups: np.ndarray, labels: np.ndarray, *,
     return np.array(SPLIT_NAMES, dtype=object)[parts]
 
 
+def check_split_classes(names: np.ndarray, labels: np.ndarray, *,
+                        fractions: tuple[float, float, float], classes: list[str]) -> None:
+    """Every class in every split that has a share: a class missing from val or holdout
+    cannot be validated or tuned for, one missing from train cannot be learned."""
+    for split, share in zip(SPLIT_NAMES, fractions, strict=True):
+        if share == 0:
+            continue
+        present = np.bincount(labels[names == split], minlength=len(classes))
+        if (present == 0).any():
+            k = int(np.argmax(present == 0))
+            total = int((labels == k).sum())
+            raise CompError(f"class {classes[k]!r} has no image in the {split} split (it has "
+                            f"{total} kept images in all); add images of that class, or pass "
+                            "other --split fractions")
+
+
 def assign_folds(groups: np.ndarray, labels: np.ndarray, *, k: int, seed: int) -> np.ndarray:
     """Stratified k folds (0..k-1) with every group inside one fold."""
     if k < 2:

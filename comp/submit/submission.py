@@ -22,7 +22,14 @@ def read_sample(path: Path, id_column: str) -> pd.DataFrame:
     """A sample submission: its ids (as strings, in order) and columns."""
     if not path.exists():
         raise CompError(f"{path}: sample submission not found; check the path")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise CompError(f"{path}: sample submission is empty; pass the organisers' sample "
+                        "(a header and one row per image)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise CompError(f"{path}: cannot read the sample submission as CSV "
+                        f"({str(exc).splitlines()[0]}); fix or replace the file") from None
     if id_column not in frame.columns:
         raise CompError(f"{path}: no id column {id_column!r} (columns: "
                         f"{', '.join(frame.columns)}); pass --id-column")
