@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from comp.errors import CompError
+from comp.faults import fault_point
 from comp.metrics import balanced_accuracy
 from comp.workspace import claim_name, fsync_file, write_new
 
@@ -97,13 +98,16 @@ class Manifest:
 
 
 def write(frame: pd.DataFrame, manifest: Manifest, folder: Path, stem: str) -> Manifest:
-    """Write `<stem>.csv` and its `<stem>.json` manifest under `folder`, each under a name
-    claimed atomically (`-2`, `-3`, ... when taken), never replacing an existing file.
-    Returns the manifest with the CSV's final path."""
-    def claim(path: Path) -> None:
-        if path.with_suffix(".json").exists():
-            raise FileExistsError(path)  # a manifest of an earlier submission has this stem
-        os.link(tmp, path)
+    """Write `<stem>.csv` and its `<stem>.json` manifest under `folder` (`-2`, `-3`, ... when
+    the name is taken), never replacing an existing file. Both are written and fsynced under
+    temporary names first; then the manifest's name is claimed, and the CSV is linked beside
+    it last, so a kill leaves a complete CSV with its manifest, or no CSV at all (at most a
+    manifest without one). Returns the manifest with the CSV's final path."""
+    def claim(path: Path) -> None:  # path: <name>.json
+        if path.with_suffix(".csv").exists():
+            raise FileExistsError(path)  # a CSV of an earlier submission has this stem
+        final = replace(manifest, csv=str(path.with_suffix(".csv")))
+        write_new(path, functools.partial(_write_manifest, final))
 
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp.csv", dir=folder)[1])
@@ -111,13 +115,13 @@ def write(frame: pd.DataFrame, manifest: Manifest, folder: Path, stem: str) -> M
         frame.to_csv(tmp, index=False)
         fsync_file(tmp)
         while True:
-            path = claim_name(folder, stem, ".csv", claim)
-            final = replace(manifest, csv=str(path))
+            manifest_path = claim_name(folder, stem, ".json", claim)
+            fault_point("submit:manifest-claimed")
             try:
-                write_new(path.with_suffix(".json"), functools.partial(_write_manifest, final))
-                return final
-            except FileExistsError:  # another process took the manifest name meanwhile
-                path.unlink()
+                os.link(tmp, manifest_path.with_suffix(".csv"))
+                return replace(manifest, csv=str(manifest_path.with_suffix(".csv")))
+            except FileExistsError:  # another process took the CSV name meanwhile
+                manifest_path.unlink()
     finally:
         tmp.unlink()
 

@@ -20,6 +20,7 @@ from comp.errors import CompError
 RESNET_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 TL2_FIRST_TRAINABLE = "conv5_block2_2_conv"  # the report's res5b_branch2b (158 frozen layers)
 EMBEDDING = "embedding"  # name of the penultimate layer, read by the ensemble
+CNN_MIN_SIDE = 22  # 22 -> conv 20 -> pool 10 -> conv 8 -> pool 4 -> conv 2 -> pool 1
 
 
 @dataclass(frozen=True)
@@ -236,8 +237,14 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
     """Build one of `MODELS` for (H, W, C) inputs and `num_classes` classes."""
     if name not in MODELS:
         raise CompError(f"--model must be one of {', '.join(MODELS)}. Received: {name!r}")
+    if name in ("b1", "b2", "b3") and min(input_shape[:2]) < CNN_MIN_SIDE:
+        raise CompError(f"{name} needs images of at least {CNN_MIN_SIDE}x{CNN_MIN_SIDE} (three "
+                        f"3x3 convolutions, each followed by a 2x2 pooling). Received: "
+                        f"{input_shape[0]}x{input_shape[1]}; prepare with --size 32x32 or "
+                        "larger, or train --model logreg")
     if name.startswith("tl") and min(input_shape[:2]) < 32:
-        raise CompError(f"ResNet50 needs images of at least 32x32. Received: {input_shape[:2]}; "
+        raise CompError(f"ResNet50 needs images of at least 32x32. Received: "
+                        f"{input_shape[0]}x{input_shape[1]}; "
                         "prepare with --size 32x32 or larger")
     return MODELS[name](tuple(input_shape), num_classes, weights=weights)
 

@@ -1,0 +1,473 @@
+"""A corpus of hostile inputs, each with its exact outcome.
+
+Every case runs one command against a copy of a good challenge, workspace, run and submission.
+A refused input must give exit code 1 (2 for a usage error), one line naming the file, row or
+option with the fix, no traceback, and leave every workspace, run and submission byte for byte
+as it was. A legitimate oddity must give the right result instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from comp.cli import app
+from comp.runs import RunDir
+from comp.workspace import Workspace
+
+runner = CliRunner()
+SIZE = 24
+
+
+# -- the good world every case starts from ---------------------------------------------------------
+
+def _image(path: Path, k: int, size: int = SIZE) -> None:
+    rng = np.random.default_rng(k)
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), np.uint8)).save(path)
+
+
+def make_challenge(root: Path, n: int = 24) -> Path:
+    """n labelled 24x24 images (two classes), 6 val images, 6 phase-2 test images."""
+    for sub in ("train", "val", "phase2/test"):
+        (root / sub).mkdir(parents=True)
+    rows = []
+    for k in range(n):
+        _image(root / "train" / f"{k:03d}.png", k)
+        rows.append(f"{k:03d},{k % 2}")
+    (root / "train.csv").write_text("id,label\n" + "\n".join(rows) + "\n")
+    for k in range(6):
+        _image(root / "val" / f"v{k}.png", 1000 + k)
+        _image(root / "phase2/test" / f"t{k}.png", 2000 + k)
+    pd.DataFrame({"id": [f"v{k}" for k in range(6)], "label": "0"}).to_csv(
+        root / "sample_submission_val.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A challenge, its prepared workspace, a 1-epoch run and one submission."""
+    base = tmp_path_factory.mktemp("world")
+    make_challenge(base / "c")
+    ok = run(base, "prepare", "{c}", "-w", "{ws}", "--split", "0.5,0.25,0.25", "--workers", "1")
+    assert ok.code == 0, ok.output
+    ok = run(base, "train", "-w", "{ws}", "--checkpoints", "{ck}", "--model", "b1", "--epochs",
+             "1", "--batch-size", "8", "--name", "r1")
+    assert ok.code == 0, ok.output
+    ok = run(base, "submit", "-w", "{ws}", "--checkpoints", "{ck}", "--submissions", "{subs}",
+             "--folds", "2", "--run", "r1")
+    assert ok.code == 0, ok.output
+    return base
+
+
+@dataclass
+class Result:
+    code: int
+    output: str
+
+
+def run(base: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    names = {"c": base / "c", "ws": base / "ws", "ck": base / "ck", "subs": base / "subs",
+             "base": base}
+    result = runner.invoke(app, [a.format(**names) for a in args], env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a traceback is a defect: show it
+    return Result(result.exit_code, result.output)
+
+
+def snapshot(base: Path) -> dict[str, str]:
+    """Every file (content hash) and link (target) of the workspace, runs and submissions."""
+    out = {}
+    for top in ("ws", "ck", "subs"):
+        root = base / top
+        if not root.exists():
+            continue
+        for path in sorted(root.rglob("*")):
+            rel = str(path.relative_to(base))
+            if path.name == ".lock":
+                continue
+            if path.is_symlink():
+                out[rel] = "-> " + os.readlink(path)
+            elif path.is_file():
+                out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture
+def scene(world: Path, tmp_path: Path) -> Path:
+    """A private copy of the good world (links kept as links)."""
+    base = tmp_path / "w"
+    shutil.copytree(world, base, symlinks=True)
+    return base
+
+
+# -- the corpus ------------------------------------------------------------------------------------
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0,
+                                                             0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def _labels(base: Path, text: str) -> None:
+    (base / "c" / "train.csv").write_text(text)
+
+
+def _relabel(base: Path, old: str, new: str) -> None:
+    path = base / "c" / "train.csv"
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
+def _link_loop(base: Path) -> None:
+    folder = base / "c" / "train"
+    (folder / "003.png").unlink()
+    os.symlink("loop-b.png", folder / "003.png")
+    os.symlink("003.png", folder / "loop-b.png")
+
+
+def _bad_name(base: Path) -> None:
+    folder = os.fsencode(base / "c" / "train")
+    shutil.copy(base / "c" / "train" / "000.png", folder + b"/\xff\xfe.png")
+
+
+def _float_tiff(base: Path) -> None:
+    (base / "c" / "train" / "004.png").unlink()
+    Image.fromarray(np.ones((SIZE, SIZE), np.float32)).save(base / "c" / "train" / "004.tif")
+
+
+def _spoil_ws(name: str, how: Callable[[Path], None]) -> Callable[[Path], None]:
+    return lambda base: how(Workspace(base / "ws").dir / name)
+
+
+def _spoil_run(attr: str, how: Callable[[Path], None]) -> Callable[[Path], None]:
+    return lambda base: how(getattr(RunDir(base / "ck" / "r1"), attr))
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.unlink()  # a new file: the committed copies elsewhere stay whole
+    path.write_bytes(data[: len(data) // 3])
+
+
+def _garbage(path: Path) -> None:
+    path.unlink()
+    path.write_bytes(b"\x00\xff garbage \xfe\n" * 3)
+
+
+def _fewer_rows(path: Path) -> None:
+    store = np.load(path)
+    path.unlink()
+    np.save(path, store[:-1])
+
+
+def _dangling(base: Path) -> None:
+    link = base / "ws" / "current"
+    link.unlink()
+    os.symlink("versions/nowhere", link)
+
+
+def _test_dir(base: Path, make: Callable[[Path], None]) -> None:
+    folder = base / "t2"
+    folder.mkdir()
+    make(folder)
+
+
+PREPARE = ("prepare", "{c}", "-w", "{ws}", "--split", "0.5,0.25,0.25", "--workers", "1")
+TRAIN = ("train", "-w", "{ws}", "--checkpoints", "{ck}", "--model", "b1", "--epochs", "1",
+         "--batch-size", "8")
+SUBMIT = ("submit", "-w", "{ws}", "--checkpoints", "{ck}", "--submissions", "{subs}",
+          "--folds", "2", "--run", "r1")
+PHASE2 = (*SUBMIT, "--test", "{base}/t2")
+EVALUATE = ("evaluate", "r1", "-w", "{ws}", "--checkpoints", "{ck}", "--folds", "2")
+
+# name: (how to spoil the good world, the command, the line it must print)
+CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
+    # image files
+    "corrupt png": (lambda b: (b / "c/train/003.png").write_bytes(b"\x89PNG\r\n\x1a\n junk"),
+                    PREPARE, "003.png: cannot decode the image"),
+    "truncated png": (lambda b: _truncate(b / "c/train/004.png"), PREPARE,
+                      "004.png: cannot decode the image"),
+    "text as png": (lambda b: _write(b / "c/train/005.png", "hello"), PREPARE,
+                    "005.png: cannot decode the image"),
+    "empty file": (lambda b: _write(b / "c/train/006.png", ""), PREPARE,
+                   "006.png: cannot decode the image"),
+    "mixed sizes": (lambda b: _image(b / "c/train/007.png", 7, 20), PREPARE,
+                    "007.png: image is 20x20 but the store is 24x24; pass --size HxW"),
+    "decompression bomb first": (lambda b: (b / "c/train/000.png").write_bytes(
+        _png_header(30000, 30000)), PREPARE, "000.png: cannot decode the image"),
+    "decompression bomb later": (lambda b: (b / "c/train/009.png").write_bytes(
+        _png_header(30000, 30000)), PREPARE, "009.png: cannot decode the image"),
+    "floating-point image": (_float_tiff, PREPARE, "004.tif: cannot decode the image "
+                             "(floating-point pixels; save the image with 8 or 16 bits)"),
+    "symlink loop": (_link_loop, PREPARE, ": cannot read it (Too many levels of symbolic "
+                     "links); replace or remove it"),
+    "non-UTF-8 file name": (_bad_name, PREPARE, "is not valid UTF-8; rename the file"),
+    "a folder named like an image": (lambda b: (os.remove(b / "c/train/008.png"),
+                                                (b / "c/train/008.png").mkdir()), PREPARE,
+                                     "id '008' (row 10) has no image"),
+    "no images at all": (lambda b: [p.unlink() for p in (b / "c/train").iterdir()], PREPARE,
+                         "no image files"),
+    "train folder missing": (lambda b: shutil.rmtree(b / "c/train"), PREPARE,
+                             "no training folder (train or images); pass --train FOLDER"),
+    "val of another size": (lambda b: _image(b / "c/val/v0.png", 5, 20), PREPARE,
+                            "images are 20x20 but the training images were 24x24; pass "
+                            "--on-size-mismatch resize"),
+    "val with a corrupt image": (lambda b: _write(b / "c/val/v1.png", "x"), PREPARE,
+                                 "v1.png: cannot decode the image"),
+    "val with two files of one id": (lambda b: shutil.copy(b / "c/val/v0.png",
+                                                           b / "c/val/v0.jpg"), PREPARE,
+                                     "two files share the id 'v0'"),
+    # label files
+    "labels file missing": (lambda b: (b / "c/train.csv").unlink(), PREPARE,
+                            "no labels file and no class sub-folders; pass --labels FILE"),
+    "labels empty": (lambda b: _labels(b, ""), PREPARE, "cannot read as CSV"),
+    "labels header only": (lambda b: _labels(b, "id,label\n"), PREPARE,
+                           "image has no label"),
+    "labels not UTF-8": (lambda b: (b / "c/train.csv").write_bytes(b"id,label\n\xff\xfe,1\n"),
+                         PREPARE, "cannot read as CSV"),
+    "duplicate id": (lambda b: _labels(b, (b / "c/train.csv").read_text() + "001,1\n"),
+                     PREPARE, "id '001' appears more than once (rows 3, 26)"),
+    "empty id": (lambda b: _labels(b, (b / "c/train.csv").read_text() + ",1\n"), PREPARE,
+                 "row 26 has an empty id"),
+    "no id column": (lambda b: _relabel(b, "id,label", "name,label"), PREPARE,
+                     "no column 'id' (columns: name, label); pass --id-column"),
+    "no label column": (lambda b: _relabel(b, "id,label", "id,target"), PREPARE,
+                        "no column 'label' (columns: id, target)"),
+    "NaN label": (lambda b: _relabel(b, "002,0", "002,NaN"), PREPARE,
+                  "row 4 (id '002') has no label ('NaN'); fill it in or remove the row"),
+    "empty label": (lambda b: _relabel(b, "002,0", "002,"), PREPARE,
+                    "row 4 (id '002') has no label"),
+    "unknown label": (lambda b: _relabel(b, "002,0", "002,7"), PREPARE,
+                      "row 4 (id '002') has label '7', which is not one of 0, 1"),
+    "fractional label": (lambda b: _relabel(b, "002,0", "002,0.5"), PREPARE,
+                         "has label '0.5', which is not one of 0, 1"),
+    "one class only": (lambda b: _labels(b, "id,label\n" + "".join(
+        f"{k:03d},1\n" for k in range(24))), PREPARE, "every label is '1': a classifier needs "
+                       "at least two classes"),
+    "class too small for the splits": (lambda b: _labels(b, "id,label\n" + "".join(
+        f"{k:03d},{int(k == 0)}\n" for k in range(24))), PREPARE,
+        "class '1' has no image in the train split (it has 1 kept images in all)"),
+    "labelled id without image": (lambda b: (b / "c/train/010.png").unlink(), PREPARE,
+                                  "id '010' (row 12) has no image"),
+    "image without label": (lambda b: _image(b / "c/train/999.png", 9), PREPARE,
+                            "999.png: image has no label"),
+    "groups file missing": (None, (*PREPARE, "--groups", "{base}/nope.csv:person"),
+                            "nope.csv: labels file not found"),
+    "groups spec without column": (None, (*PREPARE, "--groups", "meta.csv"),
+                                   "--groups must be FILE:COLUMN"),
+    "groups column missing": (lambda b: _write(b / "m.csv", "id,x\n001,a\n"),
+                              (*PREPARE, "--groups", "{base}/m.csv:person"),
+                              "no column 'person'"),
+    # options
+    "split over one": (None, (*PREPARE[:4], "--split", "0.9,0.2,0.1"),
+                       "--split must be three fractions >= 0 that add up to 1"),
+    "split not numbers": (None, (*PREPARE[:4], "--split", "a,b,c"),
+                          "--split must be three fractions like 0.595,0.105,0.3"),
+    "split without train": (None, (*PREPARE[:4], "--split", "0,0.5,0.5"),
+                            "with a training share above 0"),
+    "size zero": (None, (*PREPARE, "--size", "0x0"), "--size must look like 56x56"),
+    "size words": (None, (*PREPARE, "--size", "big"), "--size must look like 56x56"),
+    "classes that miss a label": (None, (*PREPARE, "--classes", "0,2"),
+                                  "has label '1', which is not one of 0, 2"),
+    "nothing to prepare": (None, ("prepare", "-w", "{ws}"), "nothing to prepare"),
+    "challenge folder missing": (None, ("prepare", "{base}/nowhere", "-w", "{ws}"),
+                                 "no training folder"),
+    "lr not a number": (None, (*TRAIN, "--lr", "nan"), "--lr must be a positive number"),
+    "lr negative": (None, (*TRAIN, "--lr", "-0.1"), "--lr must be a positive number"),
+    "plateau factor above one": (None, (*TRAIN, "--plateau-factor", "2"),
+                                 "--plateau-factor must be between 0 and 1"),
+    "run name with a path": (None, (*TRAIN, "--name", "../../x"),
+                             "run name '../../x' is not a plain name"),
+    "resume a missing run": (None, ("train", "--checkpoints", "{ck}", "--resume", "nope"),
+                             "no run to resume"),
+    "resume a finished run": (None, ("train", "--checkpoints", "{ck}", "--resume", "r1"),
+                              "run r1 already has 1 epochs; pass --epochs N with N > 1"),
+    "tpu without a tpu": (None, (*TRAIN, "--tpu", "auto"), "--tpu: no TPU found"),
+    "transfer model on small images": (None, (*TRAIN[:6], "tl1", "--weights", "none"),
+                                       "ResNet50 needs images of at least 32x32. Received: "
+                                       "24x24"),
+    "unknown run": (None, (*SUBMIT[:-1], "nope"), "run 'nope' not found"),
+    "evaluate unknown run": (None, ("evaluate", "nope", "-w", "{ws}", "--checkpoints", "{ck}",
+                                    "--folds", "2"), "run 'nope' not found"),
+    "no workspace": (None, ("submit", "-w", "{base}/empty", "--checkpoints", "{ck}"),
+                     "no prepared workspace here; run `comp prepare CHALLENGE_DIR` first"),
+    "demo classes three": (None, ("demo-data", "{base}/d", "--classes", "3"),
+                           "--classes must be 2 (glasses) or 4 (glasses x smile)"),
+    "demo size zero": (None, ("demo-data", "{base}/d", "--size", "0"),
+                       "--size must be at least 16 pixels"),
+    "demo into a file": (lambda b: _write(b / "f.txt", "mine"), ("demo-data", "{base}/f.txt",
+                                                                 "--train", "40", "--val",
+                                                                 "4", "--test", "4"),
+                         "f.txt: is a file; pass a folder"),
+    "demo into a user's folder": (lambda b: _write(b / "c" / "notes.txt", "mine"),
+                                  ("demo-data", "{c}", "--train", "40", "--val", "4",
+                                   "--test", "4"),
+                                  "not empty and not a demo challenge (it holds 'notes.txt'"),
+    # workspace and run files
+    "meta.json truncated": (_spoil_ws("meta.json", _truncate), SUBMIT,
+                            "meta.json: damaged"),
+    "meta.json garbage": (_spoil_ws("meta.json", _garbage), TRAIN, "meta.json: damaged"),
+    "index.csv garbage": (_spoil_ws("index.csv", _garbage), TRAIN, "index.csv: damaged"),
+    "train store truncated": (_spoil_ws("images-train.npy", _truncate), TRAIN,
+                              "images-train.npy: damaged"),
+    "val store with a row missing": (_spoil_ws("images-val.npy", _fewer_rows), SUBMIT,
+                                     "images-val.npy: holds 5 images but meta.json says 6"),
+    "current link dangling": (_dangling, TRAIN, "points to a missing version"),
+    "best.keras truncated": (_spoil_run("best", _truncate), SUBMIT, "best.keras: checkpoint "
+                             "is damaged"),
+    "last.keras truncated": (_spoil_run("last", _truncate),
+                             ("train", "--checkpoints", "{ck}", "--resume", "r1", "--epochs",
+                              "2"), "last.keras: checkpoint is damaged"),
+    "state.json truncated": (_spoil_run("state", _truncate),
+                             ("train", "--checkpoints", "{ck}", "--resume", "r1", "--epochs",
+                              "2"), "resume state is damaged"),
+    "run.json missing": (_spoil_run("record", lambda p: p.unlink()), SUBMIT,
+                         "run 'r1' not found"),
+    "run.json truncated": (_spoil_run("record", _truncate), EVALUATE,
+                           "run.json: run record is damaged"),
+    # sample submissions and phase-2 folders
+    "empty sample": (lambda b: _write(b / "s.csv", ""), (*SUBMIT, "--sample", "{base}/s.csv"),
+                     "s.csv: sample submission is empty"),
+    "sample of other ids": (lambda b: _write(b / "s.csv", "id,label\nzz,0\n"),
+                            (*SUBMIT, "--sample", "{base}/s.csv"),
+                            "sample submission does not match the target images"),
+    "sample without the id column": (lambda b: _write(b / "s.csv", "name,label\nv0,0\n"),
+                                     (*SUBMIT, "--sample", "{base}/s.csv"),
+                                     "no id column 'id' (columns: name, label)"),
+    "sample missing": (None, (*SUBMIT, "--sample", "{base}/none.csv"),
+                       "none.csv: sample submission not found"),
+    "phase-2 folder missing": (None, PHASE2, "t2: folder not found"),
+    "phase-2 folder empty": (lambda b: _test_dir(b, lambda f: None), PHASE2, "no image files"),
+    "phase-2 duplicate ids": (lambda b: _test_dir(b, lambda f: (
+        _image(f / "x.png", 1), _image(f / "x.jpg", 2))), PHASE2,
+        "two files share the id 'x'; keep one file per id"),
+    "phase-2 corrupt image": (lambda b: _test_dir(b, lambda f: (
+        _image(f / "a.png", 1), _write(f / "b.png", "no")), ), PHASE2,
+        "b.png: cannot decode the image"),
+    "phase-2 other size": (lambda b: _test_dir(b, lambda f: _image(f / "a.png", 1, 30)),
+                           PHASE2, "images are 30x30 but the training images were 24x24"),
+    "images too small for the model": (
+        lambda b: run(b, *PREPARE[:4], "-w", "{base}/ws16", "--size", "16", "--workers", "1"),
+        ("train", "-w", "{base}/ws16", "--checkpoints", "{ck}", "--model", "b1"),
+        "b1 needs images of at least 22x22"),
+    "phase-2 a file, not a folder": (lambda b: _write(b / "t2", "x"), PHASE2,
+                                     "t2: not a folder"),
+}
+
+USAGE = {  # refused by the command line itself (exit code 2) before any work
+    "fit choice": ((*PREPARE, "--fit", "foo"), "'foo' is not one of 'crop', 'stretch'"),
+    "conflicts choice": ((*PREPARE, "--conflicts", "keep"), "'keep' is not one of"),
+    "duplicates choice": ((*PREPARE, "--duplicates", "x"), "'x' is not one of"),
+    "negative distance": ((*PREPARE, "--max-distance", "-1"), "--max-distance"),
+    "huge distance": ((*PREPARE, "--max-distance", "99"), "--max-distance"),
+    "negative pixel threshold": ((*PREPARE, "--pixel-threshold", "-1"), "--pixel-threshold"),
+    "negative workers": ((*PREPARE, "--workers", "-1"), "--workers"),
+    "zero epochs": ((*TRAIN, "--epochs", "0"), "--epochs"),
+    "zero batch": ((*TRAIN, "--batch-size", "0"), "--batch-size"),
+    "unknown model": ((*TRAIN, "--model", "b9"), "'b9' is not one of"),
+    "one fold": ((*SUBMIT, "--folds", "1"), "--folds"),
+    "unknown target": ((*SUBMIT, "--target", "train"), "'train' is not one of 'val', 'test'"),
+    "size mismatch choice": ((*PHASE2, "--on-size-mismatch", "pad"), "'pad' is not one of"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hostile_input_is_one_line_and_changes_nothing(scene: Path, case: str) -> None:
+    spoil, command, message = CASES[case]
+    if spoil is not None:
+        spoil(scene)
+    before = snapshot(scene)
+    result = run(scene, *command)
+    assert result.code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert message in lines[0], lines[0]
+    assert snapshot(scene) == before
+
+
+@pytest.mark.parametrize("case", sorted(USAGE))
+def test_usage_errors_are_refused_before_any_work(scene: Path, case: str) -> None:
+    command, message = USAGE[case]
+    before = snapshot(scene)
+    result = run(scene, *command)
+    assert result.code == 2, result.output
+    assert message in " ".join(result.output.replace("│", " ").split())
+    assert "Traceback" not in result.output
+    assert snapshot(scene) == before
+
+
+def test_the_corpus_is_large() -> None:
+    assert len(CASES) + len(USAGE) + len(LEGITIMATE) >= 60
+
+
+# -- legitimate oddities: the right result -------------------------------------------------------
+
+def _sixteen_bit(base: Path) -> None:
+    ramp = np.linspace(0, 65535, SIZE * SIZE).reshape(SIZE, SIZE).astype(np.uint16)
+    (base / "c/train/011.png").unlink()
+    Image.fromarray(ramp).save(base / "c/train/011.png")
+
+
+def _check_sixteen_bit(base: Path) -> None:
+    ws = Workspace(base / "ws")
+    index = ws.load_index()
+    row = int(index[(index["source"] == "train") & (index["id"] == "011")]["row"].iloc[0])
+    pixels = ws.load_store("train")[row, :, :, 0].astype(int)
+    ramp = np.linspace(0, 65535, SIZE * SIZE).reshape(SIZE, SIZE)
+    assert np.abs(pixels - np.round(ramp / 257)).max() <= 1  # scaled, not clipped to white
+
+
+def _numeric_spellings(base: Path) -> None:
+    _relabel(base, "001,1", "001,1.0")
+    _relabel(base, "002,0", "002,0.0")
+
+
+def _check_two_classes(base: Path) -> None:
+    meta = Workspace(base / "ws").load_meta()
+    assert meta.classes == ["0", "1"]
+
+
+def _user_files_survive(base: Path) -> None:
+    assert (base / "c" / "notes.txt").read_text() == "mine"
+
+
+LEGITIMATE: dict[str, tuple[Callable[[Path], None], tuple[str, ...],
+                            Callable[[Path], None]]] = {
+    "16-bit image": (_sixteen_bit, PREPARE, _check_sixteen_bit),
+    "1 and 1.0 are one class": (_numeric_spellings, PREPARE, _check_two_classes),
+    "ids given as file names": (lambda b: _labels(b, (b / "c/train.csv").read_text().replace(
+        "\n0", "\n0").replace(",", ".png,", 24).replace("id.png,", "id,", 1)), PREPARE,
+        _check_two_classes),
+    "val of another size, resized when asked": (lambda b: _image(b / "c/val/v0.png", 5, 20),
+                                                (*PREPARE, "--on-size-mismatch", "resize"),
+                                                _check_two_classes),
+    "re-prepare over a good workspace": (lambda b: None, PREPARE, _check_two_classes),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LEGITIMATE))
+def test_legitimate_oddities_give_the_right_result(scene: Path, case: str) -> None:
+    spoil, command, check = LEGITIMATE[case]
+    spoil(scene)
+    result = run(scene, *command)
+    assert result.code == 0, result.output
+    check(scene)
