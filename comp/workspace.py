@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -20,6 +21,7 @@ from comp.commit import CURRENT, VERSIONS, current_dir
 from comp.errors import CompError
 
 DEFAULT_WORKSPACE = Path("data/workspace")
+TEMP_NAME = re.compile(r"^\..*\.pid(\d+)\..*\.tmp(\.\w+)?$")
 REBUILD = "run `comp prepare CHALLENGE_DIR` again to rebuild it"
 
 
@@ -177,11 +179,28 @@ class Workspace:
 # -- atomic writes ---------------------------------------------------------------------------------
 
 def _temp_beside(path: Path) -> Path:
+    """A new hidden temporary file beside `path`, named with this process's id."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
-                                dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.",
+                                suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     return Path(name)
+
+
+def remove_dead_temps(folder: Path) -> None:
+    """Remove the temporary files of processes that no longer run (killed mid-write)."""
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        found = TEMP_NAME.match(entry.name)
+        if found is None:
+            continue
+        try:
+            os.kill(int(found.group(1)), 0)
+        except ProcessLookupError:
+            entry.unlink(missing_ok=True)
+        except PermissionError:
+            continue  # alive, another user's
 
 
 def fsync_file(path: Path) -> None:

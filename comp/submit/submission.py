@@ -16,7 +16,7 @@ import pandas as pd
 from comp.errors import CompError
 from comp.faults import fault_point
 from comp.metrics import balanced_accuracy
-from comp.workspace import claim_name, fsync_file, write_new
+from comp.workspace import claim_name, fsync_file, remove_dead_temps, write_new
 
 
 def read_sample(path: Path, id_column: str) -> pd.DataFrame:
@@ -110,7 +110,9 @@ def write(frame: pd.DataFrame, manifest: Manifest, folder: Path, stem: str) -> M
         write_new(path, functools.partial(_write_manifest, final))
 
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp.csv", dir=folder)[1])
+    remove_dead_temps(folder)
+    tmp = Path(tempfile.mkstemp(prefix=f".{stem}.pid{os.getpid()}.", suffix=".tmp.csv",
+                                dir=folder)[1])
     try:
         frame.to_csv(tmp, index=False)
         fsync_file(tmp)
