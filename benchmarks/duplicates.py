@@ -107,7 +107,9 @@ def main() -> None:
         if real is not None:
             table(name, real, min(args.copies, len(real) // 4), rng, args.threshold)
     # speed of the search at the report's scale, on the prepared 116k demo's hashes
-    index = args.workspace / "index.csv"
+    from comp.workspace import Workspace
+
+    index = Workspace(args.workspace).index
     if not index.exists():
         print(f"\nno {index}: run benchmarks/prepare_speed.py first for the search timing")
         return

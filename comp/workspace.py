@@ -21,6 +21,7 @@ from comp.commit import CURRENT, VERSIONS, current_dir
 from comp.errors import CompError
 
 DEFAULT_WORKSPACE = Path("data/workspace")
+FINGERPRINT_COLUMNS = ["id", "label", "dhash", "kept", "split"]
 TEMP_NAME = re.compile(r"^\..*\.pid(\d+)\..*\.tmp(\.\w+)?$")
 REBUILD = "run `comp prepare CHALLENGE_DIR` again to rebuild it"
 
@@ -142,7 +143,21 @@ class Workspace:
         for column in ("kept", "conflict"):
             if column in frame:
                 frame[column] = frame[column].fillna(False).astype(bool)
+        self._check_fingerprint(frame)
         return frame
+
+    def _check_fingerprint(self, index: pd.DataFrame) -> None:
+        """index.csv and meta.json belong together: the training rows hash to the
+        fingerprint that meta.json (and every run trained on them) records."""
+        try:
+            expected = json.loads(self.meta.read_text()).get("fingerprint")
+            got = fingerprint(index[index["source"] == "train"].reset_index(drop=True),
+                              FINGERPRINT_COLUMNS)
+        except (OSError, ValueError, KeyError, AttributeError):
+            return  # no meta.json yet, or damaged: load_meta says which
+        if expected is not None and got != expected:
+            raise CompError(f"{self.index}: does not match meta.json (fingerprint {got}, "
+                            f"expected {expected}): the workspace is damaged; {REBUILD}")
 
     def load_store(self, source: str) -> np.ndarray:
         """A source's images as a read-only memory map (N,H,W,C uint8)."""

@@ -179,6 +179,13 @@ def _fewer_rows(path: Path) -> None:
     np.save(path, store[:-1])
 
 
+def _flip_a_label(path: Path) -> None:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    path.unlink()
+    frame.loc[0, "label"] = "1" if frame.loc[0, "label"] == "0" else "0"
+    frame.to_csv(path, index=False)
+
+
 def _dangling(base: Path) -> None:
     link = base / "ws" / "current"
     link.unlink()
@@ -327,6 +334,8 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
                             "meta.json: damaged"),
     "meta.json garbage": (_spoil_ws("meta.json", _garbage), TRAIN, "meta.json: damaged"),
     "index.csv garbage": (_spoil_ws("index.csv", _garbage), TRAIN, "index.csv: damaged"),
+    "index.csv edited": (_spoil_ws("index.csv", _flip_a_label), TRAIN,
+                         "index.csv: does not match meta.json"),
     "train store truncated": (_spoil_ws("images-train.npy", _truncate), TRAIN,
                               "images-train.npy: damaged"),
     "val store with a row missing": (_spoil_ws("images-val.npy", _fewer_rows), SUBMIT,

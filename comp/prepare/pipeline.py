@@ -32,7 +32,14 @@ from comp.prepare.splits import (
     split_groups,
 )
 from comp.stopwatch import Stopwatch
-from comp.workspace import Meta, Workspace, fingerprint, write_csv, write_json
+from comp.workspace import (
+    FINGERPRINT_COLUMNS,
+    Meta,
+    Workspace,
+    fingerprint,
+    write_csv,
+    write_json,
+)
 
 INDEX_COLUMNS = ["id", "source", "label", "dhash", "group", "kept", "conflict", "original_label",
                  "split", "split_group", "row", "path"]
@@ -125,7 +132,7 @@ def _meta(cfg: PrepareConfig, train: pd.DataFrame, store: np.ndarray, classes: l
         challenge=str(cfg.challenge) if cfg.challenge else None,
         native_sizes=sorted(list(s) for s in decoded.native_sizes),
         test_dir=str(test) if test else None,
-        fingerprint=fingerprint(train, ["id", "label", "dhash", "kept", "split"]),
+        fingerprint=fingerprint(train, FINGERPRINT_COLUMNS),
         config=as_record(cfg), size_given=cfg.size is not None)
 
 
