@@ -78,12 +78,18 @@ LOG_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
 @pytest.mark.parametrize("verbose", [False, True])
 def test_tensorflow_start_up_lines_stay_off_the_terminal(workspace: Path, tmp_path: Path,
                                                          verbose: bool) -> None:
+    """Neither training nor prediction (submit) shows them, unless --verbose."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
                                                              "COMP_VERBOSE")}
-    cmd = [sys.executable, "-m", "comp.cli", "train", "-w", str(workspace), "--model", "b1",
-           "--epochs", "1", "--batch-size", "8", "--max-images", "16", "--checkpoints",
-           str(tmp_path), *(["--verbose"] if verbose else [])]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    native = [x for x in out.stderr.splitlines() if LOG_LINE.match(x)]
-    assert bool(native) == verbose, out.stderr[-2000:]
+    flag = ["--verbose"] if verbose else []
+    commands = [["train", "-w", str(workspace), "--model", "b1", "--epochs", "1",
+                 "--batch-size", "8", "--max-images", "16", "--checkpoints", str(tmp_path),
+                 "--name", "quiet", *flag],
+                ["submit", "-w", str(workspace), "--checkpoints", str(tmp_path), "--run",
+                 "quiet", "--submissions", str(tmp_path / "subs"), "--no-ensemble", *flag]]
+    for args in commands:
+        out = subprocess.run([sys.executable, "-m", "comp.cli", *args], capture_output=True,
+                             text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+        native = [x for x in out.stderr.splitlines() if LOG_LINE.match(x)]
+        assert bool(native) == verbose, (args[0], out.stderr[-2000:])

@@ -28,9 +28,8 @@ def predict_run(model_path: Path, x: np.ndarray, *, tta: bool = False,
     Keras' `predict` at 512: the activations of a small batch stay in the caches), 1024 on
     an accelerator.
     """
+    tf = load_tensorflow()  # before Keras: it loads TensorFlow, start-up lines and all
     import keras
-
-    tf = load_tensorflow()
 
     from comp.train.callbacks import load_checkpoint
     from comp.train.models import EMBEDDING
