@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from comp.commit import CURRENT, VERSIONS, current_dir
+from comp.commit import current_dir
 from comp.errors import CompError
 
 DEFAULT_WORKSPACE = Path("data/workspace")
@@ -78,12 +78,6 @@ class Workspace:
         if self.version is not None:
             return self.version
         return current_dir(self.root) or self.root
-
-    def shown(self, path: Path) -> Path:
-        """A user-facing path: through `current`, which stays valid after later commits."""
-        if path.is_relative_to(self.root / VERSIONS):
-            return self.root / CURRENT / path.name
-        return path
 
     def store(self, source: str) -> Path:
         return self.dir / f"images-{source}.npy"
