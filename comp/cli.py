@@ -11,11 +11,13 @@ import errno
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.exceptions import TyperException
 
 from comp import config as c
 from comp.errors import CompError
@@ -315,8 +317,23 @@ def demo(
     run_demo(out, n_train=train, epochs=epochs, seed=seed, echo=typer.echo)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """The `comp` command. Usage errors (an unknown option or choice, a number out of range)
+    are one line too, naming the option, with the command whose --help lists the choices."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = app(args, standalone_mode=False)
+    except TyperException as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `comp` alone: the help, as asked
+            typer.echo(message)
+            raise SystemExit(0) from None
+        command = next((a for a in args if not a.startswith("-")), "")
+        text = " ".join(message.replace("Value error, ", "").split()).rstrip(".")
+        typer.echo(f"error: {text}; see `comp {command} --help`".replace("comp  ", "comp "),
+                   err=True)
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -424,6 +424,25 @@ def test_usage_errors_are_refused_before_any_work(scene: Path, case: str) -> Non
     assert snapshot(scene) == before
 
 
+@pytest.mark.parametrize("case", sorted(USAGE))
+def test_the_comp_command_words_usage_errors_in_one_line(
+        scene: Path, case: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """What a user types goes through `comp.cli.main`: the same refusals, one line each."""
+    from comp.cli import main
+
+    command, message = USAGE[case]
+    names = {"c": scene / "c", "ws": scene / "ws", "ck": scene / "ck", "subs": scene / "subs",
+             "base": scene}
+    with pytest.raises(SystemExit) as stop:
+        main([a.format(**names) for a in command])
+    captured = capsys.readouterr()
+    assert stop.value.code == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert message in lines[0]
+    assert lines[0].endswith(f"see `comp {command[0]} --help`")
+
+
 def test_the_corpus_is_large() -> None:
     assert len(CASES) + len(USAGE) + len(LEGITIMATE) >= 60
 
