@@ -136,6 +136,9 @@ def prepare(
         help="Members kept per duplicate group.")] = c.Duplicates.KEEP_ONE,
     split: Annotated[str, typer.Option(help="train/val/holdout fractions.")] =
     ",".join(map(str, c.DEFAULT_SPLIT)),
+    folds: Annotated[int, typer.Option(
+        min=2, help="K folds over every kept labelled image (index.csv's fold column).")]
+    = c.DEFAULT_FOLDS,
     seed: Seed = c.DEFAULT_SEED,
     groups: Annotated[str | None, typer.Option(
         help="FILE:COLUMN giving a group per id (e.g. identity); groups never straddle splits.")]
@@ -159,7 +162,7 @@ def prepare(
         size=c.parse_size(size), gray=gray, fit=fit, max_distance=max_distance,
         pixel_threshold=pixel_threshold, conflicts=conflicts, duplicates=duplicates,
         split=_split(split),  # type: ignore[arg-type]
-        seed=seed, groups=groups, skip_bad=skip_bad, workers=workers,
+        folds=folds, seed=seed, groups=groups, skip_bad=skip_bad, workers=workers,
         on_size_mismatch=on_size_mismatch))
     _print({k: v for k, v in result.summary.items() if k != "bad_files"})
     if profile:

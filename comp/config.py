@@ -29,7 +29,7 @@ DEFAULT_EPOCHS = 100  # the report's budget
 DEFAULT_BATCH_SIZE = 124  # the report's batch
 DEFAULT_PLATEAU_FACTOR = 0.1
 DEFAULT_PLATEAU_PATIENCE = 12
-DEFAULT_FOLDS = 5  # holdout folds for out-of-fold thresholds and the stacker
+DEFAULT_FOLDS = 5  # K of prepare's folds; holdout folds of the threshold and the stacker
 DEMO_LEARNING_RATE = 1e-3  # `comp demo` trains a few epochs: the report's 1e-4 needs far more
 
 
@@ -154,6 +154,7 @@ class PrepareConfig:
     conflicts: Conflicts = Conflicts.DROP
     duplicates: Duplicates = Duplicates.KEEP_ONE
     split: tuple[float, float, float] = DEFAULT_SPLIT
+    folds: int = DEFAULT_FOLDS  # K folds over every kept labelled image (cross-fitting)
     seed: int = DEFAULT_SEED
     groups: str | None = None  # FILE:COLUMN, e.g. meta.csv:celeba_identity
     skip_bad: bool = False
@@ -166,6 +167,7 @@ class PrepareConfig:
                        "on_size_mismatch": (SizeMismatch, "--on-size-mismatch")})
         _at_least(self.max_distance, 0, "--max-distance")
         _at_least(self.workers, 1, "--workers")
+        _at_least(self.folds, 2, "--folds")
         if not (math.isfinite(self.pixel_threshold) and self.pixel_threshold >= 0):
             raise CompError(f"--pixel-threshold must be a number from 0 to 255. Received: "
                             f"{self.pixel_threshold!r}")

@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from comp.cli import app
-from comp.config import PrepareConfig
+from comp.config import Duplicates, PrepareConfig
 from comp.errors import CompError
 from comp.prepare import prepare
 from comp.workspace import Workspace
@@ -234,3 +234,24 @@ def test_val_of_another_native_size(tmp_path: Path) -> None:
     code, output = _run(root, "--size", "12x12", "-w", str(tmp_path / "ws2"))
     assert code == 0, output
     assert Workspace(tmp_path / "ws2").load_store("val").shape == (3, 12, 12, 3)
+
+
+def test_folds_cover_every_kept_image_and_never_split_a_group(demo_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """K folds over every kept labelled image: balanced, stratified, and the members of a
+    duplicate group (all kept here) in one fold."""
+    ws = tmp_path / "ws"
+    prepare(PrepareConfig(challenge=demo_dir, workspace=ws, workers=1, folds=4,
+                          duplicates=Duplicates.KEEP_ALL))
+    index = Workspace(ws).load_index()
+    train = index[index["source"] == "train"]
+    kept = train[train["kept"]]
+    assert set(kept["fold"]) == {0, 1, 2, 3}
+    assert (train[~train["kept"]]["fold"] == -1).all()
+    assert (index[index["source"] != "train"]["fold"] == -1).all()
+    assert (kept.groupby("split_group")["fold"].nunique() == 1).all()
+    assert kept.groupby("group").size().max() > 1  # the demo plants duplicates: a real check
+    sizes = kept.groupby("fold").size()
+    assert sizes.max() - sizes.min() <= 0.1 * len(kept)
+    shares = kept.groupby("fold")["label"].mean()
+    assert shares.max() - shares.min() < 0.1  # stratified by label

@@ -26,6 +26,7 @@ from comp.prepare.duplicates import OVERLAP_COLUMNS, find_duplicates, find_overl
 from comp.prepare.files import TrainSet, file_id, find_train, list_images
 from comp.prepare.labels import encode_labels, resolve_groups
 from comp.prepare.splits import (
+    assign_folds,
     check_split_classes,
     identity_groups,
     split_frame,
@@ -42,7 +43,7 @@ from comp.workspace import (
 )
 
 INDEX_COLUMNS = ["id", "source", "label", "dhash", "group", "kept", "conflict", "original_label",
-                 "split", "split_group", "row", "path"]
+                 "split", "split_group", "fold", "row", "path"]
 
 
 @dataclass
@@ -59,8 +60,9 @@ def _target_rows(ids: list[str], source: str, decoded: DecodeResult) -> pd.DataF
     return pd.DataFrame({"id": ids, "source": source, "label": -1,
                          "dhash": hash_to_hex(decoded.hashes), "group": -1,
                          "kept": False, "conflict": False, "original_label": -1,
-                         "split": source, "split_group": -1, "row": np.arange(len(ids)),
-                         "path": decoded.paths}, columns=INDEX_COLUMNS)
+                         "split": source, "split_group": -1, "fold": -1,
+                         "row": np.arange(len(ids)), "path": decoded.paths},
+                        columns=INDEX_COLUMNS)
 
 
 def _check_native_size(decoded: DecodeResult, meta: Meta, folder: Path,
@@ -110,8 +112,9 @@ def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
     train = pd.DataFrame({"id": ids, "source": "train", "label": final,
                           "dhash": hash_to_hex(decoded.hashes), "group": groups,
                           "kept": kept, "conflict": conflict, "original_label": labels,
-                          "split": "dropped", "split_group": -1, "row": np.arange(len(ids)),
-                          "path": decoded.paths}, columns=INDEX_COLUMNS)
+                          "split": "dropped", "split_group": -1, "fold": -1,
+                          "row": np.arange(len(ids)), "path": decoded.paths},
+                         columns=INDEX_COLUMNS)
     train.loc[~kept & ~conflict, "split"] = "duplicate"
     train.loc[conflict & ~kept, "split"] = "conflict"
     # duplicate groups (and identity groups) never straddle two sides
@@ -119,6 +122,9 @@ def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
     names = split_frame(together[kept], final[kept], fractions=cfg.split, seed=cfg.seed)
     check_split_classes(names, final[kept], fractions=cfg.split, classes=classes)
     train.loc[kept, "split"] = names
+    # K folds over every kept image, independent of the split, with the same grouping
+    train.loc[kept, "fold"] = assign_folds(together[kept], final[kept], k=cfg.folds,
+                                           seed=cfg.seed)
     return train
 
 
