@@ -143,13 +143,15 @@ class Workspace:
     def _check_fingerprint(self, index: pd.DataFrame) -> None:
         """index.csv and meta.json belong together: the training rows hash to the
         fingerprint that meta.json (and every run trained on them) records."""
+        expected = self._meta_raw.get("fingerprint")
+        if expected is None:
+            return  # no meta.json yet, or damaged: load_meta says which
         try:
-            expected = json.loads(self.meta.read_text()).get("fingerprint")
             got = fingerprint(index[index["source"] == "train"].reset_index(drop=True),
                               FINGERPRINT_COLUMNS)
-        except (OSError, ValueError, KeyError, AttributeError):
-            return  # no meta.json yet, or damaged: load_meta says which
-        if expected is not None and got != expected:
+        except KeyError:
+            return  # columns missing: the readers that need them say so
+        if got != expected:
             raise CompError(f"{self.index}: does not match meta.json (fingerprint {got}, "
                             f"expected {expected}): the workspace is damaged; {REBUILD}")
 
@@ -162,18 +164,21 @@ class Workspace:
             store = np.load(path, mmap_mode="r")
         except (ValueError, OSError) as exc:
             raise CompError(f"{path}: damaged ({str(exc).splitlines()[0]}); {REBUILD}") from None
-        expected = self._store_rows.get(source)
+        expected = self._meta_raw.get("store_rows", {}).get(source)
         if expected is not None and (store.ndim != 4 or store.shape[0] != expected):
             raise CompError(f"{path}: holds {store.shape[0]} images but meta.json says "
                             f"{expected}: the workspace is damaged; {REBUILD}")
         return store
 
     @cached_property
-    def _store_rows(self) -> dict[str, int]:
+    def _meta_raw(self) -> dict[str, Any]:
+        """meta.json as read once by the consistency checks of the store and index readers
+        ({} when it is absent, as in a staging folder, or damaged: load_meta says so)."""
         try:
-            return dict(json.loads(self.meta.read_text()).get("store_rows", {}))
-        except (OSError, ValueError, AttributeError):
-            return {}  # no meta.json yet (a staging folder) or damaged (load_meta says so)
+            data = json.loads(self.meta.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def split(self, name: str, index: pd.DataFrame | None = None
               ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:

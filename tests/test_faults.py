@@ -23,19 +23,17 @@ from comp.commit import FolderLock
 from comp.runs import RunDir
 from comp.workspace import Workspace
 
-from .test_hostile import SUBMIT, TRAIN, make_challenge, run, snapshot
+from .test_hostile import SUBMIT, TRAIN, expand, make_challenge, run, snapshot
 
 PREPARE = ("prepare", "{c}", "-w", "{ws}", "--split", "0.5,0.25,0.25", "--workers", "2")
 
 
 def cli(base: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
     """The command in a process of its own (so that it can be killed)."""
-    names = {"c": base / "c", "ws": base / "ws", "ck": base / "ck", "subs": base / "subs",
-             "base": base}
     env = {k: v for k, v in os.environ.items() if k != "COMP_FAULT"}
     if fault:
         env["COMP_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "comp.cli", *[a.format(**names) for a in args]],
+    return subprocess.run([sys.executable, "-m", "comp.cli", *expand(base, args)],
                           capture_output=True, text=True, timeout=300, env=env)
 
 
@@ -99,9 +97,8 @@ def test_killed_prepare_leaves_the_old_workspace_and_reruns_to_the_same_bytes(
 
 
 def test_kill_during_decoding_leaves_no_worker(base: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "comp.cli", *[
-        a.format(c=base / "c", ws=base / "ws") for a in PREPARE]],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "comp.cli", *expand(base, PREPARE)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = str(base / "ws")
     deadline = time.time() + 60
     while len(live_workers(marker)) < 3 and time.time() < deadline:  # parent + 2 workers

@@ -77,10 +77,15 @@ class Result:
     output: str
 
 
-def run(base: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+def expand(base: Path, args: tuple[str, ...] | list[str]) -> list[str]:
+    """A command line with {c}, {ws}, {ck}, {subs} and {base} filled in for `base`."""
     names = {"c": base / "c", "ws": base / "ws", "ck": base / "ck", "subs": base / "subs",
              "base": base}
-    result = runner.invoke(app, [a.format(**names) for a in args], env=env)
+    return [a.format(**names) for a in args]
+
+
+def run(base: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    result = runner.invoke(app, expand(base, args), env=env)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception  # a traceback is a defect: show it
     return Result(result.exit_code, result.output)
@@ -431,10 +436,8 @@ def test_the_comp_command_words_usage_errors_in_one_line(
     from comp.cli import main
 
     command, message = USAGE[case]
-    names = {"c": scene / "c", "ws": scene / "ws", "ck": scene / "ck", "subs": scene / "subs",
-             "base": scene}
     with pytest.raises(SystemExit) as stop:
-        main([a.format(**names) for a in command])
+        main(expand(scene, command))
     captured = capsys.readouterr()
     assert stop.value.code == 2
     lines = captured.err.strip().splitlines()
