@@ -175,7 +175,8 @@ def prepare(
 def train(
     workspace: Workspace = c.DEFAULT_WORKSPACE,
     model: Annotated[c.Model, typer.Option("--model", "-m", case_sensitive=False,
-                                           help="Which of the report's models.")] = c.Model.B3,
+                                           help="The report's models, or res (comp's "
+                                           "residual net).")] = c.Model.B3,
     epochs: Annotated[int | None, typer.Option(
         min=1, help=f"Epochs (default {c.DEFAULT_EPOCHS}; on --resume, the run's own).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")]
@@ -201,9 +202,16 @@ def train(
     = None,
     max_images: Annotated[int | None, typer.Option(
         min=1, help="Use at most this many training images (quick experiments).")] = None,
+    folds: Annotated[int | None, typer.Option(
+        min=1, help="Default: one model per prepared fold (out-of-fold predictions for "
+        "every label); 1: one model on the train/val split.")] = None,
+    schedule: Annotated[c.Schedule | None, typer.Option(
+        help="Learning-rate schedule (default: the model's; cosine for res).")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(
+        help="Label smoothing of the loss (default: the model's; 0.1 for res).")] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Train one of the report's models on the prepared workspace."""
+    """Train a model (one per fold by default) on the prepared workspace."""
     quiet_tensorflow(verbose)
     from comp.train import train as run_train
 
@@ -211,9 +219,12 @@ def train(
         workspace=workspace, model=model, epochs=epochs, batch_size=batch_size,
         learning_rate=lr, augment=augment, plateau_factor=plateau_factor,
         plateau_patience=plateau_patience, weights=weights, tpu=tpu, seed=seed,
-        checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images))
-    typer.echo(f"run {record.run}: best val balanced accuracy "
-               f"{record.best_val_balanced_accuracy:.4f} at epoch {record.best_epoch}; "
+        checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images,
+        folds=folds, schedule=schedule, label_smoothing=label_smoothing))
+    score = record.best_val_balanced_accuracy or 0.0
+    where = (f"mean over {record.folds} fold models" if record.folds
+             else f"at epoch {record.best_epoch}")
+    typer.echo(f"run {record.run}: best val balanced accuracy {score:.4f} ({where}); "
                f"{checkpoints / record.run}")
 
 

@@ -61,6 +61,13 @@ class SizeMismatch(StrEnum):
     RESIZE = "resize"  # resize them to the store's size (crop or stretch, as --fit)
 
 
+class Schedule(StrEnum):
+    """How the learning rate moves during training."""
+
+    PLATEAU = "plateau"  # divided by --plateau-factor when the validation loss stalls
+    COSINE = "cosine"  # one warm-up epoch, then cosine decay to 0 over the epoch budget
+
+
 class Target(StrEnum):
     """Which unlabelled set a submission predicts."""
 
@@ -69,7 +76,7 @@ class Target(StrEnum):
 
 
 class Model(StrEnum):
-    """The report's models (and its logistic-regression baseline)."""
+    """The report's models (and its logistic-regression baseline), and comp's residual net."""
 
     LOGREG = "logreg"
     B1 = "b1"
@@ -78,6 +85,7 @@ class Model(StrEnum):
     TL1 = "tl1"
     TL2 = "tl2"
     TL3 = "tl3"
+    RES = "res"  # compact residual network (batch norm, AdamW, cosine, label smoothing)
 
 
 def _choice(kind: type[StrEnum], value: Any, option: str) -> Any:
@@ -200,9 +208,18 @@ class TrainConfig:
     resume: str | None = None
     max_images: int | None = None  # cap the training split (quick experiments)
     progress: bool = True  # Keras progress bar (on a terminal)
+    folds: int | None = None  # None: one model per prepared fold; 1: the train/val split
+    schedule: Schedule | None = None  # None: the model's default
+    label_smoothing: float | None = None  # None: the model's default (0.1 for res, else 0)
 
     def __post_init__(self) -> None:
         _coerce(self, {"model": (Model, "--model")})
+        if self.schedule is not None:
+            _coerce(self, {"schedule": (Schedule, "--schedule")})
+        _at_least(self.folds, 1, "--folds")
+        if self.label_smoothing is not None and not (0 <= self.label_smoothing < 0.5):
+            raise CompError(f"--label-smoothing must be from 0 to below 0.5. Received: "
+                            f"{self.label_smoothing!r}")
         _at_least(self.epochs, 1, "--epochs")
         _at_least(self.batch_size, 1, "--batch-size")
         _at_least(self.plateau_patience, 1, "--plateau-patience")

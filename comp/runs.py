@@ -82,11 +82,31 @@ class RunDir:
     def decision_cache(self, key: str) -> Path:
         return self.path / "submit" / key
 
+    def fold(self, k: int) -> RunDir:
+        """Fold k's model of a cross-fitted run: trained without fold k's images."""
+        return RunDir(self.path / f"fold-{k}")
+
+    def fold_dirs(self) -> list[RunDir]:
+        """The fold models of a cross-fitted run, by fold ([] for a one-model run)."""
+        found = [p for p in self.path.glob("fold-*") if p.name[5:].isdigit()]
+        return [RunDir(p) for p in sorted(found, key=lambda p: int(p.name[5:]))]
+
+    def members(self) -> list[RunDir]:
+        """The folders whose best.keras predict for this run: its folds, or itself."""
+        return self.fold_dirs() or [self]
+
+    def complete(self) -> bool:
+        """Every model of the run has a best checkpoint."""
+        return all(m.best.exists() for m in self.members())
+
     def model_tag(self) -> str:
-        """The best checkpoint's content hash: caches computed from another best model (the
+        """The best checkpoints' content hash: caches computed from other best models (the
         run trained on) are recomputed; a copied run folder keeps its caches."""
-        with self.best.open("rb") as fh:  # 10 ms for b3's 8 MB
-            return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
+        digest = hashlib.sha256()
+        for member in self.members():
+            with member.best.open("rb") as fh:  # 10 ms for b3's 8 MB
+                digest.update(hashlib.file_digest(fh, "sha256").digest())
+        return digest.hexdigest()[:16]
 
     def load_record(self) -> RunRecord:
         data = read_json(self.record, what="run record",
@@ -131,8 +151,10 @@ class RunRecord:
     status: str = "created"  # created, running, interrupted, finished
     epochs_done: int = 0
     best_epoch: int = 0
-    best_val_balanced_accuracy: float | None = None
+    best_val_balanced_accuracy: float | None = None  # fold runs: the mean over the folds
     seconds_per_epoch: list[float] = field(default_factory=list)
+    folds: int = 0  # cross-fitted: one model per fold in fold-<k>/; 0: one model
+    folds_done: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,11 +196,11 @@ def _runs_here(checkpoints: Path) -> str:
 
 def open_run(checkpoints: Path, name: str, *, fingerprint: str | None) -> tuple[RunDir,
                                                                                 RunRecord]:
-    """A finished-enough run (it has best.keras) and its record, checked to belong to the
+    """A finished-enough run (every model of it has best.keras) and its record, checked to belong to the
     workspace whose data fingerprint is given (None: no check)."""
     check_run_name(name)
     run_dir = RunDir(checkpoints / name)
-    if not run_dir.record.exists() or not run_dir.best.exists():
+    if not run_dir.record.exists() or not run_dir.complete():
         raise CompError(f"run {name!r} not found in {checkpoints} (runs: "
                         f"{_runs_here(checkpoints)}); train one with `comp train` or pass "
                         "--checkpoints")
@@ -199,6 +221,6 @@ def runs_for(checkpoints: Path, fingerprint: str) -> list[str]:
             record = run_dir.load_record()
         except CompError:
             continue  # a damaged run is not a candidate; naming it with --run says why
-        if record.fingerprint == fingerprint and run_dir.best.exists():
+        if record.fingerprint == fingerprint and run_dir.complete():
             out.append(name)
     return out

@@ -21,7 +21,7 @@ from comp.commit import current_dir
 from comp.errors import CompError
 
 DEFAULT_WORKSPACE = Path("data/workspace")
-FINGERPRINT_COLUMNS = ["id", "label", "dhash", "kept", "split"]
+FINGERPRINT_COLUMNS = ["id", "label", "dhash", "kept", "split", "fold"]
 TEMP_NAME = re.compile(r"^\..*\.pid(\d+)\..*\.tmp(\.\w+)?$")
 REBUILD = "run `comp prepare CHALLENGE_DIR` again to rebuild it"
 
@@ -188,6 +188,15 @@ class Workspace:
         rows = index[(index["source"] == "train") & (index["split"] == name)]
         store = self.load_store("train")
         return np.asarray(store[rows["row"].to_numpy()]), rows["label"].to_numpy(np.int64), rows
+
+    def labelled(self, index: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Index rows of every kept labelled image, each with its fold (cross-fitting)."""
+        index = self.load_index() if index is None else index
+        rows = index[(index["source"] == "train") & index["kept"]]
+        if "fold" not in rows or (rows["fold"] < 0).any():
+            raise CompError(f"{self.root}: prepared without folds (an older comp); "
+                            f"{REBUILD}, or train with --folds 1")
+        return rows
 
 
 # -- atomic writes ---------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ok = run(base, "prepare", "{c}", "-w", "{ws}", "--split", "0.5,0.25,0.25", "--workers", "1")
     assert ok.code == 0, ok.output
     ok = run(base, "train", "-w", "{ws}", "--checkpoints", "{ck}", "--model", "b1", "--epochs",
-             "1", "--batch-size", "8", "--name", "r1")
+             "1", "--batch-size", "8", "--name", "r1", "--folds", "1")
     assert ok.code == 0, ok.output
     ok = run(base, "submit", "-w", "{ws}", "--checkpoints", "{ck}", "--submissions", "{subs}",
              "--folds", "2", "--run", "r1")
@@ -205,7 +205,7 @@ def _test_dir(base: Path, make: Callable[[Path], None]) -> None:
 
 PREPARE = ("prepare", "{c}", "-w", "{ws}", "--split", "0.5,0.25,0.25", "--workers", "1")
 TRAIN = ("train", "-w", "{ws}", "--checkpoints", "{ck}", "--model", "b1", "--epochs", "1",
-         "--batch-size", "8")
+         "--batch-size", "8", "--folds", "1")
 SUBMIT = ("submit", "-w", "{ws}", "--checkpoints", "{ck}", "--submissions", "{subs}",
           "--folds", "2", "--run", "r1")
 PHASE2 = (*SUBMIT, "--test", "{base}/t2")
@@ -381,7 +381,7 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
                            PHASE2, "images are 30x30 but the training images were 24x24"),
     "images too small for the model": (
         lambda b: run(b, *PREPARE[:4], "-w", "{base}/ws16", "--size", "16", "--workers", "1"),
-        ("train", "-w", "{base}/ws16", "--checkpoints", "{ck}", "--model", "b1"),
+        ("train", "-w", "{base}/ws16", "--checkpoints", "{ck}", "--model", "b1", "--folds", "1"),
         "b1 needs images of at least 22x22"),
     "phase-2 a file, not a folder": (lambda b: _write(b / "t2", "x"), PHASE2,
                                      "t2: not a folder"),

@@ -104,5 +104,5 @@ def test_printed_holdout_score_is_the_out_of_fold_one(tmp_path: Path) -> None:
     # tuned on all of the holdout, its score there is optimistic: never above it out-of-fold
     assert rule.threshold.score >= rule.oof_balanced_accuracy
     lines = decision.describe(rule)
-    assert f"holdout balanced accuracy {rule.oof_balanced_accuracy:.4f} (out-of-fold" in lines[1]
+    assert f"out-of-fold balanced accuracy {rule.oof_balanced_accuracy:.4f} on" in lines[1]
     assert f"{rule.threshold.score:.4f} on the holdout it was tuned on (optimistic" in lines[2]

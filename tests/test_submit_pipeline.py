@@ -26,7 +26,7 @@ def trained(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from comp.train import train
 
     ck = tmp_path_factory.mktemp("ck")
-    train(TrainConfig(workspace=workspace, model="b1", epochs=2, batch_size=32, checkpoints=ck,
+    train(TrainConfig(workspace=workspace, model="b1", epochs=2, batch_size=32, folds=1, checkpoints=ck,
                       run_name="b1", max_images=200, learning_rate=1e-3, progress=False))
     return ck
 
@@ -125,7 +125,7 @@ def test_four_classes_use_argmax(workspace4: Path, tmp_path: Path) -> None:
     from comp.submit import submit
     from comp.train import train
 
-    train(TrainConfig(workspace=workspace4, model="b1", epochs=1, batch_size=32,
+    train(TrainConfig(workspace=workspace4, model="b1", epochs=1, batch_size=32, folds=1,
                       checkpoints=tmp_path, run_name="four", progress=False))
     manifest = submit(SubmitConfig(workspace=workspace4, runs=("four",), checkpoints=tmp_path,
                                    submissions=tmp_path / "subs", folds=3)).manifest

@@ -26,6 +26,7 @@ def _train(ws: Path, ck: Path, model: str, **kw) -> RunRecord:
     from comp.train import train
 
     cfg = TrainConfig(workspace=ws, model=model, epochs=kw.pop("epochs", 1), batch_size=8,
+                      folds=kw.pop("folds", 1),
                       checkpoints=ck, weights="none", max_images=kw.pop("max_images", 24),
                       progress=False, **kw)
     return train(cfg)

@@ -40,7 +40,7 @@ from comp.train.data import load_training_data, make_dataset
 from comp.train.models import BalancedAccuracy
 from comp.train.strategy import choose_strategy
 from comp.workspace import Workspace
-run = train(TrainConfig(workspace=Path(sys.argv[1]), model="b1", epochs=1, batch_size=8,
+run = train(TrainConfig(workspace=Path(sys.argv[1]), model="b1", epochs=1, batch_size=8, folds=1,
                         checkpoints=Path(sys.argv[2]), max_images=64, progress=False))
 # the metric, summed over both replicas' batches, against the same model's predictions
 hw = choose_strategy(None)

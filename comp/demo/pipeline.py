@@ -42,7 +42,8 @@ def run_demo(out: Path, *, n_train: int = 12_000, epochs: int = 5, seed: int = 0
     echo(f"3/5 train b3 for {epochs} epochs at learning rate {DEMO_LEARNING_RATE:g} (the "
          f"report's 1e-4 needs far more epochs) -> {checkpoints}")
     run = train(TrainConfig(workspace=ws, model=Model.B3, epochs=epochs, checkpoints=checkpoints,
-                            learning_rate=DEMO_LEARNING_RATE, seed=seed, run_name="b3-demo"))
+                            learning_rate=DEMO_LEARNING_RATE, seed=seed, run_name="b3-demo",
+                            folds=1))
     result = evaluate(ws, checkpoints, [run.run])[0]
     echo(f"    holdout balanced accuracy {result.balanced_accuracy:.4f} (tuned threshold, "
          f"out-of-fold), {result.balanced_accuracy_at_half:.4f} at 0.5; curves: "

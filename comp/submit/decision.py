@@ -24,7 +24,9 @@ from comp.workspace import atomic_write, write_json
 
 DECISION_FILE = "decision.json"
 STACKER_FILE = "lgbm.txt"
-SCHEMA = 2  # part of the cache key: a rule saved in another layout is fitted anew
+SCHEMA = 3  # part of the cache key: a rule saved in another layout is fitted anew
+OFFSET_GRID = np.round(np.arange(-2.0, 2.0001, 0.25), 2)  # per-class log-probability offsets
+EXHAUSTIVE_CLASSES = 4  # up to this many classes the offset search tries every combination
 
 
 # -- the threshold ---------------------------------------------------------------------------------
@@ -95,15 +97,72 @@ def tune_threshold(y_true: np.ndarray, prob: np.ndarray, *, boots: int = 200,
                      float(np.std(scores)) if scores else 0.0)
 
 
+# -- class offsets (more than two classes) --------------------------------------------------------
+
+def apply_offsets(prob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """arg-max of log-probability plus a per-class offset (offsets 0: the plain arg-max)."""
+    return (np.log(np.clip(np.asarray(prob, float), 1e-12, None)) + offsets).argmax(axis=1)
+
+
+def _scores_of(logp: np.ndarray, y: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """Balanced accuracy of every row of `candidates` (C, k) as offsets, vectorised."""
+    out = np.empty(len(candidates))
+    present = np.bincount(y, minlength=k)
+    seen = present > 0
+    for start in range(0, len(candidates), 64):
+        chunk = candidates[start:start + 64]
+        pred = (logp[None] + chunk[:, None, :]).argmax(axis=2)  # (c, N)
+        hits = np.zeros((len(chunk), k))
+        for c in range(k):  # per class: how many of its images are predicted as it
+            hits[:, c] = ((pred == c) & (y == c)[None]).sum(axis=1)
+        out[start:start + 64] = (hits[:, seen] / present[seen]).mean(axis=1)
+    return out
+
+
+def best_offsets(y_true: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-class offsets on the log-probabilities maximising balanced accuracy.
+
+    Class 0's offset is 0, the others take values of `OFFSET_GRID`: every combination for
+    up to `EXHAUSTIVE_CLASSES` classes, else coordinate ascent from 0 (three sweeps). Ties
+    go to the smallest total shift (the plain arg-max when nothing beats it).
+    """
+    y = np.asarray(y_true, np.int64)
+    k = np.asarray(prob).shape[1]
+    logp = np.log(np.clip(np.asarray(prob, float), 1e-12, None))
+
+    def pick(candidates: np.ndarray) -> tuple[np.ndarray, float]:
+        scores = _scores_of(logp, y, candidates, k)
+        best = np.isclose(scores, scores.max(), rtol=0, atol=1e-12)
+        shift = np.abs(candidates).sum(axis=1)
+        i = np.flatnonzero(best)[np.argmin(shift[best])]
+        return candidates[i], float(scores[i])
+
+    if k <= EXHAUSTIVE_CLASSES:
+        grid = np.meshgrid(*([OFFSET_GRID] * (k - 1)), indexing="ij")
+        others = np.stack([g.ravel() for g in grid], axis=1)
+        return pick(np.concatenate([np.zeros((len(others), 1)), others], axis=1))
+    offsets = np.zeros(k)
+    score = _scores_of(logp, y, offsets[None], k)[0]
+    for _ in range(3):
+        for c in range(1, k):
+            candidates = np.repeat(offsets[None], len(OFFSET_GRID), axis=0)
+            candidates[:, c] = OFFSET_GRID
+            offsets, score = pick(candidates)
+    return offsets, score
+
+
 def oof_decisions(prob: np.ndarray, y: np.ndarray, folds: np.ndarray, *,
-                  num_classes: int) -> np.ndarray:
-    """Out-of-fold class decisions: the threshold applied to fold k is tuned on the others
-    (arg-max for more than two classes)."""
-    if num_classes != 2:
+                  num_classes: int, offsets: bool = False) -> np.ndarray:
+    """Out-of-fold class decisions: the threshold (two classes) or, with `offsets`, the
+    class offsets applied to fold k are tuned on the other folds; else the arg-max."""
+    if num_classes != 2 and not offsets:
         return np.asarray(prob).argmax(axis=1)
     pred = np.zeros(len(y), np.int64)
     for k in np.unique(folds):
         test = folds == k
+        if num_classes != 2:
+            pred[test] = apply_offsets(prob[test], best_offsets(y[~test], prob[~test])[0])
+            continue
         if len(np.unique(y[~test])) < 2:
             threshold = 0.5
         else:
@@ -129,27 +188,34 @@ class Decision:
     ensemble_tried: bool
     ensemble_oof_balanced_accuracy: float | None  # LightGBM, out-of-fold, threshold too
     use_ensemble: bool  # only when its out-of-fold score is higher
-    threshold: Threshold | None  # two classes; arg-max otherwise
+    threshold: Threshold | None  # two classes
+    offsets: list[float] | None  # more than two classes, when they beat the arg-max OOF
     leaks: LeakCheck
+    cross_fitted: bool  # fitted on every labelled image's out-of-fold predictions
 
     @property
     def oof_balanced_accuracy(self) -> float:
-        """The holdout score of the chosen rule, out-of-fold."""
+        """The score of the chosen rule, out-of-fold."""
         if self.use_ensemble and self.ensemble_oof_balanced_accuracy is not None:
             return self.ensemble_oof_balanced_accuracy
         return self.cnn_oof_balanced_accuracy
 
     def apply(self, pred: Predictions, folder: Path) -> np.ndarray:
-        """Class per image from new predictions (the stacker is read from `folder`)."""
+        """Class per image from new predictions (the stacker is read from `folder`). With
+        fold models, the stacker reads each member's embeddings (the space it was trained
+        in: fold k's model's) and its probabilities are averaged."""
         prob: np.ndarray = pred.prob
         if self.use_ensemble:
             import lightgbm
 
             booster = lightgbm.Booster(model_file=str(folder / STACKER_FILE))
-            raw = np.asarray(booster.predict(stacker.stack_features(pred)))
+            raw = np.mean([np.asarray(booster.predict(stacker.stack_features(part)))
+                           for part in pred.parts()], axis=0)
             prob = raw if len(self.classes) == 2 else raw.reshape(len(prob), len(self.classes))
         if self.threshold is not None:
             return predict_labels(prob, self.threshold.value)
+        if self.offsets is not None:
+            return apply_offsets(prob, np.asarray(self.offsets))
         return predict_labels(prob)
 
     def save(self, folder: Path) -> None:
@@ -161,6 +227,7 @@ class Decision:
         try:
             data = json.loads((folder / DECISION_FILE).read_text())
             data["threshold"] = Threshold(**data["threshold"]) if data["threshold"] else None
+            data["offsets"] = list(data["offsets"]) if data["offsets"] is not None else None
             data["leaks"] = LeakCheck(**data["leaks"])
             decision = cls(**{f.name: data[f.name] for f in fields(cls)})
         except (OSError, ValueError, KeyError, TypeError):
@@ -174,19 +241,36 @@ def decision_key(*, runs: list[str], tta: bool, ensemble: bool, folds: int, seed
                           .encode()).hexdigest()[:10]
 
 
+def _oof_score(prob: np.ndarray, y: np.ndarray, fold: np.ndarray, k: int
+               ) -> tuple[float, bool]:
+    """Out-of-fold balanced accuracy of the best rule on `prob`, and for K classes whether
+    the class offsets beat the plain arg-max (they are used only then)."""
+    plain = balanced_accuracy(y, oof_decisions(prob, y, fold, num_classes=k))
+    if k == 2:
+        return plain, False
+    tuned = balanced_accuracy(y, oof_decisions(prob, y, fold, num_classes=k, offsets=True))
+    return max(plain, tuned), tuned > plain
+
+
 def fit_decision(pred: Predictions, y: np.ndarray, fold: np.ndarray, *, classes: list[str],
                  runs: list[str], fingerprint: str, tta: bool, ensemble: bool, seed: int,
-                 leaks: LeakCheck, folder: Path) -> Decision:
-    """Fit the rule on holdout predictions `pred` with labels `y` and folds `fold`; the
-    stacker, when it wins, is saved in `folder`."""
+                 leaks: LeakCheck, folder: Path, cross_fitted: bool = False) -> Decision:
+    """Fit the rule on out-of-fold predictions `pred` with labels `y` and folds `fold`; the
+    stacker, when it wins, is saved in `folder`.
+
+    Nested discipline: the stacker's own score on fold k comes from a stacker fitted on
+    the other folds, and the threshold (or class offsets) applied to it from the other
+    folds too; the CNN's score likewise. Each is kept only when its score is higher."""
     k = len(classes)
-    cnn_oof = balanced_accuracy(y, oof_decisions(pred.prob, y, fold, num_classes=k))
+    cnn_oof, use_offsets = _oof_score(pred.prob, y, fold, k)
     chosen, ens_score, use_ensemble = pred.prob, None, False
     if ensemble:
         features = stacker.stack_features(pred)
         lgbm_oof = stacker.oof_lgbm(features, y, fold, num_classes=k, seed=seed)
-        ens_score = balanced_accuracy(y, oof_decisions(lgbm_oof, y, fold, num_classes=k))
+        ens_score, ens_offsets = _oof_score(lgbm_oof, y, fold, k)
         use_ensemble = ens_score > cnn_oof
+        if use_ensemble:
+            use_offsets = ens_offsets
         if use_ensemble:
             chosen = lgbm_oof
             model = stacker.fit_lgbm(features, y, num_classes=k, seed=seed)
@@ -199,7 +283,9 @@ def fit_decision(pred: Predictions, y: np.ndarray, fold: np.ndarray, *, classes:
         cnn_balanced_accuracy_at_half=balanced_accuracy(y, predict_labels(pred.prob)),
         ensemble_tried=ensemble, ensemble_oof_balanced_accuracy=ens_score,
         use_ensemble=use_ensemble,
-        threshold=tune_threshold(y, chosen, seed=seed) if k == 2 else None, leaks=leaks)
+        threshold=tune_threshold(y, chosen, seed=seed) if k == 2 else None,
+        offsets=best_offsets(y, chosen)[0].tolist() if use_offsets else None, leaks=leaks,
+        cross_fitted=cross_fitted)
 
 
 def describe(decision: Decision) -> list[str]:
@@ -207,16 +293,23 @@ def describe(decision: Decision) -> list[str]:
     used = "used" if decision.use_ensemble else "not used"
     ens = (f", LightGBM {decision.ensemble_oof_balanced_accuracy:.4f}"
            if decision.ensemble_oof_balanced_accuracy is not None else "")
+    scored = ("every labelled image, each predicted by the fold model that did not train on "
+              "it" if decision.cross_fitted else "the holdout split")
     lines = [f"runs: {', '.join(decision.runs)}; LightGBM ensemble {used} (out-of-fold "
              f"balanced accuracy: CNN {decision.cnn_oof_balanced_accuracy:.4f}{ens})",
-             f"holdout balanced accuracy {decision.oof_balanced_accuracy:.4f} (out-of-fold: "
-             f"each fold decided by a rule tuned on the others; {decision.holdout_images} "
-             f"images); CNN at threshold 0.5: {decision.cnn_balanced_accuracy_at_half:.4f}"]
+             f"out-of-fold balanced accuracy {decision.oof_balanced_accuracy:.4f} on "
+             f"{decision.holdout_images} images ({scored}; each fold decided by a rule tuned "
+             f"on the others); CNN at threshold 0.5: "
+             f"{decision.cnn_balanced_accuracy_at_half:.4f}"]
     t = decision.threshold
     if t is not None:
         lines.append(f"threshold {t.value:.4f} (+-{t.spread:.4f} over bootstrap resamples); "
-                     f"{t.score:.4f} on the holdout it was tuned on (optimistic: not a "
+                     f"{t.score:.4f} on the images it was tuned on (optimistic: not a "
                      "score to compare)")
+    elif decision.offsets is not None:
+        lines.append(f"{len(decision.classes)} classes: arg-max after class offsets "
+                     f"{', '.join(f'{o:+.2f}' for o in decision.offsets)} (they beat the "
+                     "plain arg-max out-of-fold)")
     else:
         lines.append(f"{len(decision.classes)} classes: arg-max of the probabilities")
     return lines

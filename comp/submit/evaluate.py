@@ -1,7 +1,8 @@
-"""`comp evaluate`: holdout scores of runs, and the choice of the best run.
+"""`comp evaluate`: scores of runs, and the choice of the best run.
 
-Every score here is out-of-fold on the holdout: the CNNs never trained on it, and the threshold
-applied to each holdout fold is tuned on the other folds.
+Every score here is out-of-fold. A cross-fitted run is scored on every labelled image, each
+predicted by the fold model that did not train on it; a one-model run on the holdout split,
+which it never trained on. The threshold applied to each fold is tuned on the other folds.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from comp.errors import CompError
 from comp.prepare.splits import assign_folds
 from comp.runs import RunDir, open_run, runs_for
 from comp.submit.decision import best_threshold, oof_decisions
-from comp.submit.predict import Predictions, predict_run
+from comp.submit.predict import Predictions, predict_models, predict_run
 from comp.workspace import Workspace, atomic_write, write_json
 
 
@@ -28,7 +29,7 @@ class Evaluation:
 
     run: str
     model: str
-    holdout_images: int
+    holdout_images: int  # images scored (every labelled image for a cross-fitted run)
     balanced_accuracy: float  # threshold tuned out-of-fold (arg-max for K classes)
     balanced_accuracy_at_half: float
     accuracy: float
@@ -36,6 +37,7 @@ class Evaluation:
     confusion: list[list[int]]
     threshold: float | None  # tuned on the whole holdout (for reference)
     model_tag: str = ""  # the best checkpoint it scored (`RunDir.model_tag`)
+    scored_on: str = "holdout"  # or "out-of-fold": every labelled image (cross-fitted run)
 
     @classmethod
     def load(cls, path: Path) -> Evaluation | None:
@@ -46,10 +48,46 @@ class Evaluation:
             return None
 
 
+def scored_rows(ws: Workspace, index: pd.DataFrame, run_dir: RunDir) -> pd.DataFrame:
+    """The index rows a run is scored (and its decision rule fitted) on: every kept labelled
+    image for a cross-fitted run, else the holdout split."""
+    if run_dir.fold_dirs():
+        return ws.labelled(index)
+    return ws.split("holdout", index)[2]
+
+
+def scoring_folds(rows: pd.DataFrame, y: np.ndarray, run_dir: RunDir, *, folds: int,
+                  seed: int) -> np.ndarray:
+    """Folds of the out-of-fold decisions: the prepared folds the models were cross-fitted
+    on, or for a one-model run K folds of its holdout."""
+    if run_dir.fold_dirs():
+        return rows["fold"].to_numpy(np.int64)
+    return holdout_folds(rows, y, folds=folds, seed=seed)
+
+
+def _out_of_fold(ws: Workspace, rows: pd.DataFrame, run_dir: RunDir, *, tta: bool
+                 ) -> Predictions:
+    """Each labelled image predicted by the fold model that did not train on it."""
+    store = ws.load_store("train")
+    fold = rows["fold"].to_numpy()
+    prob: np.ndarray | None = None
+    emb: np.ndarray | None = None
+    for k, member in enumerate(run_dir.fold_dirs()):
+        here = np.nonzero(fold == k)[0]
+        pred = predict_run(member.best, store[rows["row"].to_numpy()[here]], tta=tta,
+                           desc=f"out-of-fold {k + 1}")
+        if prob is None or emb is None:
+            prob = np.zeros((len(rows), *pred.prob.shape[1:]), np.float32)
+            emb = np.zeros((len(rows), pred.embedding.shape[1]), np.float32)
+        prob[here], emb[here] = pred.prob, pred.embedding
+    assert prob is not None and emb is not None
+    return Predictions(prob, emb)
+
+
 def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, tta: bool,
                         fingerprint: str) -> Predictions:
-    """The run's predictions on the holdout split, cached in the run folder (for this data
-    and this best checkpoint)."""
+    """The run's predictions on its `scored_rows` (out-of-fold for a cross-fitted run),
+    cached in the run folder (for this data and these best checkpoints)."""
     cache, key = run_dir.holdout_predictions(tta), f"{fingerprint}/{run_dir.model_tag()}"
     if cache.exists():
         try:
@@ -58,11 +96,22 @@ def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, 
                 return Predictions(saved["prob"], saved["embedding"])
         except (OSError, ValueError, KeyError):
             pass  # a damaged or stale cache is predicted anew
-    x, _, _ = ws.split("holdout", index)
-    pred = predict_run(run_dir.best, x, tta=tta)
+    rows = scored_rows(ws, index, run_dir)
+    if run_dir.fold_dirs():
+        pred = _out_of_fold(ws, rows, run_dir, tta=tta)
+    else:
+        pred = predict_run(run_dir.best, ws.split("holdout", index)[0], tta=tta)
     atomic_write(cache, lambda p: np.savez(p.open("wb"), prob=pred.prob,
                                            embedding=pred.embedding, key=np.array(key)))
     return pred
+
+
+def predict_new(run_dir: RunDir, x: np.ndarray, *, tta: bool) -> Predictions:
+    """A run's predictions on new images: its model, or its fold models (as members), all in
+    one compiled call per batch."""
+    from comp.submit.predict import members_of
+
+    return members_of(predict_models([m.best for m in run_dir.members()], x, tta=tta))
 
 
 def holdout_folds(rows: pd.DataFrame, y: np.ndarray, *, folds: int, seed: int) -> np.ndarray:
@@ -74,9 +123,16 @@ def holdout_folds(rows: pd.DataFrame, y: np.ndarray, *, folds: int, seed: int) -
 
 
 def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: str,
-                 classes: list[str], fingerprint: str, fold: np.ndarray, y: np.ndarray,
+                 classes: list[str], fingerprint: str, folds: int, seed: int,
                  tta: bool = False) -> Evaluation:
-    """One run's holdout scores; writes holdout.json and confusion.png in the run folder."""
+    """One run's out-of-fold scores; writes holdout.json and confusion.png in the run
+    folder."""
+    rows = scored_rows(ws, index, run_dir)
+    y = rows["label"].to_numpy(np.int64)
+    if len(y) == 0:
+        raise CompError(f"{ws.root}: the holdout split is empty; prepare with a holdout "
+                        "fraction above 0, or train one model per fold")
+    fold = scoring_folds(rows, y, run_dir, folds=folds, seed=seed)
     pred = holdout_predictions(ws, index, run_dir, tta=tta, fingerprint=fingerprint)
     k = len(classes)
     tuned = oof_decisions(pred.prob, y, fold, num_classes=k)
@@ -91,9 +147,10 @@ def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: 
                                     strict=True)),
         confusion=matrix.tolist(),
         threshold=best_threshold(y, pred.prob)[0] if k == 2 else None,
-        model_tag=run_dir.model_tag())
+        model_tag=run_dir.model_tag(),
+        scored_on="out-of-fold" if run_dir.fold_dirs() else "holdout")
     report.confusion_plot(matrix, classes, run_dir.confusion,
-                          f"{run_dir.name}: holdout, balanced accuracy "
+                          f"{run_dir.name}: {result.scored_on}, balanced accuracy "
                           f"{result.balanced_accuracy:.4f}")
     write_json(run_dir.evaluation, asdict(result))
     return result
@@ -101,27 +158,23 @@ def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: 
 
 def evaluate(workspace: Path, checkpoints: Path, names: list[str], *, folds: int = 5,
              seed: int = 42, tta: bool = False) -> list[Evaluation]:
-    """Holdout scores of each run: balanced accuracy at 0.5 and at a tuned threshold (tuned
-    out-of-fold), per-class accuracy, confusion matrix (printed and PNG)."""
+    """Out-of-fold scores of each run (`scored_rows`): balanced accuracy at 0.5 and at a tuned
+    threshold (tuned out-of-fold), per-class accuracy, confusion matrix (printed and PNG)."""
     ws = Workspace(workspace)
     meta, index = ws.load_meta(), ws.load_index()
-    _, y, rows = ws.split("holdout", index)
-    if len(y) == 0:
-        raise CompError(f"{workspace}: the holdout split is empty; prepare with a holdout "
-                        "fraction above 0")
-    fold = holdout_folds(rows, y, folds=folds, seed=seed)
     results = []
     for name in names:
         run_dir, record = open_run(checkpoints, name, fingerprint=meta.fingerprint)
         results.append(evaluate_run(ws, index, run_dir, model=record.model,
                                     classes=meta.classes, fingerprint=meta.fingerprint,
-                                    fold=fold, y=y, tta=tta))
+                                    folds=folds, seed=seed, tta=tta))
     return results
 
 
 def best_run(ws: Workspace, checkpoints: Path, *, fingerprint: str, folds: int,
              seed: int) -> str:
-    """The run with the best holdout balanced accuracy among those trained on this data."""
+    """The run with the best out-of-fold balanced accuracy among those trained on this data
+    (a cross-fitted run's over every labelled image, a one-model run's over the holdout)."""
     candidates = runs_for(checkpoints, fingerprint)
     if not candidates:
         raise CompError(f"no run trained on this workspace in {checkpoints}; run `comp train` "

@@ -1,7 +1,9 @@
 """`comp submit`: predict the target set, apply the decision rule, override leaks, write the CSV.
 
-The decision rule (runs, stacker or not, threshold) is fitted once on the holdout split and
-cached beside the first run, so phase 2 only decodes the new test images and predicts them.
+The decision rule (runs, stacker or not, threshold or class offsets) is fitted once on
+out-of-fold predictions (every labelled image for cross-fitted runs, the holdout split for
+one-model runs) and cached beside the first run, so phase 2 only decodes the new test images
+and predicts them (a cross-fitted run: its fold models, averaged).
 """
 
 from __future__ import annotations
@@ -20,8 +22,14 @@ from comp.runs import RunDir, RunRecord, open_run
 from comp.stopwatch import Stopwatch
 from comp.submit import leaks, submission
 from comp.submit.decision import Decision, decision_key, fit_decision
-from comp.submit.evaluate import best_run, holdout_folds, holdout_predictions
-from comp.submit.predict import combine, predict_run
+from comp.submit.evaluate import (
+    best_run,
+    holdout_predictions,
+    predict_new,
+    scored_rows,
+    scoring_folds,
+)
+from comp.submit.predict import combine
 from comp.workspace import Meta, Workspace
 
 
@@ -44,14 +52,19 @@ def load_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFr
     cached = Decision.load(folder, fingerprint=meta.fingerprint)
     if cached is not None:
         return cached, folder
-    _, y, rows = ws.split("holdout", index)
-    fold = holdout_folds(rows, y, folds=cfg.folds, seed=cfg.seed)
+    kinds = {bool(r.fold_dirs()) for r in runs}
+    if len(kinds) > 1:
+        raise CompError(f"runs {', '.join(names)} mix cross-fitted and one-model runs, which "
+                        "are scored on different images; submit them separately")
+    rows = scored_rows(ws, index, runs[0])
+    y = rows["label"].to_numpy(np.int64)
+    fold = scoring_folds(rows, y, runs[0], folds=cfg.folds, seed=cfg.seed)
     pred = combine([holdout_predictions(ws, index, r, tta=cfg.tta, fingerprint=meta.fingerprint)
                     for r in runs])
     decision = fit_decision(pred, y, fold, classes=meta.classes, runs=names,
                             fingerprint=meta.fingerprint, tta=cfg.tta, ensemble=cfg.ensemble,
                             seed=cfg.seed, leaks=leaks.check_leaks(index, pd.read_csv(ws.pairs)),
-                            folder=folder)
+                            folder=folder, cross_fitted=bool(runs[0].fold_dirs()))
     decision.save(folder)
     return decision, folder
 
@@ -110,7 +123,7 @@ def submit(cfg: SubmitConfig) -> Submitted:
         decision, folder = load_decision(cfg, ws, meta, index, [r for r, _ in opened])
     with clock.stage(f"predict {target}"):
         x = ws.load_store(str(target))
-        pred = combine([predict_run(r.best, x, tta=cfg.tta) for r, _ in opened])
+        pred = combine([predict_new(r, x, tta=cfg.tta) for r, _ in opened])
         labels = decision.apply(pred, folder)
     with clock.stage("leaks and CSV"):
         ids = rows["id"].astype(str).tolist()  # 4. leak override

@@ -113,7 +113,7 @@ class Recorder(keras.callbacks.Callback):
     """
 
     def __init__(self, *, run_dir: RunDir, record: RunRecord, state: TrainState,
-                 plateau: ResumablePlateau, epochs: int) -> None:
+                 plateau: ResumablePlateau | None, epochs: int) -> None:
         super().__init__()
         self.run_dir, self.record, self.state = run_dir, record, state
         self.plateau, self.epochs = plateau, epochs
@@ -133,7 +133,8 @@ class Recorder(keras.callbacks.Callback):
         improved = score > state.best_score  # NaN never wins
         if improved:
             state.best_score, state.best_epoch = float(score), epoch + 1
-        state.epoch, state.plateau = epoch + 1, self.plateau.counters()
+        state.epoch = epoch + 1
+        state.plateau = self.plateau.counters() if self.plateau is not None else {}
         state.rng = rng_states(self.model)
         self.record = replace(self.record, status="running", epochs_done=epoch + 1,
                               best_epoch=state.best_epoch,

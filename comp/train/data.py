@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from comp.errors import CompError
+from comp.prepare.splits import assign_folds
 from comp.workspace import Workspace
 
 ROTATION_DEGREES = 10.0
@@ -88,6 +90,9 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
     return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+INNER_VAL_FOLDS = 10  # a fold model's validation slice: 1/10 of its training folds
+
+
 @dataclass
 class TrainData:
     x_train: np.ndarray
@@ -98,11 +103,32 @@ class TrainData:
     fingerprint: str
 
 
-def load_training_data(ws: Workspace, *, max_images: int | None, seed: int) -> TrainData:
+def fold_rows(ws: Workspace, index: pd.DataFrame, *, fold: int, seed: int
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit rows, inner validation rows) of fold `fold`'s model: every kept labelled image
+    outside the fold. The inner slice (1/10, stratified, groups whole) chooses the
+    checkpoint and drives the schedule, so the fold's own images choose nothing."""
+    rows = ws.labelled(index)
+    outside = rows[rows["fold"] != fold]
+    inner = assign_folds(outside["split_group"].to_numpy(), outside["label"].to_numpy(),
+                         k=INNER_VAL_FOLDS, seed=seed + fold) == 0
+    return outside[~inner], outside[inner]
+
+
+def load_training_data(ws: Workspace, *, max_images: int | None, seed: int,
+                       fold: int | None = None) -> TrainData:
+    """The images one model trains and validates on: the train/val split, or (with `fold`)
+    the cross-fitting rows of that fold (`fold_rows`)."""
     meta = ws.load_meta()
     index = ws.load_index()
-    x_train, y_train, _ = ws.split("train", index)
-    x_val, y_val, _ = ws.split("val", index)
+    if fold is None:
+        x_train, y_train, _ = ws.split("train", index)
+        x_val, y_val, _ = ws.split("val", index)
+    else:
+        store = ws.load_store("train")
+        fit, inner = fold_rows(ws, index, fold=fold, seed=seed)
+        x_train, y_train = np.asarray(store[fit["row"].to_numpy()]), fit["label"].to_numpy()
+        x_val, y_val = np.asarray(store[inner["row"].to_numpy()]), inner["label"].to_numpy()
     if max_images is not None and max_images < len(x_train):
         pick = np.sort(np.random.default_rng(seed).permutation(len(x_train))[:max_images])
         x_train, y_train = x_train[pick], y_train[pick]
@@ -110,6 +136,7 @@ def load_training_data(ws: Workspace, *, max_images: int | None, seed: int) -> T
             :max(max_images // 4, 8)])
         x_val, y_val = x_val[keep_val], y_val[keep_val]
     if len(x_train) == 0 or len(x_val) == 0:
-        raise CompError(f"{ws.root}: the train or val split is empty; prepare with more images "
-                        "or other --split fractions")
+        what = "the train or val split is" if fold is None else f"fold {fold}'s training set is"
+        raise CompError(f"{ws.root}: {what} empty; prepare with more images or other "
+                        "--split fractions")
     return TrainData(x_train, y_train, x_val, y_val, meta.classes, meta.fingerprint)

