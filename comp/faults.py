@@ -11,9 +11,15 @@ import os
 import signal
 
 FAULT_ENV = "COMP_FAULT"
+_hits: dict[str, int] = {}
 
 
 def fault_point(name: str) -> None:
-    """SIGKILL this process here when COMP_FAULT names this point."""
-    if os.environ.get(FAULT_ENV) == name:
+    """SIGKILL this process here when COMP_FAULT names this point (`name`: the first time
+    it is reached; `name@N`: the N-th time)."""
+    wanted = os.environ.get(FAULT_ENV)
+    if wanted is None or not wanted.startswith(name):
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if wanted == name or wanted == f"{name}@{_hits[name]}":
         os.kill(os.getpid(), signal.SIGKILL)

@@ -173,6 +173,34 @@ def test_killed_epoch_leaves_the_previous_epoch_whole(trained: Path) -> None:
     assert leftovers(trained / "ck" / "r") == []
 
 
+def test_a_killed_fold_run_resumes_fold_by_fold(trained: Path) -> None:
+    """A kill in fold 2's second epoch: fold 1 is finished and left as it is, fold 2 resumes
+    from its first epoch, folds 3-5 start; every fold's history then equals an
+    uninterrupted run's."""
+    assert TRAIN[-2:] == ("--folds", "1")
+    folds_train = (*TRAIN[:-2], "--epochs", "2")  # the last --epochs counts
+    killed = cli(trained, *folds_train, "--name", "r", fault="train:epoch-staged@4")
+    assert killed.returncode == -9
+    run_dir = RunDir(trained / "ck" / "r")
+    assert run_dir.fold(0).load_record().status == "finished"
+    assert run_dir.fold(1).load_record().epochs_done == 1
+    assert not run_dir.fold(2).path.exists()
+    fold1 = {p.name: p.read_bytes() for p in run_dir.fold(0).dir.iterdir()}
+    ok = cli(trained, "train", "--checkpoints", "{ck}", "--resume", "r")
+    assert ok.returncode == 0, ok.stderr
+    assert "run r fold 1/5" not in ok.stdout and "run r fold 2/5" in ok.stdout
+    assert {p.name: p.read_bytes() for p in run_dir.fold(0).dir.iterdir()} == fold1
+    assert run_dir.load_record().folds_done == 5
+    whole = cli(trained, *folds_train, "--name", "w")
+    assert whole.returncode == 0, whole.stderr
+    for k in range(5):
+        a = pd.read_csv(run_dir.fold(k).history).drop(columns="seconds")
+        b = pd.read_csv(RunDir(trained / "ck" / "w").fold(k).history).drop(columns="seconds")
+        assert a["epoch"].tolist() == [1, 2]
+        np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-5, atol=1e-6)
+    assert leftovers(trained / "ck" / "r") == []
+
+
 def test_killed_submit_leaves_no_csv(trained: Path) -> None:
     assert cli(trained, *TRAIN, "--name", "r1", "--epochs", "1").returncode == 0
     killed = cli(trained, *SUBMIT, fault="submit:manifest-claimed")

@@ -105,4 +105,50 @@ def test_printed_holdout_score_is_the_out_of_fold_one(tmp_path: Path) -> None:
     assert rule.threshold.score >= rule.oof_balanced_accuracy
     lines = decision.describe(rule)
     assert f"out-of-fold balanced accuracy {rule.oof_balanced_accuracy:.4f} on" in lines[1]
-    assert f"{rule.threshold.score:.4f} on the holdout it was tuned on (optimistic" in lines[2]
+    assert f"{rule.threshold.score:.4f} on the images it was tuned on (optimistic" in lines[2]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_class_offsets_equal_a_brute_force_search(seed: int) -> None:
+    """Three classes, every pair of offsets of the grid scored one by one with scikit-learn:
+    the vectorised search finds the same best score, and the smallest shift among ties."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, 120)
+    y[:10] = 2  # class 2 common enough to matter
+    logits = rng.normal(size=(120, 3)) + np.eye(3)[y] * 0.8 + np.array([0.6, 0.0, -0.6])
+    prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    best, best_shift, best_offsets = -1.0, np.inf, None
+    for a in decision.OFFSET_GRID:
+        for b in decision.OFFSET_GRID:
+            offsets = np.array([0.0, a, b])
+            score = balanced_accuracy_score(y, (np.log(prob) + offsets).argmax(axis=1))
+            shift = abs(a) + abs(b)
+            if score > best + 1e-12 or (abs(score - best) <= 1e-12 and shift < best_shift):
+                best, best_shift, best_offsets = score, shift, offsets
+    offsets, score = decision.best_offsets(y, prob)
+    assert score == pytest.approx(best)
+    assert np.abs(offsets).sum() == pytest.approx(best_shift)
+    assert balanced_accuracy_score(y, decision.apply_offsets(prob, offsets)) == pytest.approx(best)
+    assert best > balanced_accuracy_score(y, prob.argmax(axis=1))  # the skew is worth undoing
+    assert best_offsets is not None
+
+
+def test_class_offsets_are_kept_only_when_they_win_out_of_fold(tmp_path: Path) -> None:
+    from comp.submit.leaks import LeakCheck
+    from comp.submit.predict import Predictions
+
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1, 2], 200)
+    fold = np.arange(600) % 5
+    for skew, kept in ((np.array([1.5, 0.0, -1.5]), True), (np.zeros(3), False)):
+        logits = rng.normal(size=(600, 3)) + np.eye(3)[y] * 1.5 + skew
+        prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        rule = decision.fit_decision(Predictions(prob, np.zeros((600, 2))), y, fold,
+                                     classes=["a", "b", "c"], runs=["r"], fingerprint="f",
+                                     tta=False, ensemble=False, seed=0,
+                                     leaks=LeakCheck(1.0, 0, 1.0, 0), folder=tmp_path)
+        plain = balanced_accuracy_score(y, prob.argmax(axis=1))
+        tuned = balanced_accuracy_score(y, decision.oof_decisions(prob, y, fold, num_classes=3,
+                                                                  offsets=True))
+        assert (rule.offsets is not None) == kept == (tuned > plain)
+        assert rule.cnn_oof_balanced_accuracy == pytest.approx(max(plain, tuned))

@@ -32,7 +32,7 @@ def _train(ws: Path, ck: Path, model: str, **kw) -> RunRecord:
     return train(cfg)
 
 
-@pytest.mark.parametrize("model", ["logreg", "b1", "b2", "b3", "tl1", "tl2", "tl3"])
+@pytest.mark.parametrize("model", ["logreg", "b1", "b2", "b3", "tl1", "tl2", "tl3", "res"])
 @pytest.mark.parametrize("which", ["binary", "four"])
 def test_every_model_trains(model: str, which: str, workspace: Path, workspace4: Path,
                             tmp_path: Path) -> None:
