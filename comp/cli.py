@@ -176,7 +176,7 @@ def train(
     workspace: Workspace = c.DEFAULT_WORKSPACE,
     model: Annotated[c.Model, typer.Option("--model", "-m", case_sensitive=False,
                                            help="The report's models, or res (comp's "
-                                           "residual net).")] = c.Model.B3,
+                                           "residual net).")] = c.Model.RES,
     epochs: Annotated[int | None, typer.Option(
         min=1, help=f"Epochs (default {c.DEFAULT_EPOCHS}; on --resume, the run's own).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")]

@@ -193,7 +193,7 @@ class PrepareConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     workspace: Path = DEFAULT_WORKSPACE
-    model: Model = Model.B3
+    model: Model = Model.RES  # measured ahead of b3 on ../shared/data (BENCHMARKS.md)
     epochs: int | None = None  # None: DEFAULT_EPOCHS (or, on resume, the run's own budget)
     batch_size: int = DEFAULT_BATCH_SIZE
     learning_rate: float | None = None  # None: the model's default (1e-4 for b3, 1e-3 otherwise)

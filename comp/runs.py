@@ -196,8 +196,8 @@ def _runs_here(checkpoints: Path) -> str:
 
 def open_run(checkpoints: Path, name: str, *, fingerprint: str | None) -> tuple[RunDir,
                                                                                 RunRecord]:
-    """A finished-enough run (every model of it has best.keras) and its record, checked to belong to the
-    workspace whose data fingerprint is given (None: no check)."""
+    """A finished-enough run (every model of it has best.keras) and its record, checked to
+    belong to the workspace whose data fingerprint is given (None: no check)."""
     check_run_name(name)
     run_dir = RunDir(checkpoints / name)
     if not run_dir.record.exists() or not run_dir.complete():

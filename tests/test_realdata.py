@@ -62,7 +62,8 @@ def test_prepare_train_submit_on_real_faces(case: str, tmp_path: Path) -> None:
         sides = pd.DataFrame({"p": person, "s": kept["split"].to_numpy()})
         assert (sides.groupby("p")["s"].nunique() == 1).all()
     ck = tmp_path / "ck"
-    run = train(TrainConfig(workspace=ws, model="b3", epochs=1, batch_size=32, folds=1, checkpoints=ck,
+    run = train(TrainConfig(workspace=ws, model="b3", epochs=1, batch_size=32, folds=1,
+                            checkpoints=ck,
                             progress=False))
     manifest = submit(SubmitConfig(workspace=ws, runs=(run.run,), checkpoints=ck,
                                    submissions=tmp_path / "subs", test=test, folds=3)).manifest

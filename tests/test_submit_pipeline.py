@@ -26,7 +26,8 @@ def trained(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from comp.train import train
 
     ck = tmp_path_factory.mktemp("ck")
-    train(TrainConfig(workspace=workspace, model="b1", epochs=2, batch_size=32, folds=1, checkpoints=ck,
+    train(TrainConfig(workspace=workspace, model="b1", epochs=2, batch_size=32, folds=1,
+                      checkpoints=ck,
                       run_name="b1", max_images=200, learning_rate=1e-3, progress=False))
     return ck
 

@@ -72,11 +72,11 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
                 bar.update(len(batch))
     widths = [output.shape[-1] for model in both for output in model.outputs]
 
-    def joined(k: int) -> np.ndarray:  # output k, TTA: the mean of the passes
+    def joined(k: int) -> Any:  # output k, TTA: the mean of the passes
         return np.mean([np.concatenate(p[k]) if p[k] else np.zeros((0, widths[k]), np.float32)
                         for p in parts], axis=0)
 
-    out = []
+    out: list[Predictions] = []
     for m in range(len(both)):
         emb, prob = joined(2 * m), joined(2 * m + 1)
         out.append(Predictions(prob[:, 0] if prob.shape[1] == 1 else prob, emb))
