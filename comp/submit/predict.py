@@ -67,8 +67,8 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
                 batch = np.asarray(x[start:start + batch_size])
                 if flip:
                     batch = np.ascontiguousarray(batch[:, :, ::-1])
-                for out, value in zip(outputs, step(tf.constant(batch)), strict=True):
-                    out.append(value.numpy().astype(np.float32))
+                for batches, value in zip(outputs, step(tf.constant(batch)), strict=True):
+                    batches.append(value.numpy().astype(np.float32))
                 bar.update(len(batch))
     widths = [output.shape[-1] for model in both for output in model.outputs]
 
@@ -76,11 +76,11 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
         return np.mean([np.concatenate(p[k]) if p[k] else np.zeros((0, widths[k]), np.float32)
                         for p in parts], axis=0)
 
-    out: list[Predictions] = []
+    result = []
     for m in range(len(both)):
         emb, prob = joined(2 * m), joined(2 * m + 1)
-        out.append(Predictions(prob[:, 0] if prob.shape[1] == 1 else prob, emb))
-    return out
+        result.append(Predictions(prob[:, 0] if prob.shape[1] == 1 else prob, emb))
+    return result
 
 
 def predict_run(model_path: Path, x: np.ndarray, *, tta: bool = False,
