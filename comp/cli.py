@@ -209,6 +209,9 @@ def train(
         help="Learning-rate schedule (default: the model's; cosine for res).")] = None,
     label_smoothing: Annotated[float | None, typer.Option(
         help="Label smoothing of the loss (default: the model's; 0.1 for res).")] = None,
+    mixup: Annotated[float, typer.Option(
+        min=0, help="mixup: blend image pairs with weights from Beta(alpha, alpha); "
+        "0: off.")] = 0.0,
     verbose: Verbose = False,
 ) -> None:
     """Train a model (one per fold by default) on the prepared workspace."""
@@ -220,7 +223,7 @@ def train(
         learning_rate=lr, augment=augment, plateau_factor=plateau_factor,
         plateau_patience=plateau_patience, weights=weights, tpu=tpu, seed=seed,
         checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images,
-        folds=folds, schedule=schedule, label_smoothing=label_smoothing))
+        folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup))
     score = record.best_val_balanced_accuracy or 0.0
     where = (f"mean over {record.folds} fold models" if record.folds
              else f"at epoch {record.best_epoch}")

@@ -211,12 +211,14 @@ class TrainConfig:
     folds: int | None = None  # None: one model per prepared fold; 1: the train/val split
     schedule: Schedule | None = None  # None: the model's default
     label_smoothing: float | None = None  # None: the model's default (0.1 for res, else 0)
+    mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha); 0: off
 
     def __post_init__(self) -> None:
         _coerce(self, {"model": (Model, "--model")})
         if self.schedule is not None:
             _coerce(self, {"schedule": (Schedule, "--schedule")})
         _at_least(self.folds, 1, "--folds")
+        _at_least(self.mixup, 0, "--mixup")
         if self.label_smoothing is not None and not (0 <= self.label_smoothing < 0.5):
             raise CompError(f"--label-smoothing must be from 0 to below 0.5. Received: "
                             f"{self.label_smoothing!r}")

@@ -58,3 +58,24 @@ def test_each_epoch_is_a_function_of_seed_and_epoch() -> None:
         seen = np.sort(np.concatenate([b.reshape(len(b), -1)[:, 0] for b in epoch]))
         np.testing.assert_array_equal(seen, np.sort(x.reshape(40, -1)[:, 0].astype(np.float32)))
     assert any(not np.array_equal(a, b) for a, b in zip(plain[0], plain[1], strict=True))
+
+
+def test_mixup_blends_images_and_targets_alike() -> None:
+    """Images of value 200 * label: after mixup every image is still 200 x its target (the
+    same weight blends both), targets fall between 0 and 1, and nothing is mixed at 0."""
+    from comp.train.data import make_dataset
+
+    y = np.array([0, 1] * 32)
+    x = (np.broadcast_to(y[:, None, None, None], (64, 8, 8, 1)) * 200).astype(np.uint8)
+    ds = make_dataset(x, y, num_classes=2, batch_size=32, shuffle=True, augment=False,
+                      seed=3, mixup=0.4)
+    blended = 0
+    for xb, yb in ds:
+        xb, yb = xb.numpy(), yb.numpy()[:, 0]
+        np.testing.assert_allclose(xb.mean(axis=(1, 2, 3)), 200 * yb, rtol=1e-5, atol=1e-3)
+        assert ((yb >= 0) & (yb <= 1)).all()
+        blended += int(((yb > 0.01) & (yb < 0.99)).sum())
+    assert blended > 10
+    plain = next(iter(make_dataset(x, y, num_classes=2, batch_size=64, shuffle=False,
+                                   augment=False, seed=3)))[1].numpy()[:, 0]
+    np.testing.assert_array_equal(plain, y)

@@ -50,11 +50,29 @@ def augment_batch(images: Any, seed: Any) -> Any:
         fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
 
 
+def mixup_batch(images: Any, targets: Any, seed: Any, alpha: float) -> Any:
+    """mixup (Zhang et al. 2018): each image and its target blended with another image of
+    the batch, weight lambda ~ Beta(alpha, alpha) per image; stateless, a function of `seed`."""
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    g1 = tf.random.stateless_gamma([n], seeds[0], alpha=alpha)
+    g2 = tf.random.stateless_gamma([n], seeds[1], alpha=alpha)
+    lam = g1 / tf.maximum(g1 + g2, 1e-12)
+    other = tf.random.experimental.stateless_shuffle(tf.range(n), seed=seeds[2])
+    lx = lam[:, None, None, None]
+    ly = lam[:, None]
+    return (lx * images + (1 - lx) * tf.gather(images, other),
+            ly * targets + (1 - ly) * tf.gather(targets, other))
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: int,
-                 shuffle: bool, augment: bool, seed: int, epochs_from: int | None = None
-                 ) -> Any:
+                 shuffle: bool, augment: bool, seed: int, epochs_from: int | None = None,
+                 mixup: float = 0.0) -> Any:
     """tf.data over in-memory uint8 pixels: (shuffled) index batches -> gather -> float32
-    -> (augment) -> prefetch. Targets: (N,1) float for two classes, one-hot otherwise.
+    -> (augment) -> (mixup, `mixup` > 0 being its alpha) -> prefetch. Targets: (N,1)
+    float for two classes, one-hot otherwise.
 
     Epoch e's order and augmentation are a function of (seed, e) alone. With `epochs_from`,
     the dataset runs epochs_from, epochs_from + 1, ... without end (fit it with
@@ -81,6 +99,8 @@ def make_dataset(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
               else tf.one_hot(yb, num_classes, dtype=tf.float32))
         if augment:  # per batch: the seed, and the epoch and number of the batch
             xb = augment_batch(xb, tf.stack([seed64, key]))
+        if mixup > 0:
+            xb, yb = mixup_batch(xb, yb, tf.stack([seed64 + 1, key]), mixup)
         return xb, yb
 
     if epochs_from is None:

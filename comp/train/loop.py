@@ -141,7 +141,7 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
     k = len(data.classes)  # global batch: split across replicas by the strategy
     train_ds = make_dataset(data.x_train, data.y_train, num_classes=k, batch_size=cfg.batch_size,
                             shuffle=True, augment=recipe.augment, seed=cfg.seed,
-                            epochs_from=state.epoch)
+                            epochs_from=state.epoch, mixup=cfg.mixup)
     val_ds = make_dataset(data.x_val, data.y_val, num_classes=k, batch_size=cfg.batch_size,
                           shuffle=False, augment=False, seed=cfg.seed)
     plateau = None
