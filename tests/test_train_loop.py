@@ -70,7 +70,7 @@ def test_resume_after_a_crash(workspace: Path, tmp_path: Path) -> None:
     the optimizer, plateau state and epoch counter restored."""
     cmd = [sys.executable, "-m", "comp.cli", "train", "-w", str(workspace), "--model", "b1",
            "--epochs", "3", "--batch-size", "8", "--max-images", "48", "--checkpoints",
-           str(tmp_path), "--name", "crash", "--plateau-patience", "1"]
+           str(tmp_path), "--name", "crash", "--plateau-patience", "1", "--folds", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None

@@ -84,7 +84,7 @@ def test_tensorflow_start_up_lines_stay_off_the_terminal(workspace: Path, tmp_pa
     flag = ["--verbose"] if verbose else []
     commands = [["train", "-w", str(workspace), "--model", "b1", "--epochs", "1",
                  "--batch-size", "8", "--max-images", "16", "--checkpoints", str(tmp_path),
-                 "--name", "quiet", *flag],
+                 "--name", "quiet", "--folds", "1", *flag],
                 ["submit", "-w", str(workspace), "--checkpoints", str(tmp_path), "--run",
                  "quiet", "--submissions", str(tmp_path / "subs"), "--no-ensemble", *flag]]
     for args in commands:
