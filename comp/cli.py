@@ -247,7 +247,9 @@ def evaluate(
 
     results = run_evaluate(workspace, checkpoints, runs, folds=folds, seed=seed)
     for r in results:
-        typer.echo(f"\n{r.run} ({r.model}), {r.holdout_images} holdout images")
+        scored = ("images, each predicted by the fold model that did not train on it"
+                  if r.scored_on == "out-of-fold" else "holdout images")
+        typer.echo(f"\n{r.run} ({r.model}), {r.holdout_images} {scored}")
         typer.echo("  per-class accuracy: " + ", ".join(
             f"{name} {v:.4f}" for name, v in r.per_class_accuracy.items()))
         typer.echo("  confusion (rows true, columns predicted; counts | row-normalised):")

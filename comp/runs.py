@@ -95,9 +95,10 @@ class RunDir:
         """The folders whose best.keras predict for this run: its folds, or itself."""
         return self.fold_dirs() or [self]
 
-    def complete(self) -> bool:
-        """Every model of the run has a best checkpoint."""
-        return all(m.best.exists() for m in self.members())
+    def unfinished(self, record: RunRecord) -> list[str]:
+        """The models of the run (by its record) that have no best checkpoint yet."""
+        members = [self.fold(k) for k in range(record.folds)] if record.folds else [self]
+        return [m.name for m in members if not m.best.exists()]
 
     def model_tag(self) -> str:
         """The best checkpoints' content hash: caches computed from other best models (the
@@ -200,11 +201,15 @@ def open_run(checkpoints: Path, name: str, *, fingerprint: str | None) -> tuple[
     belong to the workspace whose data fingerprint is given (None: no check)."""
     check_run_name(name)
     run_dir = RunDir(checkpoints / name)
-    if not run_dir.record.exists() or not run_dir.complete():
+    if not run_dir.record.exists():
         raise CompError(f"run {name!r} not found in {checkpoints} (runs: "
                         f"{_runs_here(checkpoints)}); train one with `comp train` or pass "
                         "--checkpoints")
     record = run_dir.load_record()
+    missing = run_dir.unfinished(record)
+    if missing:
+        raise CompError(f"run {name!r} has no best checkpoint yet ({', '.join(missing)}); "
+                        f"finish it with `comp train --resume {name}`")
     if fingerprint is not None and record.fingerprint != fingerprint:
         raise CompError(f"run {name!r} was trained on other data (fingerprint "
                         f"{record.fingerprint}, workspace {fingerprint}); use a run trained "
@@ -221,6 +226,6 @@ def runs_for(checkpoints: Path, fingerprint: str) -> list[str]:
             record = run_dir.load_record()
         except CompError:
             continue  # a damaged run is not a candidate; naming it with --run says why
-        if record.fingerprint == fingerprint and run_dir.complete():
+        if record.fingerprint == fingerprint and not run_dir.unfinished(record):
             out.append(name)
     return out

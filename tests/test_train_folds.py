@@ -181,3 +181,20 @@ def test_cosine_schedule_warms_up_then_decays_to_zero(workspace: Path, tmp_path:
     np.testing.assert_allclose(lr, [0.01, 0.005, 0.0], atol=1e-6)
     with pytest.raises(CompError, match="cosine schedule planned for 3 epochs"):
         train(TrainConfig(checkpoints=tmp_path, resume=run.run, epochs=5, progress=False))
+
+
+def test_an_unfinished_fold_run_is_refused_by_name(workspace: Path, fold_run,
+                                                   tmp_path: Path) -> None:
+    """A run killed before its last fold started has four fold folders: it is named as
+    unfinished (with the command that finishes it), never used with four models."""
+    import shutil
+
+    from comp.submit import submit
+
+    ck, _ = fold_run
+    shutil.copytree(ck / "f", tmp_path / "f")
+    shutil.rmtree(tmp_path / "f" / "fold-4")
+    with pytest.raises(CompError, match=r"no best checkpoint yet \(fold-4\); finish it with "
+                                        r"`comp train --resume f`"):
+        submit(SubmitConfig(workspace=workspace, runs=("f",), checkpoints=tmp_path,
+                            submissions=tmp_path / "subs"))
