@@ -181,10 +181,10 @@ def train(
         min=1, help=f"Epochs (default {c.DEFAULT_EPOCHS}; on --resume, the run's own).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")]
     = c.DEFAULT_BATCH_SIZE,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate (default: the model's).")]
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: the model's).")]
     = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment",
-                                                 help="Default: on for b3 only.")] = None,
+                                                 help="Default: on for b3 and res.")] = None,
     plateau_factor: Annotated[float, typer.Option(
         help="Multiply the learning rate by this on a plateau of the validation loss.")]
     = c.DEFAULT_PLATEAU_FACTOR,
