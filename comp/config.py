@@ -196,10 +196,10 @@ class TrainConfig:
     model: Model = Model.RES  # measured ahead of b3 on ../shared/data (BENCHMARKS.md)
     epochs: int | None = None  # None: DEFAULT_EPOCHS (or, on resume, the run's own budget)
     batch_size: int = DEFAULT_BATCH_SIZE
-    learning_rate: float | None = None  # None: the model's default (1e-4 for b3, 1e-3 otherwise)
+    learning_rate: float | None = None  # None: the model's (3e-3 res; 1e-4 b3, tl2, tl3; else 1e-3)
     plateau_factor: float = DEFAULT_PLATEAU_FACTOR
     plateau_patience: int = DEFAULT_PLATEAU_PATIENCE
-    augment: bool | None = None  # None: the model's default (on for b3)
+    augment: bool | None = None  # None: the model's default (on for b3 and res)
     weights: str | None = "imagenet"  # tl*: imagenet (from the Keras cache), a file, or none
     seed: int = DEFAULT_SEED
     tpu: str | None = None  # None: no TPU; "" or "auto": the local TPU; else its name
