@@ -28,6 +28,14 @@ STAGING = ".staging-"
 KEEP = 2  # versions kept: the current one and the one before (for a reader still on it)
 
 
+def version_dir(root: Path, version: Path | None) -> Path:
+    """Where a versioned folder's files are read: `version` when one is named (a writer's
+    staging folder), else the committed version, else (written before versions) `root`."""
+    if version is not None:
+        return version
+    return current_dir(root) or root
+
+
 def current_dir(root: Path) -> Path | None:
     """The committed version of a versioned folder, or None for a folder without versions.
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from comp.commit import FolderLock, Staging, current_dir
+from comp.commit import FolderLock, Staging, version_dir
 from comp.errors import CompError
 from comp.workspace import claim_name, read_json, write_json
 
@@ -36,9 +36,7 @@ class RunDir:
 
     @property
     def dir(self) -> Path:
-        if self.version is not None:
-            return self.version
-        return current_dir(self.path) or self.path
+        return version_dir(self.path, self.version)
 
     @property
     def name(self) -> str:
@@ -90,6 +88,11 @@ class RunDir:
         """The fold models of a cross-fitted run, by fold ([] for a one-model run)."""
         found = [p for p in self.path.glob("fold-*") if p.name[5:].isdigit()]
         return [RunDir(p) for p in sorted(found, key=lambda p: int(p.name[5:]))]
+
+    @property
+    def cross_fitted(self) -> bool:
+        """One model per fold (scored out-of-fold on every labelled image), not one model."""
+        return bool(self.fold_dirs())
 
     def members(self) -> list[RunDir]:
         """The folders whose best.keras predict for this run: its folds, or itself."""

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from comp.commit import current_dir
+from comp.commit import version_dir
 from comp.errors import CompError
 
 DEFAULT_WORKSPACE = Path("data/workspace")
@@ -75,9 +75,7 @@ class Workspace:
 
     @cached_property
     def dir(self) -> Path:
-        if self.version is not None:
-            return self.version
-        return current_dir(self.root) or self.root
+        return version_dir(self.root, self.version)
 
     def store(self, source: str) -> Path:
         return self.dir / f"images-{source}.npy"
@@ -184,10 +182,14 @@ class Workspace:
               ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """Pixels, labels and index rows of one split (train, val, holdout) of the kept
         training images."""
-        index = self.load_index() if index is None else index
-        rows = index[(index["source"] == "train") & (index["split"] == name)]
+        rows = self.split_rows(name, index)
         store = self.load_store("train")
         return np.asarray(store[rows["row"].to_numpy()]), rows["label"].to_numpy(np.int64), rows
+
+    def split_rows(self, name: str, index: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Index rows of one split of the kept training images (no pixels read)."""
+        index = self.load_index() if index is None else index
+        return index[(index["source"] == "train") & (index["split"] == name)]
 
     def labelled(self, index: pd.DataFrame | None = None) -> pd.DataFrame:
         """Index rows of every kept labelled image, each with its fold (cross-fitting)."""

@@ -51,16 +51,16 @@ class Evaluation:
 def scored_rows(ws: Workspace, index: pd.DataFrame, run_dir: RunDir) -> pd.DataFrame:
     """The index rows a run is scored (and its decision rule fitted) on: every kept labelled
     image for a cross-fitted run, else the holdout split."""
-    if run_dir.fold_dirs():
+    if run_dir.cross_fitted:
         return ws.labelled(index)
-    return ws.split("holdout", index)[2]
+    return ws.split_rows("holdout", index)
 
 
 def scoring_folds(rows: pd.DataFrame, y: np.ndarray, run_dir: RunDir, *, folds: int,
                   seed: int) -> np.ndarray:
     """Folds of the out-of-fold decisions: the prepared folds the models were cross-fitted
     on, or for a one-model run K folds of its holdout."""
-    if run_dir.fold_dirs():
+    if run_dir.cross_fitted:
         return rows["fold"].to_numpy(np.int64)
     return holdout_folds(rows, y, folds=folds, seed=seed)
 
@@ -96,9 +96,8 @@ def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, 
                 return Predictions(saved["prob"], saved["embedding"])
         except (OSError, ValueError, KeyError):
             pass  # a damaged or stale cache is predicted anew
-    rows = scored_rows(ws, index, run_dir)
-    if run_dir.fold_dirs():
-        pred = _out_of_fold(ws, rows, run_dir, tta=tta)
+    if run_dir.cross_fitted:
+        pred = _out_of_fold(ws, ws.labelled(index), run_dir, tta=tta)
     else:
         pred = predict_run(run_dir.best, ws.split("holdout", index)[0], tta=tta)
     atomic_write(cache, lambda p: np.savez(p.open("wb"), prob=pred.prob,
@@ -148,7 +147,7 @@ def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: 
         confusion=matrix.tolist(),
         threshold=best_threshold(y, pred.prob)[0] if k == 2 else None,
         model_tag=run_dir.model_tag(),
-        scored_on="out-of-fold" if run_dir.fold_dirs() else "holdout")
+        scored_on="out-of-fold" if run_dir.cross_fitted else "holdout")
     report.confusion_plot(matrix, classes, run_dir.confusion,
                           f"{run_dir.name}: {result.scored_on}, balanced accuracy "
                           f"{result.balanced_accuracy:.4f}")

@@ -52,7 +52,7 @@ def load_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFr
     cached = Decision.load(folder, fingerprint=meta.fingerprint)
     if cached is not None:
         return cached, folder
-    kinds = {bool(r.fold_dirs()) for r in runs}
+    kinds = {r.cross_fitted for r in runs}
     if len(kinds) > 1:
         raise CompError(f"runs {', '.join(names)} mix cross-fitted and one-model runs, which "
                         "are scored on different images; submit them separately")
@@ -64,7 +64,7 @@ def load_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFr
     decision = fit_decision(pred, y, fold, classes=meta.classes, runs=names,
                             fingerprint=meta.fingerprint, tta=cfg.tta, ensemble=cfg.ensemble,
                             seed=cfg.seed, leaks=leaks.check_leaks(index, pd.read_csv(ws.pairs)),
-                            folder=folder, cross_fitted=bool(runs[0].fold_dirs()))
+                            folder=folder, cross_fitted=runs[0].cross_fitted)
     decision.save(folder)
     return decision, folder
 
