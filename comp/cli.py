@@ -191,9 +191,13 @@ def train(
     plateau_patience: Annotated[int, typer.Option(min=1, help="Epochs without improvement.")]
     = c.DEFAULT_PLATEAU_PATIENCE,
     weights: Annotated[str, typer.Option(
-        help="tl*: imagenet (from the Keras cache), a weights file, or none.")] = "imagenet",
-    tpu: Annotated[str | None, typer.Option(
-        help="Train on a TPU: its name, or 'auto' to find the local one.")] = None,
+        help="tl*: imagenet (the Keras cache, downloaded there when online), a weights "
+        "file, or none.")] = "imagenet",
+    tpu: Annotated[bool, typer.Option(
+        "--tpu", help="Train on a TPU in bfloat16: this TPU VM's (Kaggle, Colab, Cloud), "
+        "else the one TPU_NAME names.")] = False,
+    tpu_name: Annotated[str | None, typer.Option(
+        help="Train on this named TPU (implies --tpu).")] = None,
     seed: Seed = c.DEFAULT_SEED,
     checkpoints: Checkpoints = c.DEFAULT_CHECKPOINTS,
     name: Annotated[str | None, typer.Option(help="Run name (default: model-timestamp).")]
@@ -221,7 +225,8 @@ def train(
     record = run_train(c.TrainConfig(
         workspace=workspace, model=model, epochs=epochs, batch_size=batch_size,
         learning_rate=lr, augment=augment, plateau_factor=plateau_factor,
-        plateau_patience=plateau_patience, weights=weights, tpu=tpu, seed=seed,
+        plateau_patience=plateau_patience, weights=weights, tpu=tpu,
+        tpu_name=tpu_name, seed=seed,
         checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images,
         folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup))
     score = record.best_val_balanced_accuracy or 0.0

@@ -202,7 +202,8 @@ class TrainConfig:
     augment: bool | None = None  # None: the model's default (on for b3 and res)
     weights: str | None = "imagenet"  # tl*: imagenet (from the Keras cache), a file, or none
     seed: int = DEFAULT_SEED
-    tpu: str | None = None  # None: no TPU; "" or "auto": the local TPU; else its name
+    tpu: bool = False  # a TPU: this TPU VM's, else TPU_NAME / Colab's (strategy.connect_tpu)
+    tpu_name: str | None = None  # a named TPU (implies tpu)
     checkpoints: Path = DEFAULT_CHECKPOINTS
     run_name: str | None = None
     resume: str | None = None

@@ -1,6 +1,6 @@
 """TensorFlow's C++ start-up lines (absl warnings, "Could not find cuda drivers", cuInit
 errors) are written straight to file descriptor 2 while TensorFlow loads, before any Python
-logging setting can reach them. `load_tensorflow` loads it with that descriptor pointed at
+logging setting can reach them. `load_keras` loads it with that descriptor pointed at
 /dev/null, so a user's terminal shows comp's own lines only; `comp ... --verbose` (or
 COMP_VERBOSE=1) lets them through."""
 
@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import ModuleType
 
 VERBOSE_ENV = "COMP_VERBOSE"
 
@@ -33,18 +32,24 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def load_tensorflow() -> ModuleType:
-    """Import TensorFlow and Keras, and look for GPUs once, without the C++ start-up lines."""
-    if "keras" in sys.modules and "tensorflow" in sys.modules:
-        import tensorflow as tf
+def load_keras() -> str:
+    """Import Keras and its backend (`KERAS_BACKEND`: tensorflow by default, or jax) without
+    TensorFlow's C++ start-up lines, and look for GPUs once; returns the backend's name."""
+    if "keras" in sys.modules:
+        import keras
 
-        return tf
+        backend = keras.backend.backend()
+        if backend != "tensorflow" or "tensorflow" in sys.modules:
+            return backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_stderr_silenced():
-        import keras  # noqa: F401 - loads its backend (TensorFlow)
-        import tensorflow as tf
+        import keras
 
-        tf.config.list_physical_devices("GPU")  # the cuInit error, when there is no GPU
-    if os.environ.get(VERBOSE_ENV) != "1":
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # the cuInit error, when there is no GPU
+    if backend == "tensorflow" and os.environ.get(VERBOSE_ENV) != "1":
         tf.get_logger().setLevel("ERROR")  # Python-side notes (e.g. on retracing)
-    return tf
+    return backend

@@ -18,6 +18,8 @@ from comp.runs import RunDir
 from comp.submit.predict import predict_run
 from comp.workspace import Workspace
 
+pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
+
 runner = CliRunner()
 
 

@@ -1,81 +1,122 @@
-"""The input pipeline and the fused augmentation."""
+"""The batches a model trains on, and the augmentation layer."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
 
 
-def test_augmentation_keeps_shapes_and_changes_pixels() -> None:
-    from comp.train.data import make_dataset
-
-    x = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), np.uint8)
-    y = np.arange(16) % 2
-    options = {"num_classes": 2, "batch_size": 16, "shuffle": False, "seed": 0}
-    plain = next(iter(make_dataset(x, y, augment=False, **options)))[0].numpy()
-    aug = next(iter(make_dataset(x, y, augment=True, **options)))[0].numpy()
-    assert aug.shape == plain.shape == (16, 32, 32, 3) and aug.dtype == np.float32
-    np.testing.assert_array_equal(plain, x.astype(np.float32))
-    assert np.abs(aug - plain).mean() > 1.0
+def _epochs(batches, steps: int, epochs: int) -> list[list[np.ndarray]]:
+    """`epochs` consecutive epochs of `steps` batches, as Keras reads them (by index)."""
+    return [[batches[e * steps + k][0] for k in range(steps)] for e in range(epochs)]
 
 
-def test_augmentation_geometry_by_hand() -> None:
-    """With no rotation and no zoom the transform is the identity or an exact mirror."""
-    import tensorflow as tf
+def test_batches_are_float_pixels_and_targets() -> None:
+    from comp.train.data import make_batches
 
-    import comp.train.data as training
-
-    x = np.random.default_rng(1).integers(0, 256, (64, 9, 9, 1)).astype(np.float32)
-    old = training.ROTATION_DEGREES, training.ZOOM
-    training.ROTATION_DEGREES, training.ZOOM = 0.0, 0.0
-    try:
-        out = training.augment_batch(tf.constant(x), tf.constant([0, 1], tf.int64)).numpy()
-    finally:
-        training.ROTATION_DEGREES, training.ZOOM = old
-    same = np.all(out == x, axis=(1, 2, 3))
-    mirrored = np.all(out == x[:, :, ::-1], axis=(1, 2, 3))
-    assert (same | mirrored).all() and 10 < mirrored.sum() < 54
-
-
-def _epochs(ds, batches: int, epochs: int) -> list[list[np.ndarray]]:
-    """`epochs` consecutive epochs of `batches` batches from one iterator."""
-    it = iter(ds)
-    return [[next(it)[0].numpy() for _ in range(batches)] for _ in range(epochs)]
+    x = np.random.default_rng(0).integers(0, 256, (20, 6, 6, 3), np.uint8)
+    y = np.arange(20) % 4
+    binary = make_batches(x, y % 2, num_classes=2, batch_size=8, shuffle=False, seed=0)
+    assert binary.num_batches == 3
+    xb, yb = binary[2]
+    assert xb.dtype == np.float32 and xb.shape == (4, 6, 6, 3)  # the last, short batch
+    np.testing.assert_array_equal(xb, x[16:].astype(np.float32))
+    np.testing.assert_array_equal(yb, [[0], [1], [0], [1]])
+    four = make_batches(x, y, num_classes=4, batch_size=8, shuffle=False, seed=0)
+    np.testing.assert_array_equal(four[0][1], np.eye(4)[y[:8]])
 
 
 def test_each_epoch_is_a_function_of_seed_and_epoch() -> None:
-    from comp.train.data import make_dataset
+    from comp.train.data import make_batches
 
     x = np.random.default_rng(0).integers(0, 256, (40, 12, 12, 3), np.uint8)
     y = np.arange(40) % 2
     options = {"num_classes": 2, "batch_size": 8, "shuffle": True, "seed": 5}
-    whole = _epochs(make_dataset(x, y, augment=True, epochs_from=0, **options), 5, 3)
-    resumed = _epochs(make_dataset(x, y, augment=True, epochs_from=2, **options), 5, 1)
-    for a, b in zip(whole[2], resumed[0], strict=True):  # epoch 2, with or without a restart
+    whole = make_batches(x, y, epochs_from=0, **options)
+    assert whole.num_batches is None  # endless: fit it with steps_per_epoch
+    epochs = _epochs(whole, 5, 3)
+    resumed = _epochs(make_batches(x, y, epochs_from=2, **options), 5, 1)
+    for a, b in zip(epochs[2], resumed[0], strict=True):  # epoch 2, with or without a restart
         np.testing.assert_array_equal(a, b)
-    assert any(not np.array_equal(a, b) for a, b in zip(whole[0], whole[1], strict=True))
-    plain = _epochs(make_dataset(x, y, augment=False, epochs_from=0, **options), 5, 2)
-    for epoch in plain:  # each epoch holds every image once
+    for epoch in epochs:  # each epoch holds every image once
         seen = np.sort(np.concatenate([b.reshape(len(b), -1)[:, 0] for b in epoch]))
         np.testing.assert_array_equal(seen, np.sort(x.reshape(40, -1)[:, 0].astype(np.float32)))
-    assert any(not np.array_equal(a, b) for a, b in zip(plain[0], plain[1], strict=True))
+    assert any(not np.array_equal(a, b) for a, b in zip(epochs[0], epochs[1], strict=True))
 
 
 def test_mixup_blends_images_and_targets_alike() -> None:
     """Images of value 200 * label: after mixup every image is still 200 x its target (the
     same weight blends both), targets fall between 0 and 1, and nothing is mixed at 0."""
-    from comp.train.data import make_dataset
+    from comp.train.data import make_batches
 
     y = np.array([0, 1] * 32)
     x = (np.broadcast_to(y[:, None, None, None], (64, 8, 8, 1)) * 200).astype(np.uint8)
-    ds = make_dataset(x, y, num_classes=2, batch_size=32, shuffle=True, augment=False,
-                      seed=3, mixup=0.4)
+    batches = make_batches(x, y, num_classes=2, batch_size=32, shuffle=True, seed=3,
+                           mixup=0.4)
     blended = 0
-    for xb, yb in ds:
-        xb, yb = xb.numpy(), yb.numpy()[:, 0]
-        np.testing.assert_allclose(xb.mean(axis=(1, 2, 3)), 200 * yb, rtol=1e-5, atol=1e-3)
+    for xb, yb in batches:
+        np.testing.assert_allclose(xb.mean(axis=(1, 2, 3)), 200 * yb[:, 0], rtol=1e-5,
+                                   atol=1e-3)
         assert ((yb >= 0) & (yb <= 1)).all()
         blended += int(((yb > 0.01) & (yb < 0.99)).sum())
     assert blended > 10
-    plain = next(iter(make_dataset(x, y, num_classes=2, batch_size=64, shuffle=False,
-                                   augment=False, seed=3)))[1].numpy()[:, 0]
-    np.testing.assert_array_equal(plain, y)
+    plain = make_batches(x, y, num_classes=2, batch_size=64, shuffle=False, seed=3)[0][1]
+    np.testing.assert_array_equal(plain[:, 0], y)
+
+
+def test_augmentation_transform_by_hand() -> None:
+    """The composed matrix maps the centre to itself; a pure mirror maps x to w-1-x; a 90
+    degree turn maps (x, y) about the centre to (y', -x')."""
+    import keras
+
+    from comp.train.models import augment_transforms
+
+    def t(angle: float, scale: float, flip: float) -> np.ndarray:
+        return keras.ops.convert_to_numpy(augment_transforms(
+            keras.ops.convert_to_tensor([angle]), keras.ops.convert_to_tensor([scale]),
+            keras.ops.convert_to_tensor([flip]), 9, 9))[0]
+
+    def apply(m: np.ndarray, x: float, y: float) -> tuple[float, float]:
+        return m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]
+
+    np.testing.assert_allclose(apply(t(0.3, 1.07, -1.0), 4, 4), (4, 4), atol=1e-5)
+    np.testing.assert_allclose(apply(t(0.0, 1.0, -1.0), 1, 2), (7, 2), atol=1e-5)
+    np.testing.assert_allclose(apply(t(np.pi / 2, 1.0, 1.0), 5, 4), (4, 5), atol=1e-5)
+    np.testing.assert_allclose(apply(t(0.0, 2.0, 1.0), 8, 8), (6, 6), atol=1e-5)  # zoom in
+
+
+def test_augmentation_layer_trains_only_and_mirrors_exactly() -> None:
+    """Inactive at prediction; with no rotation and no zoom each image is itself or its exact
+    mirror, about half of them mirrored; with the report's ranges pixels change."""
+    from comp.train.models import Augment
+
+    x = np.random.default_rng(1).integers(0, 256, (64, 9, 9, 1)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(Augment()(x, training=False)), x)
+    out = np.asarray(Augment(rotation_degrees=0.0, zoom=0.0, seed=1)(x, training=True))
+    same = np.all(out == x, axis=(1, 2, 3))
+    mirrored = np.all(out == x[:, :, ::-1], axis=(1, 2, 3))
+    assert (same | mirrored).all() and 10 < mirrored.sum() < 54
+    aug = np.asarray(Augment(seed=2)(x, training=True))
+    assert aug.shape == x.shape and np.abs(aug - x).mean() > 1.0
+
+
+@pytest.mark.parametrize("model", ["b3", "res"])
+def test_augmented_model_saves_and_predicts_like_the_plain_one(model: str, tmp_path) -> None:
+    """The augmentation is part of the saved model but changes nothing at prediction."""
+    import keras
+
+    from comp.train.models import build_model
+
+    keras.utils.set_random_seed(0)
+    aug = build_model(model, (32, 32, 3), 2, augment=True)
+    keras.utils.set_random_seed(0)
+    plain = build_model(model, (32, 32, 3), 2)
+    assert "augment" in [layer.name for layer in aug.layers]
+    plain.set_weights(aug.get_weights()[len(aug.get_weights()) - len(plain.get_weights()):])
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
+    aug.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(plain(x)), rtol=1e-5,
+                               atol=1e-6)

@@ -14,6 +14,8 @@ from comp.errors import CompError
 from comp.runs import RunDir
 from comp.workspace import Workspace
 
+pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
+
 
 def _pixels_key(x: np.ndarray) -> set[bytes]:
     return {image.tobytes() for image in np.asarray(x)}
@@ -28,14 +30,14 @@ def fold_run(workspace: Path, tmp_path_factory: pytest.TempPathFactory
 
     ck = tmp_path_factory.mktemp("folds")
     seen: list[tuple[bool, np.ndarray]] = []
-    real = data.make_dataset
+    real = data.make_batches
 
     def spy(x: np.ndarray, y: np.ndarray, **kw):  # type: ignore[no-untyped-def]
         seen.append((kw["shuffle"], np.array(x)))
         return real(x, y, **kw)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(data, "make_dataset", spy)
+        mp.setattr(data, "make_batches", spy)
         record = train(TrainConfig(workspace=workspace, model="b1", epochs=1, batch_size=32,
                                    checkpoints=ck, run_name="f", progress=False))
     assert record.folds == 5 and record.folds_done == 5 and record.status == "finished"

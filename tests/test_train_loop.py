@@ -20,6 +20,8 @@ from comp.cli import app
 from comp.config import TrainConfig
 from comp.runs import RunDir, RunRecord
 
+pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
+
 runner = CliRunner()
 
 def _train(ws: Path, ck: Path, model: str, **kw) -> RunRecord:
@@ -110,9 +112,9 @@ def _plateau_model(lr: float):
 def test_learning_rate_drops_on_a_plateau_and_resumes_its_counters(saved_wait: int) -> None:
     """patience 2, factor 0.5: the rate halves after two epochs without a better val loss;
     a resumed run that had already waited one epoch halves it after one more."""
-    from comp.native_log import load_tensorflow
+    from comp.native_log import load_keras
 
-    load_tensorflow()
+    load_keras()
     from comp.train.callbacks import ResumablePlateau
 
     saved = {"wait": saved_wait, "best": 1.0, "cooldown_counter": 0} if saved_wait else {}

@@ -1,4 +1,5 @@
-"""The hardware choice: TPU refusal, MirroredStrategy on two logical CPUs."""
+"""The hardware choice: where --tpu looks (stubbed resolvers), its refusal, MirroredStrategy on
+two logical CPUs."""
 
 from __future__ import annotations
 
@@ -19,10 +20,83 @@ runner = CliRunner()
 
 def test_tpu_without_tpu_is_one_line(workspace: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "-w", str(workspace), "--checkpoints", str(tmp_path),
-                                 "--tpu", "auto", "--epochs", "1"])
+                                 "--tpu", "--epochs", "1"])
     assert result.exit_code == 1
-    assert result.output.startswith("error: --tpu: no TPU found")
+    assert result.output.startswith("error: --tpu: no TPU found (this TPU VM: ")
+    assert "TPU_NAME / Colab: " in result.output
     assert result.output.strip().count("\n") == 0
+
+
+class _Resolvers:
+    """Stands in for TensorFlow's TPU calls: which TPUs exist, and what comp asked for."""
+
+    def __init__(self, present: set[str | None]) -> None:
+        self.present, self.asked, self.connected, self.initialised = present, [], [], []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import tensorflow as tf
+
+        stubs = self
+
+        class Resolver:
+            def __init__(self, tpu: str | None = None) -> None:
+                stubs.asked.append(tpu)
+                if tpu not in stubs.present:
+                    raise ValueError(f"no TPU {tpu!r}")
+                self.tpu = tpu
+
+        monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", Resolver)
+        monkeypatch.setattr(tf.config, "experimental_connect_to_cluster",
+                            lambda r: self.connected.append(r.tpu))
+        monkeypatch.setattr(tf.tpu.experimental, "initialize_tpu_system",
+                            lambda r: self.initialised.append(r.tpu))
+
+
+@pytest.mark.parametrize(("present", "name", "asked", "connected", "found"), [
+    ({"local", None}, None, ["local"], [], "local"),  # a TPU VM: its own chips, first
+    ({None}, None, ["local", None], [None], None),  # no TPU VM: TPU_NAME / Colab
+    ({"my-tpu", "local"}, "my-tpu", ["my-tpu"], ["my-tpu"], "my-tpu"),  # a named one only
+])
+def test_tpu_is_looked_for_in_order(monkeypatch: pytest.MonkeyPatch, present, name, asked,
+                                    connected, found) -> None:
+    from comp.train.strategy import connect_tpu
+
+    stubs = _Resolvers(present)
+    stubs.install(monkeypatch)
+    assert connect_tpu(name).tpu == found
+    assert stubs.asked == asked and stubs.connected == connected
+    assert stubs.initialised == [found]
+
+
+def test_a_missing_named_tpu_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from comp.errors import CompError
+    from comp.train.strategy import connect_tpu
+
+    _Resolvers({"local"}).install(monkeypatch)
+    with pytest.raises(CompError, match=r"--tpu: no TPU found \(my-tpu: no TPU 'my-tpu'\); "
+                       "check the name"):
+        connect_tpu("my-tpu")
+
+
+def test_tpu_flag_trains_under_tpu_strategy_in_bfloat16(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    import tensorflow as tf
+
+    from comp.train.strategy import choose_hardware
+
+    _Resolvers({"local"}).install(monkeypatch)
+    made = []
+
+    class Strategy:
+        num_replicas_in_sync = 8
+
+        def __init__(self, resolver) -> None:  # type: ignore[no-untyped-def]
+            made.append(resolver.tpu)
+
+    monkeypatch.setattr(tf.distribute, "TPUStrategy", Strategy)
+    hw = choose_hardware(tpu=True)
+    assert made == ["local"] and hw.policy == "mixed_bfloat16" and hw.replicas == 8
+    assert hw.description == "TPU (8 cores)"
 
 
 CHILD = """
@@ -36,20 +110,19 @@ import keras
 from comp.config import TrainConfig
 from comp.runs import RunDir
 from comp.train import train
-from comp.train.data import load_training_data, make_dataset
+from comp.train.data import load_training_data, make_batches
 from comp.train.models import BalancedAccuracy
-from comp.train.strategy import choose_strategy
+from comp.train.strategy import choose_hardware
 from comp.workspace import Workspace
 run = train(TrainConfig(workspace=Path(sys.argv[1]), model="b1", epochs=1, batch_size=8, folds=1,
                         checkpoints=Path(sys.argv[2]), max_images=64, progress=False))
 # the metric, summed over both replicas' batches, against the same model's predictions
-hw = choose_strategy(None)
+hw = choose_hardware()
 data = load_training_data(Workspace(Path(sys.argv[1])), max_images=64, seed=42)
 with hw.strategy.scope():
     model = keras.models.load_model(RunDir(Path(sys.argv[2]) / run.run).last, compile=False)
     model.compile(loss="binary_crossentropy", metrics=[BalancedAccuracy(2)])
-ds = make_dataset(data.x_val, data.y_val, num_classes=2, batch_size=6, shuffle=False,
-                  augment=False, seed=0)
+ds = make_batches(data.x_val, data.y_val, num_classes=2, batch_size=6, shuffle=False, seed=0)
 score = model.evaluate(ds, verbose=0, return_dict=True)["balanced_accuracy"]
 prob = model.predict(data.x_val.astype(np.float32), verbose=0)[:, 0]
 print("RESULT", json.dumps({"hardware": run.hardware, "replicas": hw.replicas,

@@ -338,10 +338,11 @@ def _decode_all(paths: Sequence[str], tmp: Path, *, size: tuple[int, int] | None
                 outcome.add(_decode_chunk(str(tmp), s, c, size, gray, fit))
                 bar.update(len(c))
             return outcome
-        # fork is fastest, but forking a process in which TensorFlow already runs threads can
-        # kill the workers (seen when a test set is ingested after training in the same
-        # process): then start clean workers instead
-        method = "forkserver" if "tensorflow" in sys.modules else "fork"
+        # fork is fastest, but forking a process in which TensorFlow (or JAX) already runs
+        # threads can kill the workers (seen when a test set is ingested after training in
+        # the same process): then start clean workers instead
+        threaded = "tensorflow" in sys.modules or "jax" in sys.modules
+        method = "forkserver" if threaded else "fork"
         ctx = multiprocessing.get_context(method)
         # objects that exist before the fork are never garbage in the workers: keep their
         # collector from walking them (and copying every page they live on)

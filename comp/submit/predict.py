@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from comp.native_log import load_tensorflow
+from comp.native_log import load_keras
 
 
 @dataclass
@@ -34,50 +34,52 @@ class Predictions:
 def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
                    batch_size: int | None = None, desc: str = "predict") -> list[Predictions]:
     """Probabilities and penultimate-layer embeddings of saved models, batched, every model
-    in one compiled call per batch, with a progress bar.
+    in one compiled call per batch (any Keras backend), with a progress bar.
 
-    With `tta`, the horizontally flipped image is predicted too and both are averaged.
-    Batches of 128 on a CPU (measured on 2 cores: 2,400 images/s against 1,550 for
-    Keras' `predict` at 512: the activations of a small batch stay in the caches), 1024 on
-    an accelerator.
+    The uint8 pixels go to the device as they are and are cast there. With `tta`, the
+    horizontally flipped image is predicted too and both are averaged. Batches of 128 on a
+    CPU (measured on 2 cores: 2,400 images/s against 1,550 for Keras' `predict` at 512: the
+    activations of a small batch stay in the caches), 1024 on an accelerator.
     """
-    tf = load_tensorflow()  # before Keras: it loads TensorFlow, start-up lines and all
+    load_keras()
     import keras
 
     from comp.train.callbacks import load_checkpoint
     from comp.train.models import EMBEDDING
+    from comp.train.strategy import on_accelerator
 
     models = [load_checkpoint(path, compile=False) for path in model_paths]
-    both = [keras.Model(m.input, [m.get_layer(EMBEDDING).output, m.output]) for m in models]
+    pixels = keras.Input(x.shape[1:], dtype="uint8", name="pixels_uint8")
+    x32 = keras.layers.Lambda(lambda t: keras.ops.cast(t, "float32"), name="to_float32")(pixels)
+    outputs = []  # model 1's embedding, probability, model 2's...
+    for m in models:
+        outputs += keras.Model(m.input, [m.get_layer(EMBEDDING).output, m.output])(x32)
+    every = keras.Model(pixels, outputs)
     if batch_size is None:
-        batch_size = 1024 if tf.config.list_physical_devices("GPU") else 128
-
-    @tf.function(autograph=False, reduce_retracing=True)
-    def step(pixels: Any) -> Any:  # uint8 in, the same float32 cast as training
-        x32 = tf.cast(pixels, tf.float32)
-        return [out for model in both for out in model(x32, training=False)]
+        batch_size = 1024 if on_accelerator() else 128
 
     passes = [False, True] if tta else [False]
-    # per pass, the batches of each output (model 1's embedding, probability, model 2's...)
-    parts: list[list[list[np.ndarray]]] = [[[] for _ in range(2 * len(both))] for _ in passes]
+    # per pass, the batches of each output
+    parts: list[list[list[np.ndarray]]] = [[[] for _ in outputs] for _ in passes]
     with tqdm(total=len(x) * len(passes), desc=desc, unit="img", leave=False,
               disable=None) as bar:
-        for flip, outputs in zip(passes, parts, strict=True):
+        for flip, batches_of in zip(passes, parts, strict=True):
             for start in range(0, len(x), batch_size):
                 batch = np.asarray(x[start:start + batch_size])
                 if flip:
                     batch = np.ascontiguousarray(batch[:, :, ::-1])
-                for batches, value in zip(outputs, step(tf.constant(batch)), strict=True):
-                    batches.append(value.numpy().astype(np.float32))
+                values = every.predict_on_batch(batch)
+                for batches, value in zip(batches_of, values, strict=True):
+                    batches.append(np.asarray(value, np.float32))
                 bar.update(len(batch))
-    widths = [output.shape[-1] for model in both for output in model.outputs]
+    widths = [int(output.shape[-1]) for output in outputs]
 
     def joined(k: int) -> Any:  # output k, TTA: the mean of the passes
         return np.mean([np.concatenate(p[k]) if p[k] else np.zeros((0, widths[k]), np.float32)
                         for p in parts], axis=0)
 
     result = []
-    for m in range(len(both)):
+    for m in range(len(models)):
         emb, prob = joined(2 * m), joined(2 * m + 1)
         result.append(Predictions(prob[:, 0] if prob.shape[1] == 1 else prob, emb))
     return result

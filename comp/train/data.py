@@ -1,5 +1,5 @@
-"""Training data: the kept images of the train/val splits, and the tf.data pipeline with the
-report's augmentation as one fused transform."""
+"""Training data: the kept images of the train/val splits (or of a fold model), and the
+batches a model trains on."""
 
 from __future__ import annotations
 
@@ -13,101 +13,64 @@ from comp.errors import CompError
 from comp.prepare.splits import assign_folds
 from comp.workspace import Workspace
 
-ROTATION_DEGREES = 10.0
 
-
-ZOOM = 0.1
-
-
-def augment_batch(images: Any, seed: Any) -> Any:
-    """The report's augmentation (rotation +-10 degrees, zoom +-10 %, horizontal flip) as one
-    projective transform per image: flip, rotation and zoom are composed into a single matrix
-    about the image centre, so each batch is resampled once (bilinear, edges repeated),
-    float32 whatever the training precision. Measured 2.3x faster than chaining Keras'
-    RandomFlip, RandomRotation and RandomZoom layers, which resample once each.
-
-    The random draws are stateless, a function of `seed` (shape [2] int64) alone, so a batch
-    gets the same augmentation whatever the order in which parallel calls run."""
-    import tensorflow as tf
-
-    n = tf.shape(images)[0]
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    angle = tf.random.stateless_uniform([n], seeds[0], -1.0, 1.0) * (
-        ROTATION_DEGREES * np.pi / 180)
-    scale = tf.random.stateless_uniform([n], seeds[1], 1.0 - ZOOM, 1.0 + ZOOM)
-    flip = tf.where(tf.random.stateless_uniform([n], seeds[2]) < 0.5, -1.0, 1.0)
-    h = tf.cast(tf.shape(images)[1], tf.float32)
-    w = tf.cast(tf.shape(images)[2], tf.float32)
-    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    # output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2)
-    a0, a1, b0, b1 = cos * flip, -sin, sin * flip, cos
-    cx, cy = (w - 1) / 2, (h - 1) / 2
-    a2, b2 = cx - a0 * cx - a1 * cy, cy - b0 * cx - b1 * cy
-    zeros = tf.zeros([n])
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
-
-
-def mixup_batch(images: Any, targets: Any, seed: Any, alpha: float) -> Any:
+def mixup_batch(images: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
+                alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """mixup (Zhang et al. 2018): each image and its target blended with another image of
-    the batch, weight lambda ~ Beta(alpha, alpha) per image; stateless, a function of `seed`."""
-    import tensorflow as tf
-
-    n = tf.shape(images)[0]
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    g1 = tf.random.stateless_gamma([n], seeds[0], alpha=alpha)
-    g2 = tf.random.stateless_gamma([n], seeds[1], alpha=alpha)
-    lam = g1 / tf.maximum(g1 + g2, 1e-12)
-    other = tf.random.experimental.stateless_shuffle(tf.range(n), seed=seeds[2])
-    lx = lam[:, None, None, None]
-    ly = lam[:, None]
-    return (lx * images + (1 - lx) * tf.gather(images, other),
-            ly * targets + (1 - ly) * tf.gather(targets, other))
+    the batch, weight lambda ~ Beta(alpha, alpha) per image."""
+    n = len(images)
+    lam = rng.beta(alpha, alpha, n).astype(np.float32)
+    other = rng.permutation(n)
+    lx, ly = lam[:, None, None, None], lam[:, None]
+    return (lx * images + (1 - lx) * images[other],
+            (ly * targets + (1 - ly) * targets[other]).astype(np.float32))
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: int,
-                 shuffle: bool, augment: bool, seed: int, epochs_from: int | None = None,
+def batch_order(n: int, *, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
+    """The order in which epoch `epoch` visits the n images: a function of (seed, epoch)."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: int,
+                 shuffle: bool, seed: int, epochs_from: int | None = None,
                  mixup: float = 0.0) -> Any:
-    """tf.data over in-memory uint8 pixels: (shuffled) index batches -> gather -> float32
-    -> (augment) -> (mixup, `mixup` > 0 being its alpha) -> prefetch. Targets: (N,1)
-    float for two classes, one-hot otherwise.
+    """Batches of float32 pixels and targets from the in-memory uint8 store, as a Keras
+    `PyDataset` (any backend): (N,1) float targets for two classes, one-hot otherwise; with
+    `mixup` > 0, mixup of alpha `mixup`. The augmentation is not here: it is the model's
+    first layer (`models.Augment`), so it runs on the device that trains.
 
-    Epoch e's order and augmentation are a function of (seed, e) alone. With `epochs_from`,
-    the dataset runs epochs_from, epochs_from + 1, ... without end (fit it with
+    Epoch e's order (and mixup) are a function of (seed, e) alone. With `epochs_from`, the
+    batches run epochs_from, epochs_from + 1, ... without end (fit it with
     `steps_per_epoch`), so a run resumed at epoch k sees exactly the batches an uninterrupted
-    run sees there; without, it is the one epoch 0. The random draws are stateless, so the
-    parallel map cannot reorder them."""
-    import tensorflow as tf
+    run sees there; without, they are the one epoch 0."""
+    import keras
 
-    pixels = tf.constant(np.ascontiguousarray(x))
-    targets = tf.constant(y.astype(np.int32))
-    n, seed64 = len(x), tf.constant(seed, tf.int64)
+    class Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.steps = -(-len(x) // batch_size)
+            self.epoch, self.order = -1, np.arange(0)
 
-    def one_epoch(e: Any) -> Any:
-        idx = tf.range(n, dtype=tf.int64)
-        if shuffle:
-            idx = tf.random.experimental.stateless_shuffle(idx, seed=tf.stack([seed64, e]))
-        batches = tf.data.Dataset.from_tensor_slices(idx).batch(batch_size).enumerate()
-        return batches.map(lambda k, b: (e * 1_000_003 + k, b))
+        @property
+        def num_batches(self) -> int | None:
+            return None if epochs_from is not None else self.steps
 
-    def gather(key: Any, idx: Any) -> Any:
-        xb = tf.cast(tf.gather(pixels, idx), tf.float32)
-        yb = tf.gather(targets, idx)
-        yb = (tf.cast(yb[:, None], tf.float32) if num_classes == 2
-              else tf.one_hot(yb, num_classes, dtype=tf.float32))
-        if augment:  # per batch: the seed, and the epoch and number of the batch
-            xb = augment_batch(xb, tf.stack([seed64, key]))
-        if mixup > 0:
-            xb, yb = mixup_batch(xb, yb, tf.stack([seed64 + 1, key]), mixup)
-        return xb, yb
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            epoch, k = (epochs_from or 0) + i // self.steps, i % self.steps
+            if epoch != self.epoch:
+                self.epoch = epoch
+                self.order = batch_order(len(x), shuffle=shuffle, seed=seed, epoch=epoch)
+            idx = self.order[k * batch_size:(k + 1) * batch_size]
+            xb = x[idx].astype(np.float32)
+            yb = (y[idx].astype(np.float32)[:, None] if num_classes == 2
+                  else np.eye(num_classes, dtype=np.float32)[y[idx]])
+            if mixup > 0:
+                xb, yb = mixup_batch(xb, yb, np.random.default_rng([seed + 1, epoch, k]), mixup)
+            return xb, yb
 
-    if epochs_from is None:
-        ds = one_epoch(tf.constant(0, tf.int64))
-    else:
-        ds = tf.data.Dataset.range(epochs_from, 2**62).flat_map(one_epoch)
-    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return Batches()
 
 
 INNER_VAL_FOLDS = 10  # a fold model's validation slice: 1/10 of its training folds

@@ -27,7 +27,7 @@ import numpy as np
 from comp import __version__
 from comp.config import DEFAULT_EPOCHS, Schedule, TrainConfig, as_record
 from comp.errors import CompError
-from comp.native_log import load_tensorflow
+from comp.native_log import load_keras, native_stderr_silenced
 from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run
 from comp.workspace import Workspace
 
@@ -38,11 +38,14 @@ if TYPE_CHECKING:
 
 
 def _versions() -> dict[str, str]:
-    import keras
-    import tensorflow as tf
+    import importlib
 
-    return {"comp": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__, "python": platform.python_version()}
+    import keras
+
+    backend = keras.backend.backend()
+    return {"comp": __version__, backend: importlib.import_module(backend).__version__,
+            "keras": keras.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ def _compile(cfg: TrainConfig, recipe: Recipe, *, input_shape: tuple[int, int, i
 
     from comp.train.models import BalancedAccuracy, build_model
 
-    model = build_model(cfg.model, input_shape, num_classes, weights=cfg.weights)
+    model = build_model(cfg.model, input_shape, num_classes, weights=cfg.weights,
+                        augment=recipe.augment)
     lr: Any = recipe.learning_rate
     if recipe.schedule == Schedule.COSINE:  # one warm-up epoch, then cosine decay to 0
         warm = steps_per_epoch if epochs > 1 else 0
@@ -136,14 +140,14 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
          state: TrainState, recipe: Recipe, epochs: int, resume_as: str) -> RunRecord:
     """Steps 3-4: the input pipeline, then fit with the per-epoch callbacks."""
     from comp.train.callbacks import Recorder, ResumablePlateau
-    from comp.train.data import make_dataset
+    from comp.train.data import make_batches
 
     k = len(data.classes)  # global batch: split across replicas by the strategy
-    train_ds = make_dataset(data.x_train, data.y_train, num_classes=k, batch_size=cfg.batch_size,
-                            shuffle=True, augment=recipe.augment, seed=cfg.seed,
+    train_ds = make_batches(data.x_train, data.y_train, num_classes=k,
+                            batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
                             epochs_from=state.epoch, mixup=cfg.mixup)
-    val_ds = make_dataset(data.x_val, data.y_val, num_classes=k, batch_size=cfg.batch_size,
-                          shuffle=False, augment=False, seed=cfg.seed)
+    val_ds = make_batches(data.x_val, data.y_val, num_classes=k, batch_size=cfg.batch_size,
+                          shuffle=False, seed=cfg.seed)
     plateau = None
     if recipe.schedule == Schedule.PLATEAU:
         plateau = ResumablePlateau(saved=state.plateau, monitor="val_loss",
@@ -216,12 +220,17 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
 
     keras.backend.clear_session()  # a fresh graph per fold model
     data = load_training_data(ws, max_images=cfg.max_images, seed=cfg.seed, fold=fold)
-    keras.utils.set_random_seed(cfg.seed + (fold or 0))
+    with native_stderr_silenced():  # Keras seeds TensorFlow too, importing it if present
+        keras.utils.set_random_seed(cfg.seed + (fold or 0))
     steps = -(-len(data.x_train) // cfg.batch_size)
-    with hw.strategy.scope():  # 2. model, inside the strategy's scope
+    with hw.scope():  # 2. model, inside the strategy's scope
         if state.epoch > 0:
             model = load_checkpoint(member.last)
             restore_rng_states(model, state.rng)
+            if recipe.augment and "augment" not in {layer.name for layer in model.layers}:
+                raise CompError(f"{member.last}: saved by an older comp, whose augmentation "
+                                "was not part of the model; train a new run with "
+                                "`comp train`")
         else:
             h, w, channels = data.x_train.shape[1:]
             model = _compile(cfg, recipe, input_shape=(h, w, channels),
@@ -249,10 +258,10 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
 
 
 def _train(cfg: TrainConfig, hold: ExitStack) -> RunRecord:
-    load_tensorflow()
+    load_keras()
     import keras
 
-    from comp.train.strategy import choose_strategy
+    from comp.train.strategy import choose_hardware
 
     # 1. data and hardware
     resumed = _resume_config(cfg) if cfg.resume else None
@@ -282,7 +291,7 @@ def _train(cfg: TrainConfig, hold: ExitStack) -> RunRecord:
                           f"{cfg.model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
         hold.enter_context(run_dir.lock())
         record, plan = None, _member_plan(run_dir, folds, epochs)
-    hw = choose_strategy(cfg.tpu)
+    hw = choose_hardware(tpu=cfg.tpu, tpu_name=cfg.tpu_name)
     keras.mixed_precision.set_global_policy(hw.policy)
     for fold, member, state in plan:
         record, _ = _train_member(cfg, recipe, hw, ws=ws, run_dir=run_dir, fold=fold,
