@@ -18,7 +18,6 @@ Layout written under DIR:
 from __future__ import annotations
 
 import io
-import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -30,6 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from comp.errors import CompError
+from comp.prepare.decode import worker_context
 from comp.workspace import write_csv, write_json
 
 CLASS_NAMES_4 = ["plain", "glasses", "smile", "glasses_smile"]
@@ -214,8 +214,7 @@ def make_demo(out: Path, spec: DemoSpec = DemoSpec()) -> dict:
                  (max(s, n_orig), min(s + batch, total), "phase2/test", base + 500_009))
         jobs += [(str(out / folder), ids_orig[lo:hi], glasses[lo:hi], smile[lo:hi], spec.size,
                   seed) for lo, hi, folder, seed in parts if lo < hi]
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(spec.workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(spec.workers, mp_context=worker_context()) as pool:
         list(tqdm(pool.map(_write_batch, jobs), total=len(jobs), desc="demo faces",
                   leave=False, disable=None))
     # 2. planted copies of training originals

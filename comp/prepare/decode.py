@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -327,6 +328,14 @@ def decode_to_store(paths: Sequence[str], store: Path, *, size: tuple[int, int] 
                         outcome.sizes - {(0, 0)})
 
 
+def worker_context() -> Any:
+    """How worker processes start: fork is fastest, but forking a process in which
+    TensorFlow or JAX already runs threads can kill or hang the workers (seen when a test
+    set is ingested after training in the same process): then clean workers instead."""
+    threaded = "tensorflow" in sys.modules or "jax" in sys.modules
+    return multiprocessing.get_context("forkserver" if threaded else "fork")
+
+
 def _decode_all(paths: Sequence[str], tmp: Path, *, size: tuple[int, int] | None, gray: bool,
                 fit: str, workers: int, desc: str) -> _Outcome:
     """Decode the chunks of `paths` into `tmp`, in `workers` processes, with a progress bar."""
@@ -338,12 +347,8 @@ def _decode_all(paths: Sequence[str], tmp: Path, *, size: tuple[int, int] | None
                 outcome.add(_decode_chunk(str(tmp), s, c, size, gray, fit))
                 bar.update(len(c))
             return outcome
-        # fork is fastest, but forking a process in which TensorFlow (or JAX) already runs
-        # threads can kill the workers (seen when a test set is ingested after training in
-        # the same process): then start clean workers instead
-        threaded = "tensorflow" in sys.modules or "jax" in sys.modules
-        method = "forkserver" if threaded else "fork"
-        ctx = multiprocessing.get_context(method)
+        ctx = worker_context()
+        method = ctx.get_start_method()
         # objects that exist before the fork are never garbage in the workers: keep their
         # collector from walking them (and copying every page they live on)
         gc.freeze()
