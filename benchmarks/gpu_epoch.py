@@ -70,7 +70,7 @@ def main() -> None:
             for epoch in range(args.epochs):
                 t = time.perf_counter()
                 hist = model.fit(data, epochs=epoch + 1, initial_epoch=epoch,
-                                 steps_per_epoch=steps, verbose=0)
+                                 steps_per_epoch=steps, verbose=0, shuffle=False)
                 seconds = time.perf_counter() - t
                 note = " (includes compilation)" if epoch == 0 else ""
                 print(f"{args.model} {'aug' if augment else 'no aug'} batch {batch:5d} epoch "

@@ -41,9 +41,9 @@ def _model(name: str, shape: tuple[int, int, int], *, augment: bool, hw):  # typ
 
 
 def _throughput(model, data, steps: int, batch: int) -> float:  # type: ignore[no-untyped-def]
-    model.fit(data, epochs=1, steps_per_epoch=3, verbose=0)  # warm-up: tracing, first batches
+    model.fit(data, epochs=1, steps_per_epoch=3, verbose=0, shuffle=False)  # warm-up: tracing
     started = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     return steps * batch / (time.perf_counter() - started)
 
 
@@ -95,7 +95,7 @@ def main() -> None:
                                  steps, args.batch)
             results["legacy ImageDataGenerator (augmentation)"] = legacy
     print(f"\n{args.model}, batch {args.batch}, {steps * args.batch} images per timed epoch, "
-          f"{keras.backend.backend()} on {hw.description}, {hw.policy}")
+          f"{hw.description} ({keras.backend.backend()}), {hw.policy}")
     print("| pipeline | images/s |\n|---|---|")
     for name, value in results.items():
         print(f"| {name} | {value:,.0f} |")
