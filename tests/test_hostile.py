@@ -313,7 +313,9 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
                              "no run to resume"),
     "resume a finished run": (None, ("train", "--checkpoints", "{ck}", "--resume", "r1"),
                               "run r1 already has 1 epochs; pass --epochs N with N > 1"),
-    "tpu without a tpu": (None, (*TRAIN, "--tpu", "auto"), "--tpu: no TPU found"),
+    "tpu without a tpu": (None, (*TRAIN, "--tpu"), "--tpu: no TPU found"),
+    "a named tpu that is not there": (None, (*TRAIN, "--tpu-name", "nowhere-tpu"),
+                                      "--tpu: no TPU found (nowhere-tpu: "),
     "transfer model on small images": (None, (*TRAIN[:6], "tl1", "--weights", "none"),
                                        "ResNet50 needs images of at least 32x32. Received: "
                                        "24x24"),
