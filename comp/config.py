@@ -234,6 +234,20 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class InspectConfig:
+    workspace: Path = DEFAULT_WORKSPACE
+    runs: tuple[str, ...] = ()  # empty: the best run by out-of-fold score; several: curves
+    checkpoints: Path = DEFAULT_CHECKPOINTS
+    top: int = 5  # images per montage row and saliency panel
+    folds: int = DEFAULT_FOLDS  # a one-model run's out-of-fold decisions on its holdout
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        _at_least(self.top, 1, "--top")
+        _at_least(self.folds, 2, "--folds")
+
+
+@dataclass(frozen=True)
 class SubmitConfig:
     workspace: Path = DEFAULT_WORKSPACE
     runs: tuple[str, ...] = ()  # empty: the best run by holdout score
