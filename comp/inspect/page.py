@@ -79,8 +79,9 @@ class Page:
             + self._img(name, "average images")))
 
     # 3. examples --------------------------------------------------------------------------------
-    def examples(self, x: np.ndarray, ids: np.ndarray, y: np.ndarray, decided: np.ndarray,
+    def examples(self, images_of: Any, ids: np.ndarray, y: np.ndarray, decided: np.ndarray,
                  prob: np.ndarray, classes: list[str], *, top: int) -> None:
+        """`images_of(idx)`: the pixels of those rows (only the shown ones are read)."""
         k = len(classes)
         images = []
         for c in range(k):
@@ -93,7 +94,8 @@ class Page:
                     ("true negatives", (y != c) & (decided != c), score)):
                 idx = np.nonzero(mask)[0]
                 idx = idx[np.argsort(order[idx], kind="stable")][:top]
-                groups.append([(x[i], f"{label}\n{ids[i]} {classes[y[i]]}\np({classes[c]})="
+                x = dict(zip(idx.tolist(), images_of(idx), strict=True))
+                groups.append([(x[int(i)], f"{label}\n{ids[i]} {classes[y[i]]}\np({classes[c]})="
                                 f"{score[i]:.2f}") for i in idx])
             name = f"examples_{c}.png"
             pictures.montage(groups, f"class {classes[c]}: most confident true positives, "
@@ -217,16 +219,15 @@ class Page:
     def learning_curves(self, runs: list[RunDir]) -> None:
         fig, axes = self._plt().subplots(1, 2, figsize=(10, 3.6))
         for r, run in enumerate(runs):
-            for member in run.members():
+            for m, member in enumerate(run.members()):
                 if not member.history.exists():
                     continue
                 history = pd.read_csv(member.history)
-                label = run.name + (f" {member.name}" if run.cross_fitted else "")
+                label = run.name + (" (each fold)" if run.cross_fitted else "")
                 for ax, metric in zip(axes, ("val_balanced_accuracy", "val_loss"), strict=True):
                     if metric in history:
                         ax.plot(history["epoch"], history[metric], color=f"C{r}", alpha=0.8,
-                                lw=1, label=label if member is run.members()[0] or
-                                not run.cross_fitted else None)
+                                lw=1, marker="o", ms=2, label=label if m == 0 else None)
         for ax, title in zip(axes, ("validation balanced accuracy", "validation loss"),
                              strict=True):
             ax.set_xlabel("epoch")

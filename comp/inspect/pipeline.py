@@ -116,9 +116,10 @@ def inspect(cfg: InspectConfig) -> Inspected:
                                    "not train on it" if run_dir.cross_fitted else
                                    f"{len(rows):,} holdout images")
         with clock.stage("examples and distributions"):
-            oof_x = np.asarray(store[rows["row"].to_numpy()])
-            report.examples(oof_x, rows["id"].astype(str).to_numpy(), y_oof, decided, prob,
-                            classes, top=cfg.top)
+            row_of = rows["row"].to_numpy()
+            report.examples(lambda idx: np.asarray(store[row_of[idx]]),
+                            rows["id"].astype(str).to_numpy(), y_oof, decided, prob, classes,
+                            top=cfg.top)
             threshold = None
             curve = None
             if k == 2:
