@@ -156,3 +156,18 @@ def test_inspect_without_runs_is_one_line(workspace: Path, tmp_path: Path) -> No
                                  str(tmp_path)])
     assert result.exit_code == 1 and result.output.startswith("error: no run trained on")
     assert result.output.strip().count("\n") == 0
+
+
+def test_four_classes_get_one_montage_per_class(workspace4: Path, tmp_path: Path) -> None:
+    for args in (["train", "-w", str(workspace4), "--model", "b1", "--epochs", "1",
+                  "--checkpoints", str(tmp_path), "--name", "four", "--folds", "1",
+                  "--batch-size", "32"],
+                 ["inspect", "four", "-w", str(workspace4), "--checkpoints", str(tmp_path),
+                  "--top", "2"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    report = tmp_path / "four" / "inspect"
+    assert sorted(p.name for p in report.glob("examples_*.png")) == [
+        f"examples_{k}.png" for k in range(4)]
+    page = (report / "index.html").read_text()
+    assert len(re.findall(r"<li>[^<]*peak at row", page)) == 4  # a mean saliency per class
