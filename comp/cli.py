@@ -145,6 +145,11 @@ def prepare(
     = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip bad files, count them.")]
     = False,
+    exclude: Annotated[Path | None, typer.Option(
+        help="CSV with an id column (e.g. comp audit's audit.csv): training ids to drop.")]
+    = None,
+    relabel: Annotated[Path | None, typer.Option(
+        help="CSV of id,label: new labels for those training ids.")] = None,
     workers: Annotated[int | None, typer.Option(
         min=1, help="Decoding processes (default: cores).")] = None,
     on_size_mismatch: Annotated[c.SizeMismatch, typer.Option(
@@ -163,6 +168,7 @@ def prepare(
         pixel_threshold=pixel_threshold, conflicts=conflicts, duplicates=duplicates,
         split=_split(split),  # type: ignore[arg-type]
         folds=folds, seed=seed, groups=groups, skip_bad=skip_bad, workers=workers,
+        exclude=exclude, relabel=relabel,
         on_size_mismatch=on_size_mismatch))
     _print({k: v for k, v in result.summary.items() if k != "bad_files"})
     if profile:
@@ -268,6 +274,34 @@ def evaluate(
     for r in sorted(results, key=lambda r: -r.balanced_accuracy):
         typer.echo(f"| {r.run} | {r.model.upper()} | {r.balanced_accuracy:.4f} | "
                    f"{r.balanced_accuracy_at_half:.4f} | {r.accuracy:.4f} |")
+
+
+@app.command()
+@clear_errors
+def audit(
+    run: Annotated[str | None, typer.Argument(
+        help="A cross-fitted run (default: the best).")] = None,
+    workspace: Workspace = c.DEFAULT_WORKSPACE,
+    checkpoints: Checkpoints = c.DEFAULT_CHECKPOINTS,
+    rank_by: Annotated[c.RankBy, typer.Option(help="cleanlab's ranking of the suspects.")]
+    = c.RankBy.SELF_CONFIDENCE,
+    folds: Folds = c.DEFAULT_FOLDS,
+    seed: Seed = c.DEFAULT_SEED,
+    verbose: Verbose = False,
+) -> None:
+    """Find likely label errors among the training images (cleanlab, out-of-fold)."""
+    quiet_tensorflow(verbose)
+    from comp.audit import audit as run_audit
+
+    result = run_audit(c.AuditConfig(workspace=workspace, run=run, checkpoints=checkpoints,
+                                     rank_by=rank_by, folds=folds, seed=seed))
+    typer.echo(f"{result.suspects:,} of {result.images:,} labelled images are likely "
+               "mislabelled; by given label: " + ", ".join(
+                   f"{c} {n:,} (estimated noise {result.noise_rate[c]:.3f})"
+                   for c, n in result.per_class.items()))
+    typer.echo(f"audit: {result.folder / 'audit.csv'} (pictures: suspects.png; act on it: "
+               f"comp prepare ... --exclude {result.folder / 'audit.csv'} or --relabel "
+               f"{result.folder / 'relabel.csv'})")
 
 
 @app.command()

@@ -186,3 +186,14 @@ def prune(root: Path) -> None:
     for name in names:
         if name not in keep:
             shutil.rmtree(versions / name, ignore_errors=True)
+
+
+def replace_folder(tmp: Path, final: Path) -> None:
+    """Replace the folder `final` by the finished folder `tmp` (a report written aside): a
+    reader sees the old folder or the new one, never a mix (between the two renames,
+    briefly, none)."""
+    old = final.with_name(f".{final.name}-old-{time.time_ns()}-{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -166,6 +166,8 @@ class PrepareConfig:
     seed: int = DEFAULT_SEED
     groups: str | None = None  # FILE:COLUMN, e.g. meta.csv:celeba_identity
     skip_bad: bool = False
+    exclude: Path | None = None  # CSV with an id column: training ids to drop (audit.csv)
+    relabel: Path | None = None  # CSV id,label: new labels for those training ids
     workers: int | None = None
     on_size_mismatch: SizeMismatch = SizeMismatch.FAIL
 
@@ -231,6 +233,24 @@ class TrainConfig:
         if not (0 < self.plateau_factor < 1):
             raise CompError(f"--plateau-factor must be between 0 and 1 (the learning rate is "
                             f"multiplied by it). Received: {self.plateau_factor!r}")
+
+
+class RankBy(StrEnum):
+    SELF_CONFIDENCE = "self_confidence"
+    NORMALIZED_MARGIN = "normalized_margin"
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    workspace: Path = DEFAULT_WORKSPACE
+    run: str | None = None  # None: the best run (it must be cross-fitted)
+    checkpoints: Path = DEFAULT_CHECKPOINTS
+    rank_by: RankBy = RankBy.SELF_CONFIDENCE
+    folds: int = DEFAULT_FOLDS  # for choosing the best run
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        _coerce(self, {"rank_by": (RankBy, "--rank-by")})
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,15 @@ def make_demo(out: Path, spec: DemoSpec = DemoSpec()) -> dict:
     write_csv(out / "phase2/sample_submission.csv",
               pd.DataFrame({"id": sorted(test_ids), "label": zero}))
     write_csv(out / "answers/train_copies.csv", pd.DataFrame(plants))
+    # the label each training image should have (the drawn glasses), beside the one given:
+    # the planted label noise, and the conflicts (copies given the other label)
+    truth_names = _label_names(glasses, smile, spec.classes)
+    truth = {i: truth_names[k] for k, i in enumerate(train_ids[:n_orig])}
+    for plant in plants:
+        truth[plant["id"]] = truth[plant["original_id"]]
+    write_csv(out / "answers/train_labels.csv", pd.DataFrame(
+        {"id": train_ids, "label": [labels[i] for i in train_ids],
+         "true_label": [truth[i] for i in train_ids]}))
     write_csv(out / "answers/val.csv", pd.DataFrame(val_rows))
     write_csv(out / "answers/test.csv", pd.DataFrame(test_rows))
     answers = {"spec": asdict(spec), "exact_duplicates": n_exact, "near_duplicates": n_near,

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from comp.commit import replace_folder
 from comp.config import InspectConfig
 from comp.errors import CompError
 from comp.inspect import page, saliency, stats
@@ -149,20 +150,10 @@ def inspect(cfg: InspectConfig) -> Inspected:
             report.clues(stats.rank_statistics(named, y, classes), named, y, classes)
             used["image statistics"] = f"{len(x):,} training images"
         report.write(used)
-        _swap_in(tmp, out_root)
+        replace_folder(tmp, out_root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Inspected(out_root / "index.html", used, clock)
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Replace `final` by the finished folder `tmp`: a reader sees the old report or the new
-    one, never a mix (between the two renames, briefly, none)."""
-    old = final.with_name(f".inspect-old-{time.time_ns()}")
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _target_distribution(ws: Workspace, index: pd.DataFrame, run_dir: RunDir,

@@ -20,6 +20,7 @@ from comp.commit import CURRENT, Staging
 from comp.config import PrepareConfig, SizeMismatch, as_record
 from comp.errors import CompError
 from comp.faults import fault_point
+from comp.prepare.corrections import apply_corrections
 from comp.prepare.decode import DecodeResult, decode_to_store
 from comp.prepare.dhash import hash_to_hex
 from comp.prepare.duplicates import OVERLAP_COLUMNS, find_duplicates, find_overlap, group_ids
@@ -160,7 +161,8 @@ def prepare(cfg: PrepareConfig) -> Prepared:
     val = cfg.val or (root / "val" if root and (root / "val").is_dir() else None)
     test = cfg.test or (root / "test" if root and (root / "test").is_dir() else None)
     with clock.stage("list files and labels"):  # 1.
-        found = find_train(cfg)
+        found, corrected = apply_corrections(find_train(cfg), exclude=cfg.exclude,
+                                             relabel=cfg.relabel)
         codes, classes = encode_labels(pd.Series(found.label_text, index=found.ids),
                                        classes=list(cfg.classes) if cfg.classes else None,
                                        source=found.source)
@@ -171,7 +173,8 @@ def prepare(cfg: PrepareConfig) -> Prepared:
     with Staging(ws.root, busy=busy(ws.root)) as stage:
         out = Workspace(ws.root, version=stage.dir)
         summary = _build(cfg, out, found=found, codes=codes, classes=classes,
-                         identity=identity, targets=targets, test=test, clock=clock)
+                         identity=identity, targets=targets, test=test, clock=clock,
+                         corrected=corrected)
         fault_point("prepare:staged")
         stage.commit()
     return Prepared(summary, clock, ws.root / CURRENT / out.report.name)
@@ -180,7 +183,7 @@ def prepare(cfg: PrepareConfig) -> Prepared:
 def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.ndarray,
            classes: list[str], identity: np.ndarray | None,
            targets: list[tuple[str, Path, list[str]]], test: Path | None,
-           clock: Stopwatch) -> dict[str, Any]:
+           clock: Stopwatch, corrected: dict[str, int]) -> dict[str, Any]:
     """Steps 2-7, every file written into `out` (the staging folder)."""
     with clock.stage("decode train"):  # 2.
         decoded = decode_to_store(found.paths, out.store("train"), size=cfg.size,
@@ -208,6 +211,7 @@ def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.nda
     with clock.stage("report and index"):  # 7.
         summary = report.prepare_summary(index, pairs, overlap, found.skipped + decoded.bad,
                                          meta, clock.total())
+        summary.update({k: v for k, v in corrected.items() if v})  # --exclude, --relabel
         meta = replace(meta, summary=summary, store_rows=_store_rows(index))
         write_csv(out.pairs, pairs.assign(id_i=ids[pairs["i"]], id_j=ids[pairs["j"]]))
         write_csv(out.overlap, overlap)
