@@ -219,6 +219,9 @@ def train(
         help="Learning-rate schedule (default: the model's; cosine for res).")] = None,
     label_smoothing: Annotated[float | None, typer.Option(
         help="Label smoothing of the loss (default: the model's; 0.1 for res).")] = None,
+    balance: Annotated[c.Balance, typer.Option(
+        help="Class balance: none, weights (loss weighted by N / (K x class count)) or "
+        "oversample (each class drawn equally often).")] = c.Balance.NONE,
     mixup: Annotated[float, typer.Option(
         min=0, help="mixup: blend image pairs with weights from Beta(alpha, alpha); "
         "0: off.")] = 0.0,
@@ -234,7 +237,8 @@ def train(
         plateau_patience=plateau_patience, weights=weights, tpu=tpu,
         tpu_name=tpu_name, seed=seed,
         checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images,
-        folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup))
+        folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup,
+        balance=balance))
     score = record.best_val_balanced_accuracy or 0.0
     where = (f"mean over {record.folds} fold models" if record.folds
              else f"at epoch {record.best_epoch}")

@@ -61,6 +61,14 @@ class SizeMismatch(StrEnum):
     RESIZE = "resize"  # resize them to the store's size (crop or stretch, as --fit)
 
 
+class Balance(StrEnum):
+    """How training treats classes of different sizes (the tuned threshold corrects the rest)."""
+
+    NONE = "none"  # every image once per epoch, every image's loss alike
+    WEIGHTS = "weights"  # each class's loss weighted by N / (K x its count)
+    OVERSAMPLE = "oversample"  # each epoch draws every class equally often (with replacement)
+
+
 class Schedule(StrEnum):
     """How the learning rate moves during training."""
 
@@ -215,9 +223,10 @@ class TrainConfig:
     schedule: Schedule | None = None  # None: the model's default
     label_smoothing: float | None = None  # None: the model's default (0.1 for res, else 0)
     mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha); 0: off
+    balance: Balance = Balance.NONE
 
     def __post_init__(self) -> None:
-        _coerce(self, {"model": (Model, "--model")})
+        _coerce(self, {"model": (Model, "--model"), "balance": (Balance, "--balance")})
         if self.schedule is not None:
             _coerce(self, {"schedule": (Schedule, "--schedule")})
         _at_least(self.folds, 1, "--folds")

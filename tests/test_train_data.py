@@ -120,3 +120,53 @@ def test_augmented_model_saves_and_predicts_like_the_plain_one(model: str, tmp_p
     loaded = keras.models.load_model(tmp_path / "m.keras", compile=False)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(plain(x)), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_class_weights_by_hand() -> None:
+    from comp.train.data import class_weights
+
+    y = np.array([0] * 6 + [1] * 2)
+    assert class_weights(y, 2) == pytest.approx({0: 8 / 12, 1: 8 / 4})
+    assert class_weights(np.array([0, 0, 2]), 3) == pytest.approx({0: 3 / 4, 2: 3 / 2})
+
+
+def test_oversampling_draws_each_class_equally() -> None:
+    from comp.train.data import batch_order, make_batches
+
+    y = np.array([1] * 10 + [0] * 90)
+    order = batch_order(100, shuffle=True, seed=1, epoch=3, labels=y)
+    assert len(order) == 100 and (y[order] == 1).sum() == 50
+    np.testing.assert_array_equal(order, batch_order(100, shuffle=True, seed=1, epoch=3,
+                                                     labels=y))
+    assert set(order[y[order] == 1]) <= set(range(10))  # the minority, drawn again
+    x = np.arange(100, dtype=np.uint8).reshape(100, 1, 1, 1)
+    batches = make_batches(x, y, num_classes=2, batch_size=25, shuffle=True, seed=1,
+                           epochs_from=0, oversample=True)
+    targets = np.concatenate([batches[i][1] for i in range(4)])
+    assert targets.sum() == 50
+
+
+def test_weighted_loss_equals_a_hand_computation() -> None:
+    """One step of a fixed logistic model with class weights reports the mean over the
+    batch of weight x binary cross-entropy (learning rate 0: the step changes nothing)."""
+    import keras
+
+    from comp.train.data import class_weights, make_batches
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (12, 2, 2, 1)).astype(np.uint8)
+    y = np.array([0] * 9 + [1] * 3)
+    inputs = keras.Input((2, 2, 1))
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    out = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=keras.initializers
+                             .Constant(0.7), bias_initializer=keras.initializers
+                             .Constant(-1.0))(flat)
+    model = keras.Model(inputs, out)
+    model.compile(keras.optimizers.SGD(0.0), keras.losses.BinaryCrossentropy())
+    weights = class_weights(y, 2)
+    history = model.fit(make_batches(x, y, num_classes=2, batch_size=12, shuffle=False,
+                                     seed=0), class_weight=weights, epochs=1, verbose=0)
+    p = 1 / (1 + np.exp(-(x.reshape(12, -1) / 255 @ np.full(4, 0.7) - 1.0)))
+    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    want = np.mean(np.array([weights[c] for c in y]) * bce)
+    assert history.history["loss"][0] == pytest.approx(want, rel=1e-5)

@@ -172,3 +172,15 @@ def test_a_resumed_run_trains_as_an_uninterrupted_one(model: str, workspace: Pat
     assert b["epoch"].tolist() == [1, 2, 3]
     for column in ("loss", "val_loss", "val_balanced_accuracy"):
         np.testing.assert_allclose(b[column], a[column], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("balance", ["weights", "oversample"])
+def test_balanced_training_runs_and_is_recorded(balance: str, workspace: Path,
+                                                tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "-w", str(workspace), "--model", "b1", "--epochs",
+                                 "1", "--batch-size", "32", "--max-images", "256", "--folds",
+                                 "1", "--checkpoints", str(tmp_path), "--name", "b",
+                                 "--balance", balance])
+    assert result.exit_code == 0, result.output
+    record = json.loads((RunDir(tmp_path / "b").record).read_text())
+    assert record["config"]["balance"] == balance and record["status"] == "finished"

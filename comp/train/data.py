@@ -26,19 +26,38 @@ def mixup_batch(images: np.ndarray, targets: np.ndarray, rng: np.random.Generato
             (ly * targets + (1 - ly) * targets[other]).astype(np.float32))
 
 
-def batch_order(n: int, *, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
-    """The order in which epoch `epoch` visits the n images: a function of (seed, epoch)."""
+def batch_order(n: int, *, shuffle: bool, seed: int, epoch: int,
+                labels: np.ndarray | None = None) -> np.ndarray:
+    """The order in which epoch `epoch` visits the n images: a function of (seed, epoch).
+    With `labels` (oversampling), n draws in which every class is equally often drawn (each
+    class's images with replacement), shuffled."""
     if not shuffle:
         return np.arange(n)
-    return np.random.default_rng([seed, epoch]).permutation(n)
+    rng = np.random.default_rng([seed, epoch])
+    if labels is None:
+        return rng.permutation(n)
+    present = np.unique(labels)
+    share = np.full(len(present), n // len(present))
+    share[:n - share.sum()] += 1
+    drawn = [rng.choice(np.nonzero(labels == c)[0], size=m, replace=True)
+             for c, m in zip(present, share, strict=True)]
+    return rng.permutation(np.concatenate(drawn))
+
+
+def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
+    """N / (K x count) per class present: the classes weigh alike in the loss."""
+    counts = np.bincount(y, minlength=num_classes)
+    return {c: float(len(y) / (np.count_nonzero(counts) * counts[c]))
+            for c in range(num_classes) if counts[c] > 0}
 
 
 def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: int,
                  shuffle: bool, seed: int, epochs_from: int | None = None,
-                 mixup: float = 0.0) -> Any:
+                 mixup: float = 0.0, oversample: bool = False) -> Any:
     """Batches of float32 pixels and targets from the in-memory uint8 store, as a Keras
     `PyDataset` (any backend): (N,1) float targets for two classes, one-hot otherwise; with
-    `mixup` > 0, mixup of alpha `mixup`. The augmentation is not here: it is the model's
+    `mixup` > 0, mixup of alpha `mixup`; with `oversample`, each epoch draws every class
+    equally often (`batch_order`). The augmentation is not here: it is the model's
     first layer (`models.Augment`), so it runs on the device that trains.
 
     Epoch e's order (and mixup) are a function of (seed, e) alone. With `epochs_from`, the
@@ -61,7 +80,8 @@ def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
             epoch, k = (epochs_from or 0) + i // self.steps, i % self.steps
             if epoch != self.epoch:
                 self.epoch = epoch
-                self.order = batch_order(len(x), shuffle=shuffle, seed=seed, epoch=epoch)
+                self.order = batch_order(len(x), shuffle=shuffle, seed=seed, epoch=epoch,
+                                         labels=y if oversample else None)
             idx = self.order[k * batch_size:(k + 1) * batch_size]
             xb = x[idx].astype(np.float32)
             yb = (y[idx].astype(np.float32)[:, None] if num_classes == 2

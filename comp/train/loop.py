@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from comp import __version__
-from comp.config import DEFAULT_EPOCHS, Schedule, TrainConfig, as_record
+from comp.config import DEFAULT_EPOCHS, Balance, Schedule, TrainConfig, as_record
 from comp.errors import CompError
 from comp.native_log import load_keras, native_stderr_silenced
 from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run
@@ -140,12 +140,13 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
          state: TrainState, recipe: Recipe, epochs: int, resume_as: str) -> RunRecord:
     """Steps 3-4: the input pipeline, then fit with the per-epoch callbacks."""
     from comp.train.callbacks import Recorder, ResumablePlateau
-    from comp.train.data import make_batches
+    from comp.train.data import class_weights, make_batches
 
     k = len(data.classes)  # global batch: split across replicas by the strategy
     train_ds = make_batches(data.x_train, data.y_train, num_classes=k,
                             batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
-                            epochs_from=state.epoch, mixup=cfg.mixup)
+                            epochs_from=state.epoch, mixup=cfg.mixup,
+                            oversample=cfg.balance == Balance.OVERSAMPLE)
     val_ds = make_batches(data.x_val, data.y_val, num_classes=k, batch_size=cfg.batch_size,
                           shuffle=False, seed=cfg.seed)
     plateau = None
@@ -159,6 +160,8 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=state.epoch,
                   shuffle=False,  # the dataset reshuffles itself each epoch
                   steps_per_epoch=-(-len(data.x_train) // cfg.batch_size),
+                  class_weight=(class_weights(data.y_train, k)
+                                if cfg.balance == Balance.WEIGHTS else None),
                   callbacks=[c for c in (plateau, recorder) if c is not None],
                   verbose=1 if (cfg.progress and sys.stdout.isatty()) else 0)
     except KeyboardInterrupt:
