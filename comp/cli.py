@@ -219,6 +219,9 @@ def train(
         help="Learning-rate schedule (default: the model's; cosine for res).")] = None,
     label_smoothing: Annotated[float | None, typer.Option(
         help="Label smoothing of the loss (default: the model's; 0.1 for res).")] = None,
+    params: Annotated[str | None, typer.Option(
+        help="Tuned parameters: 'best' (comp tune's best for this model) or a JSON file; "
+        "they override the options they set.")] = None,
     balance: Annotated[c.Balance, typer.Option(
         help="Class balance: none, weights (loss weighted by N / (K x class count)) or "
         "oversample (each class drawn equally often).")] = c.Balance.NONE,
@@ -231,14 +234,20 @@ def train(
     quiet_tensorflow(verbose)
     from comp.train import train as run_train
 
-    record = run_train(c.TrainConfig(
+    cfg = c.TrainConfig(
         workspace=workspace, model=model, epochs=epochs, batch_size=batch_size,
         learning_rate=lr, augment=augment, plateau_factor=plateau_factor,
         plateau_patience=plateau_patience, weights=weights, tpu=tpu,
         tpu_name=tpu_name, seed=seed,
         checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images,
         folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup,
-        balance=balance))
+        balance=balance)
+    if params is not None:
+        from comp.tune import load_params, with_params
+        from comp.workspace import Workspace as Ws
+
+        cfg = with_params(cfg, load_params(params, Ws(workspace), str(model)))
+    record = run_train(cfg)
     score = record.best_val_balanced_accuracy or 0.0
     where = (f"mean over {record.folds} fold models" if record.folds
              else f"at epoch {record.best_epoch}")
@@ -278,6 +287,43 @@ def evaluate(
     for r in sorted(results, key=lambda r: -r.balanced_accuracy):
         typer.echo(f"| {r.run} | {r.model.upper()} | {r.balanced_accuracy:.4f} | "
                    f"{r.balanced_accuracy_at_half:.4f} | {r.accuracy:.4f} |")
+
+
+@app.command()
+@clear_errors
+def tune(
+    workspace: Workspace = c.DEFAULT_WORKSPACE,
+    model: Annotated[c.Model, typer.Option("--model", "-m", case_sensitive=False,
+                                           help="The model whose training is searched.")]
+    = c.Model.RES,
+    trials: Annotated[int, typer.Option(min=1, help="Finished trials the study should hold "
+                                        "(a resumed study counts its earlier ones).")] = 20,
+    timeout: Annotated[float | None, typer.Option(help="Seconds for this call's trials.")]
+    = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs per trial.")] = 5,
+    max_images: Annotated[int | None, typer.Option(
+        min=1, help="Training images per trial (quick searches).")] = None,
+    study: Annotated[str, typer.Option(help="Study name (default: the model's).")] = "",
+    startup: Annotated[int, typer.Option(min=0, help="Random trials before TPE, and trials "
+                                         "before pruning starts.")] = 5,
+    seed: Seed = c.DEFAULT_SEED,
+    verbose: Verbose = False,
+) -> None:
+    """Search training options with Optuna (TPE, median pruning); resumes after a kill."""
+    quiet_tensorflow(verbose)
+    from comp.tune import tune as run_tune
+
+    result = run_tune(c.TuneConfig(workspace=workspace, model=model, study=study,
+                                   trials=trials, timeout=timeout, epochs=epochs,
+                                   max_images=max_images, startup=startup, seed=seed))
+    names = list(result.trials[0]) if result.trials else []
+    typer.echo("| " + " | ".join(names) + " |\n|" + "---|" * len(names))
+    for row in result.trials:
+        typer.echo("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v)
+                                     for v in row.values()) + " |")
+    typer.echo(f"best: {result.best_value:.4f} with {result.best_params}")
+    typer.echo(f"saved: {result.best_file} (comp train --model {model} --params best); "
+               f"history: {result.history_png}; study: {result.storage}")
 
 
 @app.command()

@@ -8,6 +8,7 @@ the command line refuse the same bad options with the same one-line message.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
@@ -260,6 +261,32 @@ class AuditConfig:
 
     def __post_init__(self) -> None:
         _coerce(self, {"rank_by": (RankBy, "--rank-by")})
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    workspace: Path = DEFAULT_WORKSPACE
+    model: Model = Model.RES
+    study: str = ""  # empty: the model's name
+    trials: int = 20  # finished trials the study should hold (a resumed study counts its own)
+    timeout: float | None = None  # seconds for this call's trials
+    epochs: int = 5  # per trial
+    max_images: int | None = None  # per trial (quick searches)
+    startup: int = 5  # random trials before TPE, and unpruned trials before pruning
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        _coerce(self, {"model": (Model, "--model")})
+        if not self.study:
+            object.__setattr__(self, "study", str(self.model))
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.study):
+            raise CompError(f"--study must be a plain name (letters, digits, . _ -). "
+                            f"Received: {self.study!r}")
+        _at_least(self.trials, 1, "--trials")
+        _at_least(self.epochs, 1, "--epochs")
+        _at_least(self.max_images, 1, "--max-images")
+        _at_least(self.startup, 0, "--startup")
+        _positive(self.timeout, "--timeout")
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,8 @@ def _new_record(cfg: TrainConfig, run_dir: RunDir, data: TrainData, model: Any, 
 
 
 def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, record: RunRecord,
-         state: TrainState, recipe: Recipe, epochs: int, resume_as: str) -> RunRecord:
+         state: TrainState, recipe: Recipe, epochs: int, resume_as: str,
+         watch: tuple[Any, ...] = ()) -> RunRecord:
     """Steps 3-4: the input pipeline, then fit with the per-epoch callbacks."""
     from comp.train.callbacks import Recorder, ResumablePlateau
     from comp.train.data import class_weights, make_batches
@@ -162,7 +163,7 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
                   steps_per_epoch=-(-len(data.x_train) // cfg.batch_size),
                   class_weight=(class_weights(data.y_train, k)
                                 if cfg.balance == Balance.WEIGHTS else None),
-                  callbacks=[c for c in (plateau, recorder) if c is not None],
+                  callbacks=[c for c in (plateau, recorder, *watch) if c is not None],
                   verbose=1 if (cfg.progress and sys.stdout.isatty()) else 0)
     except KeyboardInterrupt:
         run_dir.save_record(replace(recorder.record, status="interrupted"))
@@ -173,11 +174,12 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
     return record
 
 
-def train(cfg: TrainConfig) -> RunRecord:
+def train(cfg: TrainConfig, *, watch: tuple[Any, ...] = ()) -> RunRecord:
     """Train (or resume) one run; returns its record (run.json). The run's lock is held
-    throughout, so a second process cannot train or resume the same run at the same time."""
+    throughout, so a second process cannot train or resume the same run at the same time.
+    `watch`: extra Keras callbacks (a search's pruning) after comp's own each epoch."""
     with ExitStack() as hold:
-        return _train(cfg, hold)
+        return _train(cfg, hold, watch)
 
 
 def _fold_count(cfg: TrainConfig, ws: Workspace) -> int:
@@ -209,8 +211,8 @@ def _member_plan(run_dir: RunDir, folds: int, epochs: int) -> list[tuple[int | N
 
 def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspace,
                   run_dir: RunDir, fold: int | None, folds: int, member: RunDir,
-                  state: TrainState, record: RunRecord | None, epochs: int
-                  ) -> tuple[RunRecord, RunRecord]:
+                  state: TrainState, record: RunRecord | None, epochs: int,
+                  watch: tuple[Any, ...] = ()) -> tuple[RunRecord, RunRecord]:
     """Train one model of the run (the run itself, or fold `fold`) from `state`.
 
     Returns:
@@ -256,11 +258,11 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
           f"{len(data.x_train)} train / {len(data.x_val)} val images; epochs "
           f"{state.epoch + 1}..{epochs}", flush=True)
     own = _fit(model, cfg, data, run_dir=member, record=own, state=state, recipe=recipe,
-               epochs=epochs, resume_as=run_dir.name)
+               epochs=epochs, resume_as=run_dir.name, watch=watch)
     return (own if fold is None else record), own
 
 
-def _train(cfg: TrainConfig, hold: ExitStack) -> RunRecord:
+def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> RunRecord:
     load_keras()
     import keras
 
@@ -299,7 +301,7 @@ def _train(cfg: TrainConfig, hold: ExitStack) -> RunRecord:
     for fold, member, state in plan:
         record, _ = _train_member(cfg, recipe, hw, ws=ws, run_dir=run_dir, fold=fold,
                                   folds=folds, member=member, state=state, record=record,
-                                  epochs=epochs)
+                                  epochs=epochs, watch=watch)
         if folds:
             record = _fold_summary(run_dir, record, folds)
     assert record is not None

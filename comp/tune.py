@@ -1,0 +1,207 @@
+"""`comp tune`: a hyper-parameter search with Optuna (TPE sampler, median pruning on each
+epoch's validation balanced accuracy), its study in SQLite in the workspace so a killed search
+resumes where it stopped; the best parameters saved as JSON for `comp train --params`.
+
+Optuna does the search (samplers, pruners, storage, importances): it is the maintained
+reference for this, and its study survives a kill. Each trial is `comp train` on the
+train/val split (one model) with the trial's options, in a scratch folder removed after it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from comp.config import TrainConfig, TuneConfig
+from comp.errors import CompError
+from comp.workspace import Workspace, write_json
+
+# what a trial may change: TrainConfig fields, each with its search range
+SPACE: dict[str, tuple[str, Any]] = {
+    "learning_rate": ("log", (1e-4, 1e-2)),
+    "batch_size": ("choice", (32, 64, 128)),
+    "augment": ("choice", (True, False)),
+    "label_smoothing": ("float", (0.0, 0.2)),
+    "mixup": ("choice", (0.0, 0.2, 0.4)),
+    "schedule": ("choice", ("plateau", "cosine")),
+    "balance": ("choice", ("none", "weights", "oversample")),
+}
+
+
+@dataclass
+class Tuned:
+    study: str
+    storage: Path
+    best_params: dict[str, Any]
+    best_value: float
+    trials: list[dict[str, Any]]  # number, state, value, params
+    best_file: Path
+    history_png: Path
+
+
+def tune_folder(ws: Workspace) -> Path:
+    return ws.root / "tune"
+
+
+def best_params_path(ws: Workspace, study: str) -> Path:
+    return tune_folder(ws) / f"{study}-best.json"
+
+
+def suggest(trial: Any) -> dict[str, Any]:
+    """One point of `SPACE`, drawn by the trial's sampler."""
+    params: dict[str, Any] = {}
+    for name, (kind, bounds) in SPACE.items():
+        if kind == "log":
+            params[name] = trial.suggest_float(name, *bounds, log=True)
+        elif kind == "float":
+            params[name] = trial.suggest_float(name, *bounds)
+        else:
+            params[name] = trial.suggest_categorical(name, list(bounds))
+    return params
+
+
+def _reporter(trial: Any) -> Any:
+    """A Keras callback: each epoch's validation balanced accuracy to the trial; stops the
+    trial (optuna.TrialPruned) when the pruner says its curve is clearly worse."""
+    import keras
+    import optuna
+
+    class Report(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            trial.report(float((logs or {}).get("val_balanced_accuracy", 0.0)), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+
+    return Report()
+
+
+def open_study(cfg: TuneConfig, ws: Workspace) -> Any:
+    """The study in SQLite under the workspace (created, or resumed: trials a kill left
+    running are marked failed, so only finished trials count)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folder = tune_folder(ws)
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{folder / (cfg.study + '.db')}"
+    study = optuna.create_study(
+        study_name=cfg.study, storage=storage, load_if_exists=True, direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.startup),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=cfg.startup, n_warmup_steps=1))
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return study
+
+
+def tune(cfg: TuneConfig) -> Tuned:
+    import optuna
+
+    from comp.train import train
+
+    ws = Workspace(cfg.workspace)
+    meta = ws.load_meta()
+    study = open_study(cfg, ws)
+    if study.user_attrs.get("fingerprint", meta.fingerprint) != meta.fingerprint:
+        raise CompError(f"study {cfg.study} was run on other data; pass --study NEW_NAME")
+    study.set_user_attr("fingerprint", meta.fingerprint)
+    study.set_user_attr("model", str(cfg.model))
+    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                   optuna.trial.TrialState.PRUNED)]
+
+    def objective(trial: Any) -> float:
+        params = suggest(trial)
+        with tempfile.TemporaryDirectory(prefix="comp-tune-") as scratch:
+            record = train(TrainConfig(
+                workspace=cfg.workspace, model=cfg.model, epochs=cfg.epochs, folds=1,
+                checkpoints=Path(scratch), run_name=f"trial-{trial.number}",
+                max_images=cfg.max_images, seed=cfg.seed, progress=False, **params),
+                watch=(_reporter(trial),))
+        return float(record.best_val_balanced_accuracy or 0.0)
+
+    remaining = max(cfg.trials - len(done), 0)
+    if remaining:
+        study.optimize(objective, n_trials=remaining, timeout=cfg.timeout,
+                       catch=(CompError,), show_progress_bar=False)
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not finished:
+        raise CompError(f"study {cfg.study}: no trial finished yet; run `comp tune` again "
+                        "with more --trials or a longer --timeout")
+    best = study.best_trial
+    best_file = best_params_path(ws, cfg.study)
+    write_json(best_file, {"model": str(cfg.model), "value": best.value,
+                           "params": best.params, "study": cfg.study})
+    history_png = tune_folder(ws) / f"{cfg.study}-history.png"
+    _plot(study, history_png)
+    rows = [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
+             "epochs": len(t.intermediate_values), **t.params} for t in study.trials]
+    return Tuned(cfg.study, tune_folder(ws) / f"{cfg.study}.db", best.params,
+                 float(best.value), rows, best_file, history_png)
+
+
+def _plot(study: Any, path: Path) -> None:
+    """The search history (each trial's score, the best so far) and, with enough finished
+    trials, the parameter importances (Optuna's fANOVA)."""
+    import optuna
+
+    from comp import report
+
+    plt = report._pyplot()
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    numbers = [t.number for t in finished]
+    values = [t.value for t in finished]
+    axes[0].plot(numbers, values, "o", label="finished trial")
+    best = [max(values[:k + 1]) for k in range(len(values))]
+    axes[0].step(numbers, best, where="post", label="best so far")
+    pruned = [t.number for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    axes[0].plot(pruned, [min(values)] * len(pruned), "x", color="gray", label="pruned")
+    axes[0].set_xlabel("trial")
+    axes[0].set_ylabel("val balanced accuracy")
+    axes[0].legend(fontsize=8)
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # "importances will be equal" on a few trials
+            warnings.simplefilter("ignore")
+            importance = (optuna.importance.get_param_importances(study)
+                          if len(finished) > 1 else {})
+    except (RuntimeError, ValueError):  # too few distinct trials to tell
+        importance = {}
+    if importance:
+        axes[1].barh(list(importance)[::-1], list(importance.values())[::-1])
+        axes[1].set_title("parameter importance (fANOVA)", fontsize=9)
+    else:
+        axes[1].text(0.5, 0.5, "importances need more finished trials", ha="center")
+        axes[1].axis("off")
+    report._save_figure(fig, path)
+
+
+def load_params(spec: str, ws: Workspace, model: str) -> dict[str, Any]:
+    """`--params best` (the study named after the model, in the workspace) or a JSON file:
+    the TrainConfig options it sets."""
+    path = best_params_path(ws, model) if spec == "best" else Path(spec)
+    if not path.exists():
+        hint = (f"run `comp tune --model {model}` first" if spec == "best"
+                else "pass a JSON file of parameters or --params best")
+        raise CompError(f"{path}: no tuned parameters; {hint}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CompError(f"{path}: not a parameters file ({exc}); run `comp tune` again") from None
+    params = data.get("params", data) if isinstance(data, dict) else None
+    if not isinstance(params, dict):
+        raise CompError(f"{path}: expected a JSON object of parameters")
+    unknown = sorted(set(params) - set(SPACE))
+    if unknown:
+        raise CompError(f"{path}: unknown parameter {unknown[0]!r}; known: {', '.join(SPACE)}")
+    return params
+
+
+def with_params(cfg: TrainConfig, params: dict[str, Any]) -> TrainConfig:
+    """The config with the tuned parameters (options given on the command line are kept
+    only where the parameters do not set them)."""
+    return replace(cfg, **params)
+

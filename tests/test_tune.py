@@ -1,0 +1,87 @@
+"""comp tune: Optuna's study resumes after a kill, pruning stops a clearly worse trial, and
+comp train --params uses the best parameters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from comp.cli import app
+from comp.errors import CompError
+
+runner = CliRunner()
+TUNE = ["tune", "--model", "b1", "--epochs", "2", "--max-images", "128", "--startup", "1"]
+
+
+def _trials(ws: Path) -> list[tuple[int, str, float | None]]:
+    import optuna
+
+    study = optuna.load_study(study_name="b1", storage=f"sqlite:///{ws / 'tune' / 'b1.db'}")
+    return [(t.number, t.state.name, t.value) for t in study.trials]
+
+
+def test_a_killed_search_resumes_and_skips_finished_trials(workspace: Path,
+                                                           tmp_path: Path) -> None:
+    import shutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(workspace, ws, symlinks=True)
+    env = {**{k: v for k, v in os.environ.items() if k != "COMP_FAULT"},
+           "COMP_FAULT": "train:epoch-staged@3"}  # trial 1, first epoch: SIGKILL
+    out = subprocess.run([sys.executable, "-m", "comp.cli", *TUNE, "-w", str(ws), "--trials",
+                          "2"], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == -9, out.stderr[-2000:]
+    before = _trials(ws)
+    assert [s for _, s, _ in before] == ["COMPLETE", "RUNNING"]
+    result = runner.invoke(app, [*TUNE, "-w", str(ws), "--trials", "2"])
+    assert result.exit_code == 0, result.output
+    after = _trials(ws)
+    assert after[0] == before[0]  # the finished trial is kept, not run again
+    assert [s for _, s, _ in after] == ["COMPLETE", "FAIL", "COMPLETE"]
+    best = json.loads((ws / "tune" / "b1-best.json").read_text())
+    assert best["value"] == max(v for _, s, v in after if s == "COMPLETE")
+    assert (ws / "tune" / "b1-history.png").stat().st_size > 1000
+    result = runner.invoke(app, ["train", "-w", str(ws), "--model", "b1", "--params", "best",
+                                 "--epochs", "1", "--max-images", "64", "--folds", "1",
+                                 "--checkpoints", str(tmp_path / "ck"), "--name", "tuned"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "ck" / "tuned" / "current" / "run.json").read_text())
+    for name, value in best["params"].items():
+        assert record["config"][name] == value, name
+
+
+def test_pruning_stops_a_clearly_worse_trial() -> None:
+    import optuna
+
+    from comp.tune import _reporter
+
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(
+        n_startup_trials=1, n_warmup_steps=1))
+    good = study.ask()
+    for epoch, value in enumerate([0.80, 0.85, 0.90]):
+        good.report(value, epoch)
+    study.tell(good, 0.90)
+    similar, worse = study.ask(), study.ask()
+    for epoch, value in enumerate([0.81, 0.86, 0.91]):  # no worse than the median: goes on
+        _reporter(similar).on_epoch_end(epoch, {"val_balanced_accuracy": value})
+    watch = _reporter(worse)
+    watch.on_epoch_end(0, {"val_balanced_accuracy": 0.50})  # warm-up epoch: never pruned
+    with pytest.raises(optuna.TrialPruned):
+        watch.on_epoch_end(1, {"val_balanced_accuracy": 0.52})
+
+
+def test_params_file_errors_are_one_line(workspace: Path, tmp_path: Path) -> None:
+    from comp.tune import load_params
+    from comp.workspace import Workspace
+
+    with pytest.raises(CompError, match="no tuned parameters; run `comp tune --model res`"):
+        load_params("best", Workspace(tmp_path), "res")
+    (tmp_path / "p.json").write_text('{"dropout": 0.3}')
+    with pytest.raises(CompError, match="unknown parameter 'dropout'"):
+        load_params(str(tmp_path / "p.json"), Workspace(workspace), "res")
