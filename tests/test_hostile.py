@@ -314,6 +314,20 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
     "resume a finished run": (None, ("train", "--checkpoints", "{ck}", "--resume", "r1"),
                               "run r1 already has 1 epochs; pass --epochs N with N > 1"),
     "tpu without a tpu": (None, (*TRAIN, "--tpu"), "--tpu: no TPU found"),
+    "exclude file missing": (None, (*PREPARE, "--exclude", "{base}/nope.csv"),
+                             "nope.csv: file not found; pass a CSV with an id column"),
+    "relabel file without a label column": (
+        lambda b: _write(b / "fix.csv", "id\n001\n"), (*PREPARE, "--relabel", "{base}/fix.csv"),
+        "no column 'label' (columns: id); the file needs id and label"),
+    "exclude an unknown id": (lambda b: _write(b / "drop.csv", "id\nzzz\n"),
+                              (*PREPARE, "--exclude", "{base}/drop.csv"),
+                              "1 id(s) of --exclude are not training images ('zzz')"),
+    "audit without runs": (None, ("audit", "-w", "{ws}", "--checkpoints", "{base}/none"),
+                           "no run trained on"),
+    "inspect an unknown run": (None, ("inspect", "nope", "-w", "{ws}", "--checkpoints", "{ck}"),
+                               "run 'nope' not found"),
+    "params best before any search": (None, (*TRAIN, "--params", "best"),
+                                      "no tuned parameters; run `comp tune --model b1` first"),
     "a named tpu that is not there": (None, (*TRAIN, "--tpu-name", "nowhere-tpu"),
                                       "--tpu: no TPU found (nowhere-tpu: "),
     "transfer model on small images": (None, (*TRAIN[:6], "tl1", "--weights", "none"),
@@ -403,6 +417,9 @@ USAGE = {  # refused by the command line itself (exit code 2) before any work
     "one fold": ((*SUBMIT, "--folds", "1"), "--folds"),
     "unknown target": ((*SUBMIT, "--target", "train"), "'train' is not one of 'val', 'test'"),
     "size mismatch choice": ((*PHASE2, "--on-size-mismatch", "pad"), "'pad' is not one of"),
+    "unknown balance": ((*TRAIN, "--balance", "equal"), "'equal' is not one of"),
+    "zero trials": (("tune", "-w", "{ws}", "--trials", "0"), "--trials"),
+    "audit ranking choice": (("audit", "-w", "{ws}", "--rank-by", "luck"), "'luck' is not one of"),
 }
 
 

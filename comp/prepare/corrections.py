@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
+
 from comp.errors import CompError
 from comp.prepare.files import TrainSet
 from comp.prepare.labels import read_labels
@@ -17,6 +19,25 @@ def _unknown(path: Path, ids: list[str], option: str) -> CompError:
                                                      if len(ids) > 3 else "")
     return CompError(f"{path}: {len(ids)} id(s) of {option} are not training images ({shown}); "
                      "list training ids only (an audit.csv of this workspace works as is)")
+
+
+def _read(path: Path, option: str, label: bool) -> pd.DataFrame:
+    """The id (and label) columns of a corrections file, or one line saying what is wrong."""
+    if not path.is_file():
+        raise CompError(f"{option} {path}: file not found; pass a CSV with an id column"
+                        + (" and a label column" if label else ""))
+    try:
+        head = pd.read_csv(path, dtype=str, nrows=0)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise CompError(f"{option} {path}: cannot read as CSV ({str(exc).splitlines()[0]}); "
+                        "fix the file") from None
+    needed = ["id", "label"] if label else ["id"]
+    missing = [c for c in needed if c not in head.columns]
+    if missing:
+        raise CompError(f"{option} {path}: no column {missing[0]!r} (columns: "
+                        f"{', '.join(head.columns) or 'none'}); the file needs "
+                        f"{' and '.join(needed)}")
+    return read_labels(path, id_column="id", label_column="label" if label else "id")
 
 
 def apply_corrections(found: TrainSet, *, exclude: Path | None, relabel: Path | None
@@ -30,7 +51,7 @@ def apply_corrections(found: TrainSet, *, exclude: Path | None, relabel: Path | 
     known = set(found.ids)
     labels = list(found.label_text)
     if relabel is not None:
-        frame = read_labels(relabel, id_column="id", label_column="label")
+        frame = _read(relabel, "--relabel", label=True)
         missing = [i for i in frame["id"] if i not in known]
         if missing:
             raise _unknown(relabel, missing, "--relabel")
@@ -46,7 +67,7 @@ def apply_corrections(found: TrainSet, *, exclude: Path | None, relabel: Path | 
             labels[position[i]] = label
     drop: set[str] = set()
     if exclude is not None:
-        frame = read_labels(exclude, id_column="id", label_column="id")
+        frame = _read(exclude, "--exclude", label=False)
         missing = [i for i in frame["id"] if i not in known]
         if missing:
             raise _unknown(exclude, missing, "--exclude")
