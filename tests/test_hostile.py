@@ -260,10 +260,12 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
                      PREPARE, "id '001' appears more than once (rows 3, 26)"),
     "empty id": (lambda b: _labels(b, (b / "c/train.csv").read_text() + ",1\n"), PREPARE,
                  "row 26 has an empty id"),
-    "no id column": (lambda b: _relabel(b, "id,label", "name,label"), PREPARE,
-                     "no column 'id' (columns: name, label); pass --id-column"),
-    "no label column": (lambda b: _relabel(b, "id,label", "id,target"), PREPARE,
-                        "no column 'label' (columns: id, target)"),
+    "no column names the images": (
+        lambda b: _write(b / "c" / "train.csv", "name,label\nnobody,0\nsomebody,1\n"),
+        PREPARE, "no column 'id' (columns: name, label); pass --id-column"),
+    "no label column, two candidates": (
+        lambda b: _relabel(b, "id,label", "id,target,extra"), PREPARE,
+        "no column 'label' (columns: id, target, extra)"),
     "NaN label": (lambda b: _relabel(b, "002,0", "002,NaN"), PREPARE,
                   "row 4 (id '002') has no label ('NaN'); fill it in or remove the row"),
     "empty label": (lambda b: _relabel(b, "002,0", "002,"), PREPARE,
@@ -511,6 +513,10 @@ LEGITIMATE: dict[str, tuple[Callable[[Path], None], tuple[str, ...],
                                                 (*PREPARE, "--on-size-mismatch", "resize"),
                                                 _check_two_classes),
     "re-prepare over a good workspace": (lambda b: None, PREPARE, _check_two_classes),
+    "an id column of another name": (lambda b: _relabel(b, "id,label", "userid,label"),
+                                     PREPARE, _check_two_classes),
+    "a label column of another name": (lambda b: _relabel(b, "id,label", "id,gender"),
+                                       PREPARE, _check_two_classes),
 }
 
 

@@ -255,3 +255,33 @@ def test_folds_cover_every_kept_image_and_never_split_a_group(demo_dir: Path,
     assert sizes.max() - sizes.min() <= 0.1 * len(kept)
     shares = kept.groupby("fold")["label"].mean()
     assert shares.max() - shares.min() < 0.1  # stratified by label
+
+
+def test_user_ids_as_file_names_need_no_flags(tmp_path: Path) -> None:
+    """The gender report's layout: one folder of <userid>.jpg (some .png, .JPG), a CSV of
+    userid,gender beside it (ids with leading zeros, some written with their extension)."""
+    from PIL import Image
+
+    from comp.config import PrepareConfig
+    from comp.prepare import prepare
+    from comp.workspace import Workspace
+
+    root = tmp_path / "gender"
+    (root / "profile").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(40):
+        uid = f"{k:05d}"
+        ext = (".jpg", ".png", ".JPG")[k % 3]
+        pixels = rng.integers(0, 256, (24 + k % 5, 20 + k % 3, 3), np.uint8)
+        Image.fromarray(pixels).save(root / "profile" / f"{uid}{ext}",
+                                     format="PNG" if ext == ".png" else "JPEG")
+        rows.append(f"{uid}{ext if k % 4 == 0 else ''},{'male' if k % 2 else 'female'}")
+    (root / "profile.csv").write_text("userid,gender\n" + "\n".join(rows) + "\n")
+    prepare(PrepareConfig(challenge=root, workspace=tmp_path / "ws", size=(16, 16),
+                          workers=1, split=(0.5, 0.25, 0.25), folds=2))
+    index = Workspace(tmp_path / "ws").load_index()
+    assert sorted(index["id"].astype(str)) == [f"{k:05d}" for k in range(40)]
+    assert Workspace(tmp_path / "ws").load_meta().classes == ["female", "male"]
+    by_id = index.set_index(index["id"].astype(str))["original_label"]
+    assert [int(by_id[f"{k:05d}"]) for k in range(4)] == [0, 1, 0, 1]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from comp.config import PrepareConfig
 from comp.errors import CompError
@@ -78,17 +79,18 @@ def find_train(cfg: PrepareConfig) -> TrainSet:
     """Pair every training image with its label: a labels CSV, or one folder per class."""
     root = cfg.challenge
     folder = cfg.train or next((root / n for n in TRAIN_FOLDERS if root and (root / n).is_dir()),
-                               None)
+                               None) or _only_image_folder(root)
     if folder is None:
         raise CompError(f"{root}: no training folder ({' or '.join(TRAIN_FOLDERS)}); "
                         "pass --train FOLDER")
     labels = cfg.labels or next((root / n for n in LABEL_FILES if root and (root / n).exists()),
-                                None)
+                                None) or _only_csv(root)
     if labels is None:
         return _find_by_class_folders(folder)
-    frame = read_labels(labels, id_column=cfg.id_column, label_column=cfg.label_column)
     paths = list_images(folder)
     stems = [file_id(p) for p in paths]
+    id_column, label_column = _columns(labels, cfg.id_column, cfg.label_column, stems)
+    frame = read_labels(labels, id_column=id_column, label_column=label_column)
     by_id = dict(zip(stems, paths, strict=True))
     if len(by_id) != len(paths):
         seen: dict[str, str] = {}
@@ -118,6 +120,50 @@ def find_train(cfg: PrepareConfig) -> TrainSet:
     frame = frame[has_image]
     return TrainSet([by_id[i] for i in frame["id"]], frame["id"].tolist(),
                     frame["label_text"].tolist(), skipped, str(labels))
+
+
+def _only_image_folder(root: Path | None) -> Path | None:
+    """The challenge's one sub-folder holding images (a layout like profile/<userid>.jpg),
+    when there is exactly one other than val/ and test/."""
+    if root is None or not root.is_dir():
+        return None
+    found = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in ("val", "test")
+             and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir())]
+    return found[0] if len(found) == 1 else None
+
+
+def _only_csv(root: Path | None) -> Path | None:
+    """The challenge's one CSV that is not a sample submission (profile.csv, gender.csv...)."""
+    if root is None or not root.is_dir():
+        return None
+    found = [p for p in sorted(root.glob("*.csv")) if not p.name.startswith("sample_submission")]
+    return found[0] if len(found) == 1 else None
+
+
+def _columns(labels: Path, id_column: str, label_column: str, stems: list[str]
+             ) -> tuple[str, str]:
+    """The id and label columns: as given when the file has them; else, with the defaults,
+    the column whose values name the images (userid) and the one other column (gender)."""
+    try:
+        frame = pd.read_csv(labels, dtype=str, keep_default_na=False, nrows=2000)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError):
+        return id_column, label_column  # read_labels says what is wrong
+    columns = list(frame.columns)
+    if id_column in columns and label_column in columns:
+        return id_column, label_column
+    known = set(stems)
+    if id_column not in columns and id_column == "id":
+        matches = {c: frame[c].str.strip().str.replace(
+            r"\.(png|jpe?g|bmp|gif|webp|tiff?)$", "", regex=True, case=False).isin(known).mean()
+                   for c in columns}
+        best = max(matches, key=lambda c: matches[c], default=None)
+        if best is not None and matches[best] > 0.5:
+            id_column = best
+    if label_column not in columns and label_column == "label":
+        others = [c for c in columns if c != id_column]
+        if len(others) == 1:
+            label_column = others[0]
+    return id_column, label_column
 
 
 def _find_by_class_folders(folder: Path) -> TrainSet:
