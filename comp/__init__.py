@@ -1,3 +1,25 @@
 """comp: from raw challenge files to a leaderboard CSV."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def predict(run: str, images: str | Path | list[str | Path], *,
+            workspace: str | Path = "data/workspace",
+            checkpoints: str | Path = "checkpoints", tta: bool = False) -> pd.DataFrame:
+    """A trained run's predictions on image files (or folders of them) from anywhere: a
+    table of file, class, probability and p(<class>) per class (`comp predict`)."""
+    from comp.config import PredictConfig
+    from comp.predict import predict as run_predict
+
+    items = [images] if isinstance(images, str | Path) else list(images)
+    return run_predict(PredictConfig(run=run, images=tuple(Path(i) for i in items),
+                                     workspace=Path(workspace),
+                                     checkpoints=Path(checkpoints), tta=tta)).table

@@ -291,6 +291,35 @@ def evaluate(
 
 @app.command()
 @clear_errors
+def predict(
+    run: Annotated[str, typer.Argument(help="The trained run (a folder under --checkpoints).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files, or folders of them.")],
+    workspace: Workspace = c.DEFAULT_WORKSPACE,
+    checkpoints: Checkpoints = c.DEFAULT_CHECKPOINTS,
+    out: Annotated[Path | None, typer.Option(help="Write the predictions to this CSV.")]
+    = None,
+    tta: Annotated[bool, typer.Option("--tta", help="Average with the mirrored image.")]
+    = False,
+    verbose: Verbose = False,
+) -> None:
+    """Predict photos from anywhere with a trained run and its decision rule."""
+    quiet_tensorflow(verbose)
+    from comp.predict import predict as run_predict
+
+    result = run_predict(c.PredictConfig(run=run, images=tuple(images), workspace=workspace,
+                                         checkpoints=checkpoints, out=out, tta=tta))
+    for line in result.bad:
+        typer.echo(f"skipped: {line}", err=True)
+    if result.out is not None:
+        typer.echo(f"wrote {result.out} ({len(result.table)} images)")
+    else:
+        width = max(len(f) for f in result.table["file"])
+        for row in result.table.itertuples(index=False):
+            typer.echo(f"{row.file:<{width}}  {row._1:<10}  {row.probability:.3f}")
+
+
+@app.command()
+@clear_errors
 def tune(
     workspace: Workspace = c.DEFAULT_WORKSPACE,
     model: Annotated[c.Model, typer.Option("--model", "-m", case_sensitive=False,

@@ -264,6 +264,22 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class PredictConfig:
+    run: str
+    images: tuple[Path, ...]  # image files, or folders of them
+    workspace: Path = DEFAULT_WORKSPACE
+    checkpoints: Path = DEFAULT_CHECKPOINTS
+    out: Path | None = None  # a CSV; None: print the table
+    tta: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.images:
+            raise CompError("pass at least one image file or folder to predict")
+        if self.out is not None and self.out.suffix.lower() != ".csv":
+            raise CompError(f"--out must name a .csv file. Received: {self.out}")
+
+
+@dataclass(frozen=True)
 class TuneConfig:
     workspace: Path = DEFAULT_WORKSPACE
     model: Model = Model.RES
