@@ -222,6 +222,10 @@ def train(
     params: Annotated[str | None, typer.Option(
         help="Tuned parameters: 'best' (comp tune's best for this model) or a JSON file; "
         "they override the options they set.")] = None,
+    l1: Annotated[float, typer.Option(min=0, help="L1 penalty on every kernel.")] = 0.0,
+    l2: Annotated[float, typer.Option(min=0, help="L2 penalty on every kernel.")] = 0.0,
+    init: Annotated[c.Init | None, typer.Option(
+        help="Kernel initialisation: glorot or he (default: the model's own).")] = None,
     balance: Annotated[c.Balance, typer.Option(
         help="Class balance: none, weights (loss weighted by N / (K x class count)) or "
         "oversample (each class drawn equally often).")] = c.Balance.NONE,
@@ -241,7 +245,7 @@ def train(
         tpu_name=tpu_name, seed=seed,
         checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images,
         folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup,
-        balance=balance)
+        balance=balance, l1=l1, l2=l2, init=init)
     if params is not None:
         from comp.tune import load_params, with_params
         from comp.workspace import Workspace as Ws

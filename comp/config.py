@@ -70,6 +70,13 @@ class Balance(StrEnum):
     OVERSAMPLE = "oversample"  # each epoch draws every class equally often (with replacement)
 
 
+class Init(StrEnum):
+    """Kernel initialisation (the report's suggestion: He for ReLU networks)."""
+
+    GLOROT = "glorot"  # Glorot uniform, Keras' default for the report's models
+    HE = "he"  # He normal
+
+
 class Schedule(StrEnum):
     """How the learning rate moves during training."""
 
@@ -225,9 +232,16 @@ class TrainConfig:
     label_smoothing: float | None = None  # None: the model's default (0.1 for res, else 0)
     mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha); 0: off
     balance: Balance = Balance.NONE
+    l1: float = 0.0  # L1 penalty on every convolution and dense kernel
+    l2: float = 0.0  # L2 penalty on every convolution and dense kernel
+    init: Init | None = None  # None: each model's own (res: He; the report's: Glorot)
 
     def __post_init__(self) -> None:
         _coerce(self, {"model": (Model, "--model"), "balance": (Balance, "--balance")})
+        if self.init is not None:
+            _coerce(self, {"init": (Init, "--init")})
+        _at_least(self.l1, 0, "--l1")
+        _at_least(self.l2, 0, "--l2")
         if self.schedule is not None:
             _coerce(self, {"schedule": (Schedule, "--schedule")})
         _at_least(self.folds, 1, "--folds")

@@ -184,3 +184,14 @@ def test_balanced_training_runs_and_is_recorded(balance: str, workspace: Path,
     assert result.exit_code == 0, result.output
     record = json.loads((RunDir(tmp_path / "b").record).read_text())
     assert record["config"]["balance"] == balance and record["status"] == "finished"
+
+
+def test_penalties_and_init_are_recorded(workspace: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "-w", str(workspace), "--model", "logreg",
+                                 "--epochs", "1", "--max-images", "128", "--folds", "1",
+                                 "--checkpoints", str(tmp_path), "--name", "reg", "--l1",
+                                 "0.001", "--l2", "0.01", "--init", "he"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((RunDir(tmp_path / "reg").record).read_text())
+    assert (record["config"]["l1"], record["config"]["l2"], record["config"]["init"]) == \
+        (0.001, 0.01, "he")

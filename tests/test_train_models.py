@@ -136,3 +136,37 @@ def test_a_download_that_fails_its_hash_is_refused_and_removed(
     with pytest.raises(CompError, match="does not match its expected hash"):
         resolve_weights("imagenet", url=url, md5="0" * 32)
     assert not (tmp_path / "models" / RESNET_NOTOP).exists()
+
+
+def test_penalties_equal_a_hand_computation(tmp_path: Path) -> None:
+    """L1 and L2 on every kernel: the model's regularisation loss is l1 sum|w| + l2 sum w^2
+    over the kernels (not the biases), before and after saving."""
+    import keras
+
+    from comp.train.models import build_model, regularise
+
+    model = regularise(build_model("b1", (24, 24, 3), 2), l1=1e-4, l2=1e-3)
+    kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
+    assert len(kernels) == 5  # three convolutions, two dense layers
+    want = sum(1e-4 * np.abs(k).sum() + 1e-3 * np.square(k).sum() for k in kernels)
+    got = float(sum(keras.ops.convert_to_numpy(x) for x in model.losses))
+    assert got == pytest.approx(want, rel=1e-4)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    assert float(sum(keras.ops.convert_to_numpy(x) for x in loaded.losses)) == \
+        pytest.approx(want, rel=1e-4)
+
+
+def test_he_initialisation_draws_by_fan_in() -> None:
+    """He normal: standard deviation sqrt(2 / fan_in) (Keras widens its truncated normal so
+    that the truncated draws have it); Glorot uniform: limit sqrt(6 / (fan_in + fan_out))."""
+    from comp.train.models import build_model, regularise
+
+    he = regularise(build_model("b1", (24, 24, 3), 2), init="he")
+    dense = he.get_layer("embedding").kernel.numpy()  # 128 x 512 after the last pooling
+    fan_in = dense.shape[0]
+    assert dense.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.03)
+    glorot = regularise(build_model("b1", (24, 24, 3), 2), init="glorot")
+    kernel = glorot.get_layer("embedding").kernel.numpy()
+    limit = np.sqrt(6 / (kernel.shape[0] + kernel.shape[1]))
+    assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.95 * limit

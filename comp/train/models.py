@@ -393,6 +393,39 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
     return MODELS[name](tuple(input_shape), num_classes, weights=weights, augment=augment)
 
 
+def _weighted_layers(model: keras.Model, *, nested: bool) -> list[layers.Layer]:
+    """The Conv2D and Dense layers of a model (with `nested`, inside sub-models too)."""
+    found: list[layers.Layer] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            if nested:
+                found += _weighted_layers(layer, nested=True)
+        elif isinstance(layer, layers.Conv2D | layers.Dense):
+            found.append(layer)
+    return found
+
+
+def regularise(model: keras.Model, *, l1: float = 0.0, l2: float = 0.0,
+               init: str | None = None, seed: int = 0) -> keras.Model:
+    """The reports' options on a built model: L1/L2 penalties on every convolution and dense
+    kernel (a pretrained base's too), and kernels drawn anew with `init` ("glorot":
+    Glorot uniform, "he": He normal; a pretrained base keeps its weights). Recorded in each
+    layer's config, so a saved model keeps them."""
+    if l1 or l2:
+        penalty = keras.regularizers.L1L2(l1=l1, l2=l2)
+        for layer in _weighted_layers(model, nested=True):
+            layer.kernel_regularizer = penalty
+            layer.kernel.regularizer = penalty
+    if init is not None:
+        make = {"glorot": keras.initializers.GlorotUniform,
+                "he": keras.initializers.HeNormal}[init]
+        for k, layer in enumerate(_weighted_layers(model, nested=False)):
+            initializer = make(seed=seed + k)
+            layer.kernel_initializer = initializer
+            layer.kernel.assign(initializer(layer.kernel.shape, dtype=layer.kernel.dtype))
+    return model
+
+
 def count_params(model: keras.Model) -> tuple[int, int]:
     """(total, trainable) parameter counts."""
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
