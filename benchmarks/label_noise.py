@@ -1,0 +1,106 @@
+"""Label noise on real faces: flip 10 % of a shared dataset's training labels on purpose
+(seeded, at random within each class), after carving off an untouched test set as
+`real_data.py` does. Then:
+(a) comp's default on the noisy labels (prepare, train one model per fold, submit --test);
+    `comp audit` of that run: precision and recall of the flipped labels at its default cut;
+(b) the same after `comp prepare --exclude audit.csv`;
+(c) the same after `comp prepare --relabel relabel.csv`.
+Score = balanced accuracy on the carved-off test. Goal: precision >= 0.8 at recall >= 0.6,
+and (b) or (c) above (a).
+
+    python benchmarks/label_noise.py [--dataset celeba-male] [--flip 0.1] [--epochs 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from real_data import OUT, _prepare, carve  # noqa: E402
+
+from comp import metrics  # noqa: E402
+from comp.audit import audit  # noqa: E402
+from comp.config import AuditConfig, SubmitConfig, TrainConfig  # noqa: E402
+from comp.submit import submit  # noqa: E402
+from comp.train import train  # noqa: E402
+
+
+def flip_labels(labels: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, set[str]]:
+    """`share` of each class's labels flipped to the other class (two classes)."""
+    rng = np.random.default_rng(seed)
+    out = labels.copy()
+    flipped: set[str] = set()
+    for value in sorted(out["label"].unique()):
+        rows = np.nonzero((labels["label"] == value).to_numpy())[0]
+        pick = rng.choice(rows, size=int(round(share * len(rows))), replace=False)
+        out.loc[pick, "label"] = 1 - value
+        flipped |= set(out.loc[pick, "id"].astype(str))
+    return out, flipped
+
+
+def arm(name: str, tag: str, challenge: Path, answers: pd.DataFrame, args: argparse.Namespace,
+        **prepare_extra: object) -> tuple[float, Path, Path, float]:
+    """prepare (with `prepare_extra`), train the default cross-fitted model, submit --test:
+    (balanced accuracy on the carved-off test, workspace, checkpoints, seconds)."""
+    started = time.perf_counter()
+    ws, ck = OUT / name / f"ws-{tag}", OUT / name / f"ck-{tag}"
+    _prepare(name, challenge, ws, args.seed, **prepare_extra)
+    train(TrainConfig(workspace=ws, model=args.model, epochs=args.epochs, checkpoints=ck,
+                      run_name=tag, seed=args.seed, progress=False))
+    result = submit(SubmitConfig(workspace=ws, runs=(tag,), test=challenge / "test",
+                                 checkpoints=ck, submissions=OUT / name / f"subs-{tag}",
+                                 seed=args.seed))
+    csv = pd.read_csv(result.manifest.csv, dtype={"id": str})
+    pred = answers["id"].map(dict(zip(csv["id"], csv["label"], strict=True))).to_numpy()
+    score = metrics.balanced_accuracy(answers["label"].to_numpy(), pred.astype(int))
+    return score, ws, ck, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", default="celeba-male")
+    parser.add_argument("--flip", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--model", default="res")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    name = f"{args.dataset}-noise"
+    from real_data import DATASETS
+
+    DATASETS[name] = DATASETS[args.dataset]
+    challenge, answers = carve(name, args.seed)
+    clean = pd.read_csv(challenge / "train.csv", dtype={"id": str})
+    noisy, flipped = flip_labels(clean, args.flip, args.seed)
+    noisy.to_csv(challenge / "train.csv", index=False)
+    rows = []
+    score, ws, ck, seconds = arm(name, "noisy", challenge, answers, args)
+    rows.append(("(a) noisy labels", score, seconds))
+    found = audit(AuditConfig(workspace=ws, run="noisy", checkpoints=ck))
+    suspects = pd.read_csv(found.folder / "audit.csv", dtype={"id": str})
+    named = set(suspects["id"])
+    hits = len(named & flipped)
+    print(f"\n{len(clean):,} training labels, {len(flipped):,} flipped; the audit names "
+          f"{len(named):,}: precision {hits / max(len(named), 1):.3f}, recall "
+          f"{hits / len(flipped):.3f}")
+    for tag, option in (("exclude", "exclude"), ("relabel", "relabel")):
+        file = found.folder / ("audit.csv" if tag == "exclude" else "relabel.csv")
+        score, _, _, seconds = arm(name, tag, challenge, answers, args, **{option: file})
+        rows.append((f"({'b' if tag == 'exclude' else 'c'}) after --{tag}", score, seconds))
+    print(f"\n{args.dataset}, {args.flip:.0%} of the training labels flipped, {args.model} "
+          f"x 5 folds, {args.epochs} epochs; balanced accuracy on the carved-off test "
+          f"({len(answers):,} images):")
+    print("| training labels | balanced accuracy | wall time (s) |\n|---|---|---|")
+    for label, value, secs in rows:
+        print(f"| {label} | {value:.4f} | {secs:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
