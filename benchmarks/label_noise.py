@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +23,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from real_data import OUT, _prepare, carve  # noqa: E402
+from real_data import carve, trained_score  # noqa: E402
 
 from comp import metrics  # noqa: E402
 from comp.audit import audit  # noqa: E402
-from comp.config import AuditConfig, SubmitConfig, TrainConfig  # noqa: E402
-from comp.submit import submit  # noqa: E402
-from comp.train import train  # noqa: E402
+from comp.config import AuditConfig  # noqa: E402
 
 
 def flip_labels(labels: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, set[str]]:
@@ -48,20 +45,12 @@ def flip_labels(labels: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataF
 
 def arm(name: str, tag: str, challenge: Path, answers: pd.DataFrame, args: argparse.Namespace,
         **prepare_extra: object) -> tuple[float, Path, Path, float]:
-    """prepare (with `prepare_extra`), train the default cross-fitted model, submit --test:
-    (balanced accuracy on the carved-off test, workspace, checkpoints, seconds)."""
-    started = time.perf_counter()
-    ws, ck = OUT / name / f"ws-{tag}", OUT / name / f"ck-{tag}"
-    _prepare(name, challenge, ws, args.seed, **prepare_extra)
-    train(TrainConfig(workspace=ws, model=args.model, epochs=args.epochs, checkpoints=ck,
-                      run_name=tag, seed=args.seed, progress=False))
-    result = submit(SubmitConfig(workspace=ws, runs=(tag,), test=challenge / "test",
-                                 checkpoints=ck, submissions=OUT / name / f"subs-{tag}",
-                                 seed=args.seed))
-    csv = pd.read_csv(result.manifest.csv, dtype={"id": str})
-    pred = answers["id"].map(dict(zip(csv["id"], csv["label"], strict=True))).to_numpy()
-    score = metrics.balanced_accuracy(answers["label"].to_numpy(), pred.astype(int))
-    return score, ws, ck, time.perf_counter() - started
+    """The default cross-fitted model on the carved-off test: (balanced accuracy, workspace,
+    checkpoints, seconds)."""
+    pred, seconds, ws, ck = trained_score(name, tag, challenge, answers, model=args.model,
+                                          epochs=args.epochs, seed=args.seed,
+                                          prepare_extra=prepare_extra)
+    return metrics.balanced_accuracy(answers["label"].to_numpy(), pred), ws, ck, seconds
 
 
 def main() -> None:

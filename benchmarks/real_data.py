@@ -142,6 +142,26 @@ def comp_default(name: str, model: str, epochs: int, challenge: Path, answers: p
     return out
 
 
+def trained_score(name: str, tag: str, challenge: Path, answers: pd.DataFrame, *, model: str,
+                  epochs: int, seed: int, folds: int | None = None,
+                  prepare_extra: dict | None = None, **train_extra: object
+                  ) -> tuple[np.ndarray, float, Path, Path]:
+    """comp prepare (with `prepare_extra`), comp train (`folds`, `train_extra`), comp submit
+    --test: the predicted test labels in answers' order, the wall time, workspace and
+    checkpoints."""
+    started = time.perf_counter()
+    ws, ck = OUT / name / f"ws-{tag}", OUT / name / f"ck-{tag}"
+    _prepare(name, challenge, ws, seed, **(prepare_extra or {}))
+    train(TrainConfig(workspace=ws, model=model, epochs=epochs, checkpoints=ck, run_name=tag,
+                      seed=seed, folds=folds, progress=False, **train_extra))
+    result = submit(SubmitConfig(workspace=ws, runs=(tag,), test=challenge / "test",
+                                 checkpoints=ck, submissions=OUT / name / f"subs-{tag}",
+                                 seed=seed))
+    csv = pd.read_csv(result.manifest.csv, dtype={"id": str})
+    pred = answers["id"].map(dict(zip(csv["id"], csv["label"], strict=True))).to_numpy()
+    return pred.astype(int), time.perf_counter() - started, ws, ck
+
+
 def paired_bootstrap(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, seed: int
                      ) -> tuple[float, float, float]:
     """Balanced accuracy of a minus b on the test images, and its 95 % interval over
