@@ -229,6 +229,14 @@ def train(
     balance: Annotated[c.Balance, typer.Option(
         help="Class balance: none, weights (loss weighted by N / (K x class count)) or "
         "oversample (each class drawn equally often).")] = c.Balance.NONE,
+    dropout: Annotated[float | None, typer.Option(
+        help="Dropout rate of the hidden layers (default: the model's own).")] = None,
+    width: Annotated[float, typer.Option(
+        help="Multiply every convolution's filters and hidden units by this (b1-b3, "
+        "res).")] = 1.0,
+    input_scale: Annotated[float, typer.Option(
+        help="Resize the stored images by this inside the model (0-1]; prediction feeds "
+        "the stored size as is.")] = 1.0,
     mixup: Annotated[float, typer.Option(
         min=0, help="mixup: blend image pairs with weights from Beta(alpha, alpha); "
         "0: off.")] = 0.0,
@@ -245,7 +253,8 @@ def train(
         tpu_name=tpu_name, seed=seed,
         checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images,
         folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup,
-        balance=balance, l1=l1, l2=l2, init=init)
+        balance=balance, l1=l1, l2=l2, init=init, dropout=dropout, width=width,
+        input_scale=input_scale)
     if params is not None:
         from comp.tune import load_params, with_params
         from comp.workspace import Workspace as Ws

@@ -235,12 +235,24 @@ class TrainConfig:
     l1: float = 0.0  # L1 penalty on every convolution and dense kernel
     l2: float = 0.0  # L2 penalty on every convolution and dense kernel
     init: Init | None = None  # None: each model's own (res: He; the report's: Glorot)
+    dropout: float | None = None  # None: each model's own (b2, b3: 0.3; res: 0.2; else none)
+    width: float = 1.0  # filters and hidden units x this (b1-b3, res)
+    input_scale: float = 1.0  # the network sees the stored images resized by this (0-1]
 
     def __post_init__(self) -> None:
         _coerce(self, {"model": (Model, "--model"), "balance": (Balance, "--balance")})
         if self.init is not None:
             _coerce(self, {"init": (Init, "--init")})
         _at_least(self.l1, 0, "--l1")
+        if self.dropout is not None and not (0 <= self.dropout < 1):
+            raise CompError(f"--dropout must be from 0 to below 1. Received: {self.dropout!r}")
+        if not (math.isfinite(self.width) and 0.125 <= self.width <= 8):
+            raise CompError(f"--width must be from 0.125 to 8 (a multiplier on the filters "
+                            f"and hidden units). Received: {self.width!r}")
+        if not (math.isfinite(self.input_scale) and 0 < self.input_scale <= 1):
+            raise CompError(f"--input-scale must be above 0 and at most 1 (a share of the "
+                            f"stored image side; prepare with a larger --size to go up). "
+                            f"Received: {self.input_scale!r}")
         _at_least(self.l2, 0, "--l2")
         if self.schedule is not None:
             _coerce(self, {"schedule": (Schedule, "--schedule")})

@@ -28,7 +28,32 @@ SPACE: dict[str, tuple[str, Any]] = {
     "mixup": ("choice", (0.0, 0.2, 0.4)),
     "schedule": ("choice", ("plateau", "cosine")),
     "balance": ("choice", ("none", "weights", "oversample")),
+    "l2": ("choice", (0.0, 1e-5, 1e-4, 1e-3)),  # weight decay as a kernel penalty
+    "init": ("choice", ("glorot", "he")),
+    "dropout": ("float", (0.0, 0.5)),
+    "width": ("choice", (0.5, 1.0, 1.5, 2.0)),
+    "input_scale": ("choice", (1.0, 0.75, 0.5)),
 }
+
+
+def space_for(model: str, side: int) -> dict[str, tuple[str, Any]]:
+    """`SPACE` as it applies to `model` on stored images whose shorter side is `side`: no
+    width for logreg and ResNet50, no dropout for logreg, and only the input scales that
+    leave the model an image it takes (the store's own size always)."""
+    from comp.train.models import MIN_SIDE, WIDTH_MODELS
+
+    space = dict(SPACE)
+    if model not in WIDTH_MODELS:
+        del space["width"]
+    if model == "logreg":
+        del space["dropout"]
+    scales = tuple(f for f in SPACE["input_scale"][1]
+                   if f == 1.0 or round(side * f) >= MIN_SIDE[model])
+    if len(scales) > 1:
+        space["input_scale"] = ("choice", scales)
+    else:
+        del space["input_scale"]
+    return space
 
 
 @dataclass
@@ -50,10 +75,10 @@ def best_params_path(ws: Workspace, study: str) -> Path:
     return tune_folder(ws) / f"{study}-best.json"
 
 
-def suggest(trial: Any) -> dict[str, Any]:
-    """One point of `SPACE`, drawn by the trial's sampler."""
+def suggest(trial: Any, space: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+    """One point of `space`, drawn by the trial's sampler."""
     params: dict[str, Any] = {}
-    for name, (kind, bounds) in SPACE.items():
+    for name, (kind, bounds) in space.items():
         if kind == "log":
             params[name] = trial.suggest_float(name, *bounds, log=True)
         elif kind == "float":
@@ -108,11 +133,12 @@ def tune(cfg: TuneConfig) -> Tuned:
         raise CompError(f"study {cfg.study} was run on other data; pass --study NEW_NAME")
     study.set_user_attr("fingerprint", meta.fingerprint)
     study.set_user_attr("model", str(cfg.model))
+    space = space_for(str(cfg.model), min(meta.size))
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                    optuna.trial.TrialState.PRUNED)]
 
     def objective(trial: Any) -> float:
-        params = suggest(trial)
+        params = suggest(trial, space)
         with tempfile.TemporaryDirectory(prefix="comp-tune-") as scratch:
             record = train(TrainConfig(
                 workspace=cfg.workspace, model=cfg.model, epochs=cfg.epochs, folds=1,

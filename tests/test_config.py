@@ -50,6 +50,11 @@ def test_prepare_options_are_refused_with_the_option_named(kwargs: dict, message
     ({"learning_rate": float("nan")}, "--lr must be a positive number"),
     ({"learning_rate": -1e-3}, "--lr must be a positive number"),
     ({"plateau_factor": 1.5}, "--plateau-factor must be between 0 and 1"),
+    ({"dropout": 1.0}, "--dropout must be from 0 to below 1"),
+    ({"width": 0.0}, "--width must be from 0.125 to 8"),
+    ({"width": float("inf")}, "--width must be from 0.125 to 8"),
+    ({"input_scale": 1.5}, "--input-scale must be above 0 and at most 1"),
+    ({"input_scale": 0.0}, "--input-scale must be above 0 and at most 1"),
 ])
 def test_train_options_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(CompError, match=message.replace("(", r"\(")):

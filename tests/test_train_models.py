@@ -170,3 +170,42 @@ def test_he_initialisation_draws_by_fan_in() -> None:
     kernel = glorot.get_layer("embedding").kernel.numpy()
     limit = np.sqrt(6 / (kernel.shape[0] + kernel.shape[1]))
     assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.95 * limit
+
+
+def test_width_scales_filters_and_units_as_counted_by_hand() -> None:
+    from comp.train.models import Shape, build_model
+
+    # b1 at half width on 24x24x3: conv 8, 32, 64 filters (24 -> 22 -> 11 -> 9 -> 4 -> 2
+    # -> 1, so 64 features flattened), Dense 256, one sigmoid unit
+    by_hand = ((3 * 3 * 3 * 8 + 8) + (3 * 3 * 8 * 32 + 32) + (3 * 3 * 32 * 64 + 64)
+               + (64 * 256 + 256) + (256 + 1))
+    assert build_model("b1", (24, 24, 3), 2, shape=Shape(width=0.5)).count_params() == by_hand
+
+
+def test_dropout_and_input_scale_change_the_network() -> None:
+    from comp.train.models import Shape, build_model
+
+    b3 = build_model("b3", (32, 32, 3), 2, shape=Shape(dropout=0.45))
+    assert [layer.rate for layer in b3.layers if "dropout" in layer.name] == [0.45, 0.45]
+    b1 = build_model("b1", (32, 32, 3), 2, shape=Shape(dropout=0.1))  # b1 had none
+    assert [layer.rate for layer in b1.layers if "dropout" in layer.name] == [0.1]
+    res = build_model("res", (56, 56, 1), 2, shape=Shape(input_scale=0.5, dropout=0.0))
+    assert res.input_shape == (None, 56, 56, 1)  # fed the stored images as they are
+    assert res.get_layer("resize").output.shape == (None, 28, 28, 1)
+    assert res.get_layer("dropout").rate == 0.0
+    x = np.full((2, 56, 56, 1), 200.0, np.float32)
+    half = build_model("res", (28, 28, 1), 2)
+    half.set_weights(res.get_weights())  # same weights: a uniform image resizes to itself
+    np.testing.assert_allclose(res.predict_on_batch(x), half.predict_on_batch(x[:, :28, :28]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_shape_options_that_do_not_apply_are_one_line() -> None:
+    from comp.train.models import Shape, build_model
+
+    with pytest.raises(CompError, match=r"14x14 \(--input-scale 0.25 of the stored 56x56\)"):
+        build_model("res", (56, 56, 3), 2, shape=Shape(input_scale=0.25))
+    with pytest.raises(CompError, match="--width applies to b1, b2, b3, res"):
+        build_model("logreg", (24, 24, 1), 2, shape=Shape(width=2.0))
+    with pytest.raises(CompError, match="--dropout does not apply to logreg"):
+        build_model("logreg", (24, 24, 1), 2, shape=Shape(dropout=0.2))

@@ -82,6 +82,18 @@ def test_params_file_errors_are_one_line(workspace: Path, tmp_path: Path) -> Non
 
     with pytest.raises(CompError, match="no tuned parameters; run `comp tune --model res`"):
         load_params("best", Workspace(tmp_path), "res")
-    (tmp_path / "p.json").write_text('{"dropout": 0.3}')
-    with pytest.raises(CompError, match="unknown parameter 'dropout'"):
+    (tmp_path / "p.json").write_text('{"momentum": 0.3}')
+    with pytest.raises(CompError, match="unknown parameter 'momentum'"):
         load_params(str(tmp_path / "p.json"), Workspace(workspace), "res")
+
+
+def test_the_search_space_fits_each_model_and_store() -> None:
+    from comp.tune import SPACE, space_for
+
+    assert set(space_for("res", 56)) == set(SPACE)
+    assert space_for("res", 56)["input_scale"][1] == (1.0, 0.75, 0.5)  # 28x28 still >= 16
+    assert space_for("res", 24)["input_scale"][1] == (1.0, 0.75)  # 12x12 is below res's 16
+    assert "input_scale" not in space_for("b1", 24)  # 18 < 22: only the store's own size
+    logreg, tl3 = space_for("logreg", 50), space_for("tl3", 64)
+    assert "width" not in logreg and "dropout" not in logreg
+    assert "width" not in tl3 and "dropout" in tl3

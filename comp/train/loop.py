@@ -103,10 +103,11 @@ def _compile(cfg: TrainConfig, recipe: Recipe, *, input_shape: tuple[int, int, i
     balanced-accuracy metric."""
     import keras
 
-    from comp.train.models import BalancedAccuracy, build_model, regularise
+    from comp.train.models import BalancedAccuracy, Shape, build_model, regularise
 
+    shape = Shape(dropout=cfg.dropout, width=cfg.width, input_scale=cfg.input_scale)
     model = regularise(build_model(cfg.model, input_shape, num_classes, weights=cfg.weights,
-                                   augment=recipe.augment),
+                                   augment=recipe.augment, shape=shape),
                        l1=cfg.l1, l2=cfg.l2, init=cfg.init and str(cfg.init), seed=cfg.seed)
     lr: Any = recipe.learning_rate
     if recipe.schedule == Schedule.COSINE:  # one warm-up epoch, then cosine decay to 0

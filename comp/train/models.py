@@ -181,15 +181,42 @@ class Augment(layers.Layer):
                 "zoom": self.zoom, "seed": self.seed}
 
 
-def _pixels(input_shape: tuple[int, int, int], augment: bool):
-    """The model's input (float32 pixels 0..255) and, with `augment`, the augmentation."""
+@dataclass(frozen=True)
+class Shape:
+    """What a search may change in a network besides its training: the dropout rate (None:
+    the model's own), a multiplier on every convolution's filters and hidden units, and
+    the share of the stored image side the network sees (below 1: resized inside the model,
+    so prediction feeds it the stored images as they are)."""
+
+    dropout: float | None = None
+    width: float = 1.0
+    input_scale: float = 1.0
+
+    def units(self, n: int) -> int:
+        return max(int(round(n * self.width)), 1)
+
+    def side(self, input_shape: tuple[int, ...]) -> tuple[int, int]:
+        return (max(int(round(input_shape[0] * self.input_scale)), 1),
+                max(int(round(input_shape[1] * self.input_scale)), 1))
+
+
+PLAIN = Shape()
+
+
+def _pixels(input_shape: tuple[int, int, int], augment: bool, shape: Shape = PLAIN):
+    """The model's input (float32 pixels 0..255), resized when `shape` scales it, and, with
+    `augment`, the augmentation."""
     inputs = keras.Input(input_shape, name="pixels")
-    return inputs, (Augment(name="augment")(inputs) if augment else inputs)
+    x = inputs
+    if shape.input_scale != 1:
+        x = layers.Resizing(*shape.side(input_shape), antialias=True, name="resize")(x)
+    return inputs, (Augment(name="augment")(x) if augment else x)
 
 
-def _head(x, num_classes: int, hidden: int, dropout: float | None):
+def _head(x, num_classes: int, hidden: int, dropout: float | None, shape: Shape = PLAIN):
+    dropout = dropout if shape.dropout is None else shape.dropout
     for k in range(hidden):
-        x = layers.Dense(512, activation="relu",
+        x = layers.Dense(shape.units(512), activation="relu",
                          name=EMBEDDING if k == hidden - 1 else f"dense_{k + 1}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout_{k + 1}")(x)
@@ -204,20 +231,21 @@ def _output(x, num_classes: int):
 
 
 def _cnn(input_shape: tuple[int, int, int], num_classes: int, hidden: int,
-         dropout: float | None, name: str, augment: bool) -> keras.Model:
-    inputs, x = _pixels(input_shape, augment)
+         dropout: float | None, name: str, augment: bool, shape: Shape) -> keras.Model:
+    inputs, x = _pixels(input_shape, augment, shape)
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     for filters in (16, 64, 128):
-        x = layers.Conv2D(filters, 3, activation="relu")(x)
+        x = layers.Conv2D(shape.units(filters), 3, activation="relu")(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
-    return keras.Model(inputs, _head(x, num_classes, hidden, dropout), name=name)
+    return keras.Model(inputs, _head(x, num_classes, hidden, dropout, shape), name=name)
 
 
-def build_logreg(input_shape, num_classes, weights=None, augment=False):  # noqa: ARG001
+def build_logreg(input_shape, num_classes, weights=None, augment=False,  # noqa: ARG001
+                 shape=PLAIN):
     """Logistic regression on grayscale pixels (the CelebA gender report's baseline): one
     Dense layer on the flattened 0..1 luma, trained like the CNNs so its runs compare."""
-    inputs, x = _pixels(input_shape, augment)
+    inputs, x = _pixels(input_shape, augment, shape)
     x = Grayscale(name="grayscale")(x)
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     x = layers.Flatten(name=EMBEDDING)(x)
@@ -225,19 +253,23 @@ def build_logreg(input_shape, num_classes, weights=None, augment=False):  # noqa
     return keras.Model(inputs, out, name="logreg")
 
 
-def build_b1(input_shape, num_classes, weights=None, augment=False):  # noqa: ARG001 - uniform signature
+def build_b1(input_shape, num_classes, weights=None, augment=False,  # noqa: ARG001 - uniform signature
+             shape=PLAIN):
     """3 x (Conv 3x3 + ReLU + MaxPool 2) with 16/64/128 filters, Dense 512, output."""
-    return _cnn(input_shape, num_classes, hidden=1, dropout=None, name="b1", augment=augment)
+    return _cnn(input_shape, num_classes, hidden=1, dropout=None, name="b1", augment=augment,
+                shape=shape)
 
 
-def build_b2(input_shape, num_classes, weights=None, augment=False):  # noqa: ARG001
+def build_b2(input_shape, num_classes, weights=None, augment=False, shape=PLAIN):  # noqa: ARG001
     """b1 with a second Dense 512 and Dropout 0.3 after each hidden Dense."""
-    return _cnn(input_shape, num_classes, hidden=2, dropout=0.3, name="b2", augment=augment)
+    return _cnn(input_shape, num_classes, hidden=2, dropout=0.3, name="b2", augment=augment,
+                shape=shape)
 
 
-def build_b3(input_shape, num_classes, weights=None, augment=False):  # noqa: ARG001
+def build_b3(input_shape, num_classes, weights=None, augment=False, shape=PLAIN):  # noqa: ARG001
     """b2's network; trained with augmentation (zoom 0.1, rotation 10 degrees, flip)."""
-    return _cnn(input_shape, num_classes, hidden=2, dropout=0.3, name="b3", augment=augment)
+    return _cnn(input_shape, num_classes, hidden=2, dropout=0.3, name="b3", augment=augment,
+                shape=shape)
 
 
 def _residual(x, filters: int, stride: int, name: str):
@@ -255,21 +287,23 @@ def _residual(x, filters: int, stride: int, name: str):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, y]))
 
 
-def build_res(input_shape, num_classes, weights=None, augment=False):  # noqa: ARG001
+def build_res(input_shape, num_classes, weights=None, augment=False,  # noqa: ARG001
+              shape=PLAIN):
     """Compact residual network for small faces: a stride-2 stem, four stages of one basic
     block (16/32/64/128 filters, batch norm, He initialisation), global average pooling
     (the 128-d embedding), dropout 0.2, output. 0.31 M parameters; on 2 cores it trains
     about as fast as b3 (measured 500 vs 520 images/s at 56x56 without augmentation)."""
-    inputs, x = _pixels(input_shape, augment)
+    inputs, x = _pixels(input_shape, augment, shape)
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
-    x = layers.Conv2D(RES_STEM, 3, strides=2, padding="same", use_bias=False,
+    x = layers.Conv2D(shape.units(RES_STEM), 3, strides=2, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate(RES_WIDTHS):
-        x = _residual(x, filters, 1 if stage == 0 else 2, name=f"stage{stage + 1}")
+        x = _residual(x, shape.units(filters), 1 if stage == 0 else 2,
+                      name=f"stage{stage + 1}")
     x = layers.GlobalAveragePooling2D(name=EMBEDDING)(x)
-    x = layers.Dropout(0.2, name="dropout")(x)
+    x = layers.Dropout(0.2 if shape.dropout is None else shape.dropout, name="dropout")(x)
     return keras.Model(inputs, _output(x, num_classes), name="res")
 
 
@@ -327,10 +361,10 @@ def resolve_weights(weights: str | None, *, url: str = RESNET_URL,
 
 
 def _transfer(input_shape, num_classes, weights, trainable_from: str | None, name: str,
-              augment: bool):
-    inputs, x = _pixels(input_shape, augment)
+              augment: bool, shape: Shape):
+    inputs, x = _pixels(input_shape, augment, shape)
     x = ResNetPreprocess(name="resnet_preprocess")(x)
-    base_shape = (*input_shape[:2], 3)
+    base_shape = (*shape.side(input_shape), 3)
     base = keras.applications.ResNet50(include_top=False, weights=resolve_weights(weights),
                                        input_shape=base_shape)
     if trainable_from == "":
@@ -344,27 +378,32 @@ def _transfer(input_shape, num_classes, weights, trainable_from: str | None, nam
             layer.trainable = False
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.Dense(512, activation="relu", name="dense_1")(x)
-    x = layers.Dense(512, activation="relu", name=EMBEDDING)(x)
+    for k, layer_name in enumerate(("dense_1", EMBEDDING)):
+        x = layers.Dense(512, activation="relu", name=layer_name)(x)
+        if shape.dropout:
+            x = layers.Dropout(shape.dropout, name=f"dropout_{k + 1}")(x)
     out = _output(x, num_classes)
     return keras.Model(inputs, out, name=name)
 
 
-def build_tl1(input_shape, num_classes, weights="imagenet", augment=False):
+def build_tl1(input_shape, num_classes, weights="imagenet", augment=False, shape=PLAIN):
     """ResNet50 frozen; only the head (GAP, Dense 512, Dense 512, output) trains."""
-    return _transfer(input_shape, num_classes, weights, "", "tl1", augment)
+    return _transfer(input_shape, num_classes, weights, "", "tl1", augment, shape)
 
 
-def build_tl2(input_shape, num_classes, weights="imagenet", augment=False):
+def build_tl2(input_shape, num_classes, weights="imagenet", augment=False, shape=PLAIN):
     """ResNet50 with the layers before res5b_branch2b (conv5_block2_2_conv) frozen."""
-    return _transfer(input_shape, num_classes, weights, TL2_FIRST_TRAINABLE, "tl2", augment)
+    return _transfer(input_shape, num_classes, weights, TL2_FIRST_TRAINABLE, "tl2", augment, shape)
 
 
-def build_tl3(input_shape, num_classes, weights="imagenet", augment=False):
+def build_tl3(input_shape, num_classes, weights="imagenet", augment=False, shape=PLAIN):
     """ResNet50 fine-tuned end to end."""
-    return _transfer(input_shape, num_classes, weights, None, "tl3", augment)
+    return _transfer(input_shape, num_classes, weights, None, "tl3", augment, shape)
 
 
+WIDTH_MODELS = ("b1", "b2", "b3", "res")  # models whose width `Shape.width` scales
+MIN_SIDE = {"logreg": 1, "b1": CNN_MIN_SIDE, "b2": CNN_MIN_SIDE, "b3": CNN_MIN_SIDE,
+            "res": 16, "tl1": 32, "tl2": 32, "tl3": 32}  # the smallest image side each takes
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "logreg": build_logreg, "b1": build_b1, "b2": build_b2, "b3": build_b3,
     "tl1": build_tl1, "tl2": build_tl2, "tl3": build_tl3, "res": build_res,
@@ -372,25 +411,38 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
-                weights: str | None = "imagenet", augment: bool = False) -> keras.Model:
+                weights: str | None = "imagenet", augment: bool = False, *,
+                shape: Shape = PLAIN) -> keras.Model:
     """Build one of `MODELS` for (H, W, C) inputs and `num_classes` classes; with `augment`,
-    the report's augmentation is its first layer (active in training only)."""
+    the report's augmentation is its first layer (active in training only); `shape` scales
+    its width, its input side, or sets its dropout."""
     if name not in MODELS:
         raise CompError(f"--model must be one of {', '.join(MODELS)}. Received: {name!r}")
+    if shape.width != 1 and name not in WIDTH_MODELS:
+        raise CompError(f"--width applies to {', '.join(WIDTH_MODELS)} (ResNet50's width is "
+                        f"fixed by its weights; logreg has none). Received: --model {name}")
+    if shape.dropout is not None and name == "logreg":
+        raise CompError("--dropout does not apply to logreg (it has no hidden layer); "
+                        "use --l1 or --l2 to regularise it")
+    stored = input_shape
+    input_shape = (*shape.side(input_shape), input_shape[2])
+    scaled = (f" (--input-scale {shape.input_scale:g} of the stored "
+              f"{stored[0]}x{stored[1]})" if shape.input_scale != 1 else "")
     if name == "res" and min(input_shape[:2]) < 16:
         raise CompError(f"res needs images of at least 16x16 (it halves the resolution four "
-                        f"times). Received: {input_shape[0]}x{input_shape[1]}; prepare with "
-                        "--size 32x32 or larger, or train --model logreg")
+                        f"times). Received: {input_shape[0]}x{input_shape[1]}{scaled}; "
+                        "prepare with --size 32x32 or larger, or train --model logreg")
     if name in ("b1", "b2", "b3") and min(input_shape[:2]) < CNN_MIN_SIDE:
         raise CompError(f"{name} needs images of at least {CNN_MIN_SIDE}x{CNN_MIN_SIDE} (three "
                         f"3x3 convolutions, each followed by a 2x2 pooling). Received: "
-                        f"{input_shape[0]}x{input_shape[1]}; prepare with --size 32x32 or "
+                        f"{input_shape[0]}x{input_shape[1]}{scaled}; prepare with --size 32x32 or "
                         "larger, or train --model logreg")
     if name.startswith("tl") and min(input_shape[:2]) < 32:
         raise CompError(f"ResNet50 needs images of at least 32x32. Received: "
-                        f"{input_shape[0]}x{input_shape[1]}; "
+                        f"{input_shape[0]}x{input_shape[1]}{scaled}; "
                         "prepare with --size 32x32 or larger")
-    return MODELS[name](tuple(input_shape), num_classes, weights=weights, augment=augment)
+    return MODELS[name](tuple(stored), num_classes, weights=weights, augment=augment,
+                        shape=shape)
 
 
 def _weighted_layers(model: keras.Model, *, nested: bool) -> list[layers.Layer]:
