@@ -124,7 +124,14 @@ def prepare(
         help="Resize every image (train, val and test) to HxW, e.g. 50x50.")] = None,
     gray: Annotated[bool, typer.Option("--gray", help="Store one grayscale channel.")] = False,
     fit: Annotated[c.Fit, typer.Option(
-        help="How --size meets another aspect ratio.")] = c.Fit.CROP,
+        help="How --size meets another aspect ratio; face: crop each image to its main "
+        "face.")] = c.Fit.CROP,
+    faces: Annotated[bool, typer.Option(
+        "--faces", help="Crop every image to its main face, upright, with a margin (OpenCV's "
+        "cascade; the same as --fit face).")] = False,
+    no_face: Annotated[c.NoFace, typer.Option(
+        help="With --faces, images with no face found: keep (centre crop), skip (dropped "
+        "from training) or fail.")] = c.NoFace.KEEP,
     max_distance: Annotated[int, typer.Option(
         min=0, max=16, help="Hash distance for duplicate candidates.")] = c.DEFAULT_MAX_DISTANCE,
     pixel_threshold: Annotated[float, typer.Option(
@@ -164,7 +171,8 @@ def prepare(
         challenge=challenge, workspace=workspace, train=train, labels=labels, val=val, test=test,
         id_column=id_column, label_column=label_column,
         classes=tuple(x.strip() for x in classes.split(",")) if classes else None,
-        size=c.parse_size(size), gray=gray, fit=fit, max_distance=max_distance,
+        size=c.parse_size(size), gray=gray, fit=c.Fit.FACE if faces else fit,
+        no_face=no_face, max_distance=max_distance,
         pixel_threshold=pixel_threshold, conflicts=conflicts, duplicates=duplicates,
         split=_split(split),  # type: ignore[arg-type]
         folds=folds, seed=seed, groups=groups, skip_bad=skip_bad, workers=workers,

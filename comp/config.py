@@ -39,6 +39,15 @@ class Fit(StrEnum):
 
     CROP = "crop"  # centre-crop to the target aspect ratio, then resize
     STRETCH = "stretch"
+    FACE = "face"  # the main face (OpenCV's cascade), upright, with a margin; see --no-face
+
+
+class NoFace(StrEnum):
+    """What `--faces` does with an image in which it finds no face."""
+
+    KEEP = "keep"  # a centre crop, counted and shown
+    SKIP = "skip"  # dropped from training (val/test images are always kept: centre crop)
+    FAIL = "fail"  # stop, naming the file
 
 
 class Conflicts(StrEnum):
@@ -186,11 +195,13 @@ class PrepareConfig:
     relabel: Path | None = None  # CSV id,label: new labels for those training ids
     workers: int | None = None
     on_size_mismatch: SizeMismatch = SizeMismatch.FAIL
+    no_face: NoFace = NoFace.KEEP  # with fit "face"
 
     def __post_init__(self) -> None:
         _coerce(self, {"fit": (Fit, "--fit"), "conflicts": (Conflicts, "--conflicts"),
                        "duplicates": (Duplicates, "--duplicates"),
-                       "on_size_mismatch": (SizeMismatch, "--on-size-mismatch")})
+                       "on_size_mismatch": (SizeMismatch, "--on-size-mismatch"),
+                       "no_face": (NoFace, "--no-face")})
         _at_least(self.max_distance, 0, "--max-distance")
         _at_least(self.workers, 1, "--workers")
         _at_least(self.folds, 2, "--folds")

@@ -54,7 +54,7 @@ def prepare_images(paths: list[str], *, size: tuple[int, int], gray: bool, fit: 
     pixels, kept, bad = [], [], []
     for path in paths:
         try:
-            image, _ = decode_file(path, size, gray, fit)
+            image, _, _ = decode_file(path, size, gray, fit)
         except Exception as exc:  # noqa: BLE001 - PIL and the codecs raise many kinds
             reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             bad.append(f"{path}: cannot decode the image ({reason})")

@@ -103,6 +103,21 @@ def montage(groups: list[list[tuple[np.ndarray, str]]], title: str, path: Path) 
     atomic_write(path, lambda p: canvas.save(p, format="PNG"))
 
 
+def no_face_montage(paths: list[str], *, ws: Workspace, size: tuple[int, int], gray: bool,
+                    limit: int = 24) -> None:
+    """The training images in which `--faces` found no face (centre-cropped), up to `limit`."""
+    from comp.prepare.decode import decode_file
+
+    shown = []
+    for path in paths[:limit]:
+        pixels, _, _ = decode_file(path, size, gray, "crop")
+        shown.append((pixels, Path(path).stem))
+    rows = [shown[k:k + 8] for k in range(0, len(shown), 8)]
+    more = f", {len(paths) - limit:,} more not shown" if len(paths) > limit else ""
+    montage(rows, f"No face found: {len(paths):,} training images (centre crops{more})",
+            ws.no_face_png)
+
+
 def _group_samples(train: pd.DataFrame, store: np.ndarray, mask: pd.Series, classes: list[str],
                    limit: int = 8) -> list[list[tuple[np.ndarray, str]]]:
     out = []
@@ -156,10 +171,20 @@ def write_prepare_report(ws: Workspace, index: pd.DataFrame, pairs: pd.DataFrame
               " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
     for split, counts in summary["class_balance"].items():
         lines.append(f"| {split} | " + " | ".join(str(counts.get(c, 0)) for c in classes) + " |")
+    if "no_face" in summary:
+        action = {"keep": "kept as centre crops", "skip": "dropped",
+                  "fail": "none"}[summary["no_face_action"]]
+        lines.append(f"- face crops: no face found in {summary['no_face']:,} training images "
+                     f"({action})" + "".join(
+                         f"; {s}: {summary[s + '_no_face']:,} (centre crops)"
+                         for s in ("val", "test") if f"{s}_no_face" in summary))
     if summary["bad_files"]:
         lines += ["", "## Skipped files", ""] + [f"- {b}" for b in summary["bad_files"]]
     lines += ["", "## Pictures", "", "![duplicates](duplicates.png)", "",
-              "![conflicts](conflicts.png)", "",
+              "![conflicts](conflicts.png)", ""]
+    if "no_face" in summary:
+        lines += ["![no face found](no-face.png)", ""]
+    lines += [
               f"Prepared in {summary['seconds']} s. Machine-readable: index.csv, pairs.csv, "
               "overlap.csv.", ""]
     write_text(ws.report, "\n".join(lines))

@@ -108,6 +108,10 @@ class Workspace:
     def conflicts_png(self) -> Path:
         return self.dir / "conflicts.png"
 
+    @property
+    def no_face_png(self) -> Path:
+        return self.dir / "no-face.png"
+
     def is_prepared(self) -> bool:
         return self.meta.exists() and self.index.exists() and self.store("train").exists()
 

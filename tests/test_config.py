@@ -25,7 +25,7 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"fit": "foo"}, "--fit must be one of crop, stretch. Received: 'foo'"),
+    ({"fit": "foo"}, "--fit must be one of crop, stretch, face. Received: 'foo'"),
     ({"conflicts": "keep"}, "--conflicts must be one of drop, majority"),
     ({"duplicates": "none"}, "--duplicates must be one of keep-one, keep-all"),
     ({"on_size_mismatch": "pad"}, "--on-size-mismatch must be one of fail, resize"),

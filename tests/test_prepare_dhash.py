@@ -43,7 +43,7 @@ def test_dhash_equals_imagehash_on_files(demo_dir: Path) -> None:
     for name in ("smilesmiled", "celeba-first10k"):
         files += sorted((SHARED_DATA / name / "images").glob("*.jpg"))[:150]
     for path in files:
-        _, gray = decode_file(path, None, gray=False)
+        _, gray, _ = decode_file(path, None, gray=False)
         assert int(dhash(gray[None])[0]) == _reference(Image.open(path)), path
 
 

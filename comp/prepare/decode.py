@@ -124,14 +124,28 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(values.astype(np.uint8), "L")
 
 
+def _fit(im: Image.Image, size: tuple[int, int] | None, fit: str) -> tuple[Image.Image, bool]:
+    """`fit_image`, or with `fit` "face" the main face cropped (a centre crop where none is
+    found); and whether a face was found (True for the other fits)."""
+    if fit != "face":
+        return (im if size is None else fit_image(im, size, fit)), True
+    from comp.prepare.faces import face_image
+
+    target = size or (im.height, im.width)
+    cropped, found = face_image(im, target)
+    return (cropped if found else fit_image(im, target, "crop")), found
+
+
 def decode_file(path: str | Path, size: tuple[int, int] | None, gray: bool,
-                fit: str = "crop") -> tuple[np.ndarray, np.ndarray]:
+                fit: str = "crop") -> tuple[np.ndarray, np.ndarray, bool]:
     """Decode one file.
 
     Returns:
         (stored pixels (H,W,C) uint8, the native-size pixels the hash is computed from:
-        (H,W) grey or (H,W,3) RGB, which `dhash` turns grey as PIL does).
+        (H,W) grey or (H,W,3) RGB, which `dhash` turns grey as PIL does, and whether a face
+        was found: with `fit` "face", False means it was centre-cropped instead).
     """
+    found = True
     fast = _fast_png(path)
     if fast is not None:
         hash_pixels = fast if fast.ndim == 2 else fast[:, :, :3]
@@ -141,9 +155,9 @@ def decode_file(path: str | Path, size: tuple[int, int] | None, gray: bool,
             pixels = np.repeat(hash_pixels[:, :, None], 3, axis=2)
         else:
             pixels = hash_pixels
-        if size is not None and pixels.shape[:2] != tuple(size):
-            pixels = np.asarray(fit_image(Image.fromarray(np.ascontiguousarray(pixels)), size,
-                                          fit))
+        if fit == "face" or (size is not None and pixels.shape[:2] != tuple(size)):
+            fitted, found = _fit(Image.fromarray(np.ascontiguousarray(pixels)), size, fit)
+            pixels = np.asarray(fitted)
     else:
         with Image.open(path) as im:
             im.load()
@@ -154,12 +168,11 @@ def decode_file(path: str | Path, size: tuple[int, int] | None, gray: bool,
             hash_pixels = np.asarray(native.convert("L") if native.mode != "L" else native)
             mode = "L" if gray else "RGB"
             stored = native if native.mode == mode else native.convert(mode)
-            if size is not None:
-                stored = fit_image(stored, size, fit)
+            stored, found = _fit(stored, size, fit)
             pixels = np.asarray(stored)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
-    return pixels, hash_pixels
+    return pixels, hash_pixels, found
 
 
 @dataclass
@@ -168,6 +181,7 @@ class ChunkResult:
     hashes: np.ndarray
     bad: list[tuple[int, str]] = field(default_factory=list)
     sizes: list[tuple[int, int]] = field(default_factory=list)
+    no_face: list[int] = field(default_factory=list)  # rows where "face" found none
 
 
 def _prefetch(paths: Sequence[str]) -> None:
@@ -204,7 +218,7 @@ def _decode_chunk(store: str, start: int, paths: Sequence[str], size: tuple[int,
     by_shape: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
     for k, path in enumerate(paths):
         try:
-            pixels, hash_pixels = decode_file(path, size, gray, fit)
+            pixels, hash_pixels, found = decode_file(path, size, gray, fit)
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             result.bad.append((start + k, _bad_image_message(path, exc)))
             result.sizes.append((0, 0))
@@ -216,6 +230,8 @@ def _decode_chunk(store: str, start: int, paths: Sequence[str], size: tuple[int,
                 f"{target[0]}x{target[1]}; pass --size HxW to resize every image")))
             continue
         out[k] = pixels
+        if not found:
+            result.no_face.append(start + k)
         by_shape.setdefault(hash_pixels.shape, []).append((k, hash_pixels))
     # one BLAS thread per worker: the workers already use every core, and idle BLAS threads
     # spin while they wait (measured: +25 % wall time with two workers on two cores)
@@ -251,6 +267,7 @@ class DecodeResult:
     hashes: np.ndarray
     bad: list[str]
     native_sizes: set[tuple[int, int]]  # (height, width) of the files before any resize
+    no_face: list[str] = field(default_factory=list)  # fit "face": files with no face found
 
 
 @dataclass
@@ -260,11 +277,13 @@ class _Outcome:
     hashes: np.ndarray
     bad: dict[int, str] = field(default_factory=dict)
     sizes: set[tuple[int, int]] = field(default_factory=set)
+    no_face: list[int] = field(default_factory=list)
 
     def add(self, res: ChunkResult) -> None:
         self.hashes[res.start:res.start + len(res.hashes)] = res.hashes
         self.bad.update(res.bad)
         self.sizes.update(res.sizes)
+        self.no_face += res.no_face
 
 
 PR_SET_PDEATHSIG = 1
@@ -289,7 +308,8 @@ def default_workers() -> int:
 
 def decode_to_store(paths: Sequence[str], store: Path, *, size: tuple[int, int] | None,
                     gray: bool, fit: str = "crop", workers: int | None = None,
-                    skip_bad: bool = False, desc: str = "decode") -> DecodeResult:
+                    skip_bad: bool = False, desc: str = "decode",
+                    no_face: str = "keep") -> DecodeResult:
     """Decode every file once into `store` (N,H,W,C uint8 .npy), in parallel, with a progress bar.
 
     Args:
@@ -299,12 +319,17 @@ def decode_to_store(paths: Sequence[str], store: Path, *, size: tuple[int, int] 
             all agree; the first file decides).
         gray: store one channel (PIL "L") instead of RGB.
         skip_bad: drop files that fail to decode (reported) instead of stopping at the first.
+        fit: "crop", "stretch", or "face" (the main face cropped; see `faces`).
+        no_face: with fit "face", what an image with no face found becomes: "keep" (a
+            centre crop), "skip" (dropped) or "fail" (stop, naming it).
     Returns:
         The kept paths, their dHashes, and one message per skipped file.
     """
     if not paths:
         raise CompError("no images to decode")
     target = size if size is not None else image_size(paths[0])
+    if fit == "face":  # crops of any size: resized to the first image's when --size is absent
+        size = target
     tmp = store.with_name(store.stem + ".tmp.npy")
     store.parent.mkdir(parents=True, exist_ok=True)
     array = open_memmap(tmp, mode="w+", dtype=np.uint8,
@@ -314,18 +339,25 @@ def decode_to_store(paths: Sequence[str], store: Path, *, size: tuple[int, int] 
         outcome = _decode_all(paths, tmp, size=size, gray=gray, fit=fit,
                               workers=workers or default_workers(), desc=desc)
         _check_outcome(outcome, paths, size=size, skip_bad=skip_bad)
+        faceless = sorted(outcome.no_face)
+        if faceless and no_face == "fail":
+            more = f" (and {len(faceless) - 1} more)" if len(faceless) > 1 else ""
+            raise CompError(f"{paths[faceless[0]]}: no face found{more}; pass --no-face keep "
+                            "to centre-crop such images or --no-face skip to drop them")
         keep = np.ones(len(paths), dtype=bool)
         keep[list(outcome.bad)] = False
-        if outcome.bad:
+        if no_face == "skip":
+            keep[faceless] = False
+        if not keep.all():
             _compact(tmp, keep)
         os.replace(tmp, store)
     finally:
         if tmp.exists():
             tmp.unlink()
     bad = outcome.bad
-    kept = [p for p, k in zip(paths, keep, strict=True) if k] if bad else list(paths)
+    kept = [p for p, k in zip(paths, keep, strict=True) if k] if not keep.all() else list(paths)
     return DecodeResult(kept, keep, outcome.hashes[keep], [bad[i] for i in sorted(bad)],
-                        outcome.sizes - {(0, 0)})
+                        outcome.sizes - {(0, 0)}, [paths[i] for i in faceless])
 
 
 def worker_context() -> Any:

@@ -70,8 +70,8 @@ def _check_native_size(decoded: DecodeResult, meta: Meta, folder: Path,
                        on_size_mismatch: SizeMismatch) -> None:
     """val/test images whose own size differs from the training images': refused unless the
     user asked for resizing (`--size` at prepare, or `--on-size-mismatch resize`)."""
-    if meta.size_given or on_size_mismatch == SizeMismatch.RESIZE:
-        return
+    if meta.size_given or on_size_mismatch == SizeMismatch.RESIZE or meta.fit == "face":
+        return  # (face crops are resized to the store's size whatever the photo's)
     native = [list(n) for n in (meta.native_sizes or [meta.size])]
     other = sorted(s for s in decoded.native_sizes if list(s) not in native)
     if other:
@@ -82,9 +82,10 @@ def _check_native_size(decoded: DecodeResult, meta: Meta, folder: Path,
 
 def ingest_target(cfg: PrepareConfig, out: Workspace, *, source: str, folder: Path,
                   paths: list[str], meta: Meta, train: pd.DataFrame,
-                  clock: Stopwatch) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  clock: Stopwatch) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Decode and hash an unlabelled folder (val or test) into `out` (a staging folder);
-    return its index rows and its overlap with train."""
+    return its index rows, its overlap with train and (with face crops) the files in which
+    no face was found (centre-cropped)."""
     ids = [file_id(p) for p in paths]
     if len(set(ids)) != len(ids):
         dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
@@ -92,7 +93,8 @@ def ingest_target(cfg: PrepareConfig, out: Workspace, *, source: str, folder: Pa
     with clock.stage(f"decode {source}"):
         decoded = decode_to_store(paths, out.store(source), size=(meta.size[0], meta.size[1]),
                                   gray=meta.gray, fit=meta.fit, workers=cfg.workers,
-                                  skip_bad=cfg.skip_bad, desc=f"decode {source}")
+                                  skip_bad=cfg.skip_bad, desc=f"decode {source}",
+                                  no_face="fail" if cfg.no_face == "fail" else "keep")
     _check_native_size(decoded, meta, folder, cfg.on_size_mismatch)
     ids = [file_id(p) for p in decoded.paths]
     with clock.stage(f"overlap {source}"):
@@ -100,7 +102,7 @@ def ingest_target(cfg: PrepareConfig, out: Workspace, *, source: str, folder: Pa
                                out.load_store("train"), max_distance=cfg.max_distance,
                                pixel_threshold=cfg.pixel_threshold, source=source,
                                target_ids=ids)
-    return _target_rows(ids, source, decoded), overlap
+    return _target_rows(ids, source, decoded), overlap, decoded.no_face
 
 
 def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
@@ -188,7 +190,8 @@ def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.nda
     with clock.stage("decode train"):  # 2.
         decoded = decode_to_store(found.paths, out.store("train"), size=cfg.size,
                                   gray=cfg.gray, fit=cfg.fit, workers=cfg.workers,
-                                  skip_bad=cfg.skip_bad, desc="decode train")
+                                  skip_bad=cfg.skip_bad, desc="decode train",
+                                  no_face=cfg.no_face)
     fault_point("prepare:decoded")
     ids = np.array(found.ids, dtype=object)[decoded.kept]
     store = out.load_store("train")
@@ -200,11 +203,15 @@ def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.nda
                              None if identity is None else identity[decoded.kept], classes)
     meta = _meta(cfg, train, store, classes, decoded, test)
     frames, overlaps = [train], []
+    faceless = {"no_face": len(decoded.no_face)} if cfg.fit == "face" else {}
     for source, folder, paths in targets:  # 6.
-        rows, overlap = ingest_target(cfg, out, source=source, folder=folder, paths=paths,
-                                      meta=meta, train=train, clock=clock)
+        rows, overlap, no_face = ingest_target(cfg, out, source=source, folder=folder,
+                                               paths=paths, meta=meta, train=train,
+                                               clock=clock)
         frames.append(rows)
         overlaps.append(overlap)
+        if cfg.fit == "face":
+            faceless[f"{source}_no_face"] = len(no_face)
     index = pd.concat(frames, ignore_index=True)
     overlap = (pd.concat(overlaps, ignore_index=True) if overlaps
                else pd.DataFrame(columns=OVERLAP_COLUMNS))
@@ -212,6 +219,11 @@ def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.nda
         summary = report.prepare_summary(index, pairs, overlap, found.skipped + decoded.bad,
                                          meta, clock.total())
         summary.update({k: v for k, v in corrected.items() if v})  # --exclude, --relabel
+        summary.update(faceless)
+        if cfg.fit == "face":
+            summary["no_face_action"] = str(cfg.no_face)
+            report.no_face_montage(decoded.no_face, ws=out, size=(meta.size[0], meta.size[1]),
+                                   gray=cfg.gray)
         meta = replace(meta, summary=summary, store_rows=_store_rows(index))
         write_csv(out.pairs, pairs.assign(id_i=ids[pairs["i"]], id_j=ids[pairs["j"]]))
         write_csv(out.overlap, overlap)
@@ -243,8 +255,9 @@ def prepare_test(cfg: PrepareConfig) -> Prepared:
     with Staging(ws.root, busy=busy(ws.root)) as stage:
         out = Workspace(ws.root, version=stage.dir)
         stage.link_current(skip=frozenset({out.store("test").name}))
-        rows, overlap = ingest_target(cfg, out, source="test", folder=test_dir, paths=paths,
-                                      meta=meta, train=train, clock=clock)
+        rows, overlap, no_face = ingest_target(cfg, out, source="test", folder=test_dir,
+                                               paths=paths, meta=meta, train=train,
+                                               clock=clock)
         with clock.stage("write index"):
             index = pd.concat([index[index["source"] != "test"], rows], ignore_index=True)
             old = pd.read_csv(ws.overlap, dtype={"id": str}) if ws.overlap.exists() else None
@@ -257,6 +270,8 @@ def prepare_test(cfg: PrepareConfig) -> Prepared:
                        "test_in_train_consistent": int(
                            test_overlap["consistent"].astype(bool).sum()),
                        "seconds": round(clock.total(), 2)}
+            if meta.fit == "face":
+                summary["test_no_face"] = len(no_face)
             write_json(out.meta, replace(meta, summary={**meta.summary, **summary},
                                          test_dir=str(test_dir),
                                          store_rows=_store_rows(index)).to_json())
