@@ -3,8 +3,10 @@
 For each dataset, as organisers do, a test set (20 %, stratified; grouped by identity for
 CelebA) is carved off before anything else and its labels are kept apart as answers; prepare
 never sees them. Every method then trains on the rest as its author would:
-  logreg        logistic regression on grayscale pixels, 85/15 train/val, threshold 0.5;
-  report's b3   b3 on an 85/15 train/val split, threshold 0.5, no ensemble, no override;
+  logreg        logistic regression on grayscale pixels, 85/15 train/val, threshold 0.5
+                (arg-max with more than two classes);
+  report's b3   b3 on an 85/15 train/val split, threshold 0.5 (arg-max), no ensemble, no
+                override;
   comp          `comp prepare` (5 folds), `comp train --folds 5` (one model per fold), then
                 `comp submit --test TEST_DIR` (the phase-2 path: ingest, fold models averaged,
                 threshold and stacker fitted out-of-fold, leak override), with and without
@@ -46,23 +48,40 @@ OUT = Path(__file__).resolve().parent / "out" / "leaderboard"
 TEST_SHARE = 0.2
 BOOTSTRAP = 2000
 
+HAIR = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")  # classes 0..3, in this order
 DATASETS = {
-    # name: (folder, labels file, label column, identity file:column, prepare options)
+    # name: (folder, labels file, label column (or one 0/1 column per class), identity
+    # file:column, prepare options)
     "smilesmiled": ("smilesmiled", "labels.csv", "label", None, {"gray": True}),
     "celeba-male": ("celeba-first10k", "labels.csv", "label", "meta.csv:celeba_identity",
                     {"gray": True, "size": (50, 50)}),
     "celeba-eyeglasses": ("celeba-first10k", "attributes.csv", "Eyeglasses",
                           "meta.csv:celeba_identity", {"size": (50, 50)}),
+    # four classes: hair colour, images with none or several of the four dropped
+    "celeba-hair": ("celeba-first10k", "attributes.csv", HAIR, "meta.csv:celeba_identity",
+                    {"size": (50, 50)}),
 }
+
+
+def read_labels(name: str) -> pd.DataFrame:
+    """id, label (0..K-1) of a dataset: one label column, or one 0/1 column per class with
+    the images that have exactly one of them."""
+    folder, labels_file, column, _, _ = DATASETS[name]
+    labels = pd.read_csv(SHARED / folder / labels_file, dtype={"id": str})
+    if isinstance(column, tuple):
+        onehot = labels[list(column)].to_numpy()
+        single = onehot.sum(axis=1) == 1
+        return pd.DataFrame({"id": labels["id"][single].to_numpy(),
+                             "label": onehot[single].argmax(axis=1)})
+    return labels[["id", column]].rename(columns={column: "label"})
 
 
 def carve(name: str, seed: int) -> tuple[Path, pd.DataFrame]:
     """The challenge folder an organiser hands out (train/ + train.csv, test/ without
     labels; symlinks to the shared files) and the test answers kept apart."""
-    folder, labels_file, column, groups, _ = DATASETS[name]
+    folder, _, _, groups, _ = DATASETS[name]
     root = SHARED / folder
-    labels = pd.read_csv(root / labels_file, dtype={"id": str})[["id", column]]
-    labels = labels.rename(columns={column: "label"})
+    labels = read_labels(name)
     files = {p.stem: p for p in (root / "images").iterdir()}
     labels = labels[labels["id"].isin(files)].reset_index(drop=True)
     if groups:
@@ -194,6 +213,15 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
                                                     answers, args.seed).items():
         preds[f"{label} ({args.model}, 5 folds)"] = (pred, seconds,
                                                      f"{args.epochs} epochs; {how}")
+    if y.max() > 1:  # K classes: each method's accuracy per class and comp's confusion
+        k = int(y.max()) + 1
+        print(f"  per-class accuracy on the test ({', '.join(DATASETS[name][2])}):")
+        for label, (pred, _, _) in preds.items():
+            recall = metrics.per_class_accuracy(metrics.confusion(y, pred, k))
+            print(f"    {label}: " + " ".join(f"{r:.3f}" for r in recall), flush=True)
+        comp_pred = next(p for m, (p, _, _) in preds.items() if m.startswith("comp ("))
+        print(f"  comp's confusion (rows true, columns predicted):\n"
+              f"{metrics.confusion(y, comp_pred, k)}", flush=True)
     b3 = preds["report's b3 (85/15, 0.5)"][0]
     rows = []
     for label, (pred, seconds, how) in preds.items():

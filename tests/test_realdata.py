@@ -70,3 +70,38 @@ def test_prepare_train_submit_on_real_faces(case: str, tmp_path: Path) -> None:
     frame = pd.read_csv(manifest.csv, dtype=str)
     assert sorted(frame["id"]) == sorted(p.stem for p in test.iterdir())
     assert set(frame["label"]) <= {"0", "1"}
+
+
+def test_four_hair_colours_on_real_faces(tmp_path: Path) -> None:
+    """A real 4-class task: CelebA hair colour (black, blond, brown, gray; images with none
+    or several dropped), class names as labels, prepare -> train -> submit with class
+    offsets tuned out-of-fold; every test image gets one of the four names."""
+    root = shared_dataset("celeba-first10k")
+    names = ["black", "blond", "brown", "gray"]
+    attributes = pd.read_csv(root / "attributes.csv", dtype={"id": str})
+    onehot = attributes[["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair"]].to_numpy()
+    single = attributes[onehot.sum(axis=1) == 1].assign(
+        label=[names[k] for k in onehot[onehot.sum(axis=1) == 1].argmax(axis=1)])
+    picked = pd.concat([part.head(90) for _, part in single.groupby("label")])
+    test_ids = set(picked.groupby("label").tail(15)["id"])
+    slice_ = tmp_path / "slice"
+    for folder in ("train", "test"):
+        (slice_ / folder).mkdir(parents=True)
+    for i in picked["id"]:
+        os.symlink(root / "images" / f"{i}.jpg",
+                   slice_ / ("test" if i in test_ids else "train") / f"{i}.jpg")
+    picked[~picked["id"].isin(test_ids)][["id", "label"]].to_csv(slice_ / "train.csv",
+                                                                 index=False)
+    ws, ck = tmp_path / "ws", tmp_path / "ck"
+    summary = prepare(PrepareConfig(challenge=slice_, workspace=ws, workers=2, size=(32, 32),
+                                    folds=3)).summary
+    assert summary["class_balance"]["train"].keys() == set(names)
+    run = train(TrainConfig(workspace=ws, model="res", epochs=1, batch_size=32,
+                            checkpoints=ck, progress=False))
+    assert run.folds == 3 and run.classes == names
+    result = submit(SubmitConfig(workspace=ws, runs=(run.run,), checkpoints=ck,
+                                 submissions=tmp_path / "subs", folds=3, target="test"))
+    assert result.decision.threshold is None and len(result.decision.classes) == 4
+    frame = pd.read_csv(result.manifest.csv, dtype=str)
+    assert sorted(frame["id"]) == sorted(test_ids)
+    assert set(frame["label"]) <= set(names)
