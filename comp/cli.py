@@ -242,6 +242,9 @@ def train(
     width: Annotated[float, typer.Option(
         help="Multiply every convolution's filters and hidden units by this (b1-b3, "
         "res).")] = 1.0,
+    augment_strength: Annotated[float, typer.Option(
+        help="Multiply the augmentation's rotation (10 degrees) and zoom (10 %) ranges by "
+        "this.")] = 1.0,
     input_scale: Annotated[float, typer.Option(
         help="Resize the stored images by this inside the model (0-1]; prediction feeds "
         "the stored size as is.")] = 1.0,
@@ -262,7 +265,7 @@ def train(
         checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images,
         folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup,
         balance=balance, l1=l1, l2=l2, init=init, dropout=dropout, width=width,
-        input_scale=input_scale)
+        input_scale=input_scale, augment_strength=augment_strength)
     if params is not None:
         from comp.tune import load_params, with_params
         from comp.workspace import Workspace as Ws

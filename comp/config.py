@@ -249,6 +249,7 @@ class TrainConfig:
     dropout: float | None = None  # None: each model's own (b2, b3: 0.3; res: 0.2; else none)
     width: float = 1.0  # filters and hidden units x this (b1-b3, res)
     input_scale: float = 1.0  # the network sees the stored images resized by this (0-1]
+    augment_strength: float = 1.0  # rotation (10 degrees) and zoom (10 %) ranges x this
 
     def __post_init__(self) -> None:
         _coerce(self, {"model": (Model, "--model"), "balance": (Balance, "--balance")})
@@ -260,6 +261,9 @@ class TrainConfig:
         if not (math.isfinite(self.width) and 0.125 <= self.width <= 8):
             raise CompError(f"--width must be from 0.125 to 8 (a multiplier on the filters "
                             f"and hidden units). Received: {self.width!r}")
+        if not (math.isfinite(self.augment_strength) and 0 <= self.augment_strength <= 4):
+            raise CompError(f"--augment-strength must be from 0 to 4 (times the rotation of "
+                            f"10 degrees and zoom of 10 %). Received: {self.augment_strength!r}")
         if not (math.isfinite(self.input_scale) and 0 < self.input_scale <= 1):
             raise CompError(f"--input-scale must be above 0 and at most 1 (a share of the "
                             f"stored image side; prepare with a larger --size to go up). "

@@ -24,6 +24,7 @@ SPACE: dict[str, tuple[str, Any]] = {
     "learning_rate": ("log", (1e-4, 1e-2)),
     "batch_size": ("choice", (32, 64, 128)),
     "augment": ("choice", (True, False)),
+    "augment_strength": ("float", (0.5, 2.0)),
     "label_smoothing": ("float", (0.0, 0.2)),
     "mixup": ("choice", (0.0, 0.2, 0.4)),
     "schedule": ("choice", ("plateau", "cosine")),

@@ -200,6 +200,14 @@ def test_dropout_and_input_scale_change_the_network() -> None:
                                rtol=1e-5, atol=1e-6)
 
 
+def test_augment_strength_scales_the_ranges() -> None:
+    from comp.train.models import Shape, build_model
+
+    model = build_model("b3", (32, 32, 3), 2, augment=True, shape=Shape(augment_strength=1.5))
+    layer = model.get_layer("augment")
+    assert (layer.rotation_degrees, layer.zoom) == pytest.approx((15.0, 0.15))
+
+
 def test_shape_options_that_do_not_apply_are_one_line() -> None:
     from comp.train.models import Shape, build_model
 

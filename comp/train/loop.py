@@ -105,7 +105,8 @@ def _compile(cfg: TrainConfig, recipe: Recipe, *, input_shape: tuple[int, int, i
 
     from comp.train.models import BalancedAccuracy, Shape, build_model, regularise
 
-    shape = Shape(dropout=cfg.dropout, width=cfg.width, input_scale=cfg.input_scale)
+    shape = Shape(dropout=cfg.dropout, width=cfg.width, input_scale=cfg.input_scale,
+                  augment_strength=cfg.augment_strength)
     model = regularise(build_model(cfg.model, input_shape, num_classes, weights=cfg.weights,
                                    augment=recipe.augment, shape=shape),
                        l1=cfg.l1, l2=cfg.l2, init=cfg.init and str(cfg.init), seed=cfg.seed)

@@ -191,6 +191,7 @@ class Shape:
     dropout: float | None = None
     width: float = 1.0
     input_scale: float = 1.0
+    augment_strength: float = 1.0  # the augmentation's rotation and zoom ranges times this
 
     def units(self, n: int) -> int:
         return max(int(round(n * self.width)), 1)
@@ -210,7 +211,10 @@ def _pixels(input_shape: tuple[int, int, int], augment: bool, shape: Shape = PLA
     x = inputs
     if shape.input_scale != 1:
         x = layers.Resizing(*shape.side(input_shape), antialias=True, name="resize")(x)
-    return inputs, (Augment(name="augment")(x) if augment else x)
+    if not augment:
+        return inputs, x
+    s = shape.augment_strength
+    return inputs, Augment(ROTATION_DEGREES * s, ZOOM * s, name="augment")(x)
 
 
 def _head(x, num_classes: int, hidden: int, dropout: float | None, shape: Shape = PLAIN):
