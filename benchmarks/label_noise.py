@@ -53,6 +53,41 @@ def arm(name: str, tag: str, challenge: Path, answers: pd.DataFrame, args: argpa
     return metrics.balanced_accuracy(answers["label"].to_numpy(), pred), ws, ck, seconds
 
 
+CUTS = ("prune_by_noise_rate", "confident_learning", "predicted_neq_given",
+        "low_self_confidence")
+
+
+def other_cuts(ws: Path, ck: Path, run: str, clean: pd.DataFrame) -> None:
+    """Precision and recall of cleanlab's other `filter_by` cuts, and of the k likeliest, on
+    the run's out-of-fold probabilities (the audit's own input)."""
+    from cleanlab.filter import find_label_issues
+
+    from comp.audit import probability_matrix
+    from comp.runs import RunDir
+    from comp.submit.evaluate import holdout_predictions
+    from comp.workspace import Workspace
+
+    w = Workspace(ws)
+    meta, index = w.load_meta(), w.load_index()
+    rows = w.labelled(index)
+    pred = holdout_predictions(w, index, RunDir(ck / run), tta=False,
+                               fingerprint=meta.fingerprint)
+    labels, probs = rows["label"].to_numpy(np.int64), probability_matrix(pred.prob)
+    truth = clean.set_index("id")["label"].loc[rows["id"].astype(str)].to_numpy() != labels
+    print(f"\n{len(labels):,} kept labelled images, {int(truth.sum()):,} of them flipped:")
+    print("| cut | suspects | precision | recall |\n|---|---|---|---|")
+    for cut in CUTS:
+        named = find_label_issues(labels=labels, pred_probs=probs, filter_by=cut)
+        print(f"| `filter_by={cut}`{' (the default)' if cut == CUTS[0] else ''} | "
+              f"{int(named.sum()):,} | {(named & truth).sum() / max(named.sum(), 1):.3f} | "
+              f"{(named & truth).sum() / truth.sum():.3f} |")
+    order = find_label_issues(labels=labels, pred_probs=probs,
+                              return_indices_ranked_by="self_confidence")
+    for k in (200, 400, 480, 600):
+        hits = truth[order[:k]].sum()
+        print(f"| the {k} likeliest | {k} | {hits / k:.3f} | {hits / truth.sum():.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="celeba-male")
@@ -60,11 +95,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--model", default="res")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--cuts-only", action="store_true", help="only the table of audit "
+                        "cuts, from the noisy-label run an earlier call trained")
     args = parser.parse_args()
     name = f"{args.dataset}-noise"
-    from real_data import DATASETS
+    from real_data import DATASETS, OUT, read_labels
 
     DATASETS[name] = DATASETS[args.dataset]
+    if args.cuts_only:
+        other_cuts(OUT / name / "ws-noisy", OUT / name / "ck-noisy", "noisy",
+                   read_labels(name))
+        return
     challenge, answers = carve(name, args.seed)
     clean = pd.read_csv(challenge / "train.csv", dtype={"id": str})
     noisy, flipped = flip_labels(clean, args.flip, args.seed)
@@ -79,6 +120,7 @@ def main() -> None:
     print(f"\n{len(clean):,} training labels, {len(flipped):,} flipped; the audit names "
           f"{len(named):,}: precision {hits / max(len(named), 1):.3f}, recall "
           f"{hits / len(flipped):.3f}")
+    other_cuts(ws, ck, "noisy", clean)
     for tag, option in (("exclude", "exclude"), ("relabel", "relabel")):
         file = found.folder / ("audit.csv" if tag == "exclude" else "relabel.csv")
         score, _, _, seconds = arm(name, tag, challenge, answers, args, **{option: file})
