@@ -167,10 +167,6 @@ def write_prepare_report(ws: Workspace, index: pd.DataFrame, pairs: pd.DataFrame
                          f"{summary[source + '_in_train']:,} match a training image "
                          f"({summary[source + '_in_train_consistent']:,} with one consistent "
                          "label)")
-    lines += ["", "## Class balance per split", "", "| split | " +
-              " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
-    for split, counts in summary["class_balance"].items():
-        lines.append(f"| {split} | " + " | ".join(str(counts.get(c, 0)) for c in classes) + " |")
     if "no_face" in summary:
         action = {"keep": "kept as centre crops", "skip": "dropped",
                   "fail": "none"}[summary["no_face_action"]]
@@ -178,6 +174,10 @@ def write_prepare_report(ws: Workspace, index: pd.DataFrame, pairs: pd.DataFrame
                      f"({action})" + "".join(
                          f"; {s}: {summary[s + '_no_face']:,} (centre crops)"
                          for s in ("val", "test") if f"{s}_no_face" in summary))
+    lines += ["", "## Class balance per split", "", "| split | " +
+              " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    for split, counts in summary["class_balance"].items():
+        lines.append(f"| {split} | " + " | ".join(str(counts.get(c, 0)) for c in classes) + " |")
     if summary["bad_files"]:
         lines += ["", "## Skipped files", ""] + [f"- {b}" for b in summary["bad_files"]]
     lines += ["", "## Pictures", "", "![duplicates](duplicates.png)", "",
