@@ -59,7 +59,7 @@ DATASETS = {
                           "meta.csv:celeba_identity", {"size": (50, 50)}),
     # four classes: hair colour, images with none or several of the four dropped
     "celeba-hair": ("celeba-first10k", "attributes.csv", HAIR, "meta.csv:celeba_identity",
-                    {"size": (50, 50)}),
+                    {"size": (50, 50), "classes": ("0", "1", "2", "3")}),
 }
 
 
@@ -200,7 +200,9 @@ def paired_bootstrap(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, seed: int
 def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
     challenge, answers = carve(name, args.seed)
     y = answers["label"].to_numpy()
-    print(f"{name}: {len(y)} test images carved off ({int(y.sum())} positive), "
+    counts = (f"{int(y.sum())} positive" if y.max() <= 1 else
+              "per class " + "/".join(str(n) for n in np.bincount(y)))
+    print(f"{name}: {len(y)} test images carved off ({counts}), "
           f"{len(list((challenge / 'train').iterdir()))} handed out with labels", flush=True)
     preds: dict[str, tuple[np.ndarray, float, str]] = {}
     for model, epochs, label in (("logreg", args.logreg_epochs, "logreg (85/15, 0.5)"),
