@@ -209,6 +209,10 @@ def _decode_chunk(store: str, start: int, paths: Sequence[str], size: tuple[int,
     a shared mapping, no lock: chunks own disjoint byte ranges).
     """
     _prefetch(paths)
+    if fit == "face":  # one OpenCV thread per worker: the workers already use every core
+        import cv2
+
+        cv2.setNumThreads(1)
     layout = np.load(store, mmap_mode="r")
     target, offset, row_bytes = layout.shape[1:3], layout.offset, int(np.prod(layout.shape[1:]))
     out = np.zeros((len(paths), *layout.shape[1:]), dtype=np.uint8)
