@@ -127,8 +127,8 @@ def prepare(
         help="How --size meets another aspect ratio; face: crop each image to its main "
         "face.")] = c.Fit.CROP,
     faces: Annotated[bool, typer.Option(
-        "--faces", help="Crop every image to its main face, upright, with a margin (OpenCV's "
-        "cascade; the same as --fit face).")] = False,
+        "--faces", help="Crop every image to its main face, upright, with a margin (YuNet "
+        "through OpenCV; the same as --fit face).")] = False,
     no_face: Annotated[c.NoFace, typer.Option(
         help="With --faces, images with no face found: keep (centre crop), skip (dropped "
         "from training) or fail.")] = c.NoFace.KEEP,

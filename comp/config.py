@@ -39,7 +39,7 @@ class Fit(StrEnum):
 
     CROP = "crop"  # centre-crop to the target aspect ratio, then resize
     STRETCH = "stretch"
-    FACE = "face"  # the main face (OpenCV's cascade), upright, with a margin; see --no-face
+    FACE = "face"  # the main face (YuNet through OpenCV), upright, with a margin; --no-face
 
 
 class NoFace(StrEnum):

