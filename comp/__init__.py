@@ -13,13 +13,14 @@ if TYPE_CHECKING:
 
 def predict(run: str, images: str | Path | list[str | Path], *,
             workspace: str | Path = "data/workspace",
-            checkpoints: str | Path = "checkpoints", tta: bool = False) -> pd.DataFrame:
-    """A trained run's predictions on image files (or folders of them) from anywhere: a
-    table of file, class, probability and p(<class>) per class (`comp predict`)."""
+            checkpoints: str | Path = "checkpoints") -> pd.DataFrame:
+    """A trained run's predictions on image files (or folders of them) from anywhere, by the
+    rule the last `comp submit` that read the run used: a table of file, class, probability
+    and p(<class>) per class (`comp predict`)."""
     from comp.config import PredictConfig
-    from comp.predict import predict as run_predict
+    from comp.photos import predict as run_predict
 
     items = [images] if isinstance(images, str | Path) else list(images)
     return run_predict(PredictConfig(run=run, images=tuple(Path(i) for i in items),
                                      workspace=Path(workspace),
-                                     checkpoints=Path(checkpoints), tta=tta)).table
+                                     checkpoints=Path(checkpoints))).table

@@ -23,6 +23,7 @@ from comp import report
 from comp.commit import replace_folder
 from comp.config import AuditConfig
 from comp.errors import CompError
+from comp.metrics import probability_matrix
 from comp.runs import open_run
 from comp.workspace import Workspace, write_csv, write_text
 
@@ -40,11 +41,9 @@ class Audit:
     noise_rate: dict[str, float]  # estimated share of each given label that is wrong
 
 
-def probability_matrix(prob: np.ndarray) -> np.ndarray:
-    """(N, K) class probabilities: a two-class model's p(class 1) becomes [1 - p, p]."""
-    prob = np.asarray(prob, np.float64)
-    if prob.ndim == 1:
-        prob = np.stack([1 - prob, prob], axis=1)
+def normalised(prob: np.ndarray) -> np.ndarray:
+    """(N, K) class probabilities summing to 1 per row, none exactly 0 (cleanlab's input)."""
+    prob = np.asarray(probability_matrix(prob), np.float64)
     return np.clip(prob / prob.sum(axis=1, keepdims=True), 1e-12, 1.0)
 
 
@@ -80,7 +79,7 @@ def audit(cfg: AuditConfig) -> Audit:
     rows = ws.labelled(index)
     pred = holdout_predictions(ws, index, run_dir, tta=False, fingerprint=meta.fingerprint)
     labels = rows["label"].to_numpy(np.int64)
-    probs = probability_matrix(pred.prob)
+    probs = normalised(pred.prob)
     ranked, scores, joint = find_suspects(labels, probs, rank_by=cfg.rank_by)
     classes = meta.classes
     suggested = probs.argmax(axis=1)

@@ -322,16 +322,16 @@ def predict(
     checkpoints: Checkpoints = c.DEFAULT_CHECKPOINTS,
     out: Annotated[Path | None, typer.Option(help="Write the predictions to this CSV.")]
     = None,
-    tta: Annotated[bool, typer.Option("--tta", help="Average with the mirrored image.")]
-    = False,
     verbose: Verbose = False,
 ) -> None:
-    """Predict photos from anywhere with a trained run and its decision rule."""
+    """Predict photos from anywhere with a trained run and the rule the last `comp submit`
+    that read it used (flip, stacker, threshold)."""
     quiet_tensorflow(verbose)
-    from comp.predict import predict as run_predict
+    from comp.photos import predict as run_predict
 
     result = run_predict(c.PredictConfig(run=run, images=tuple(images), workspace=workspace,
-                                         checkpoints=checkpoints, out=out, tta=tta))
+                                         checkpoints=checkpoints, out=out))
+    typer.echo(result.rule, err=True)
     for line in result.bad:
         typer.echo(f"skipped: {line}", err=True)
     if result.out is not None:
@@ -442,8 +442,8 @@ def inspect(
 def submit(
     workspace: Workspace = c.DEFAULT_WORKSPACE,
     run: Annotated[list[str] | None, typer.Option(
-        "--run", "-r", help="Run(s) to use; several are ensembled (default: best on holdout).")]
-    = None,
+        "--run", "-r", help="Run(s) to consider (repeat); with several, a level-2 stack of "
+        "them is a candidate too (default: every finished run of the workspace).")] = None,
     target: Annotated[c.Target, typer.Option(help="val (phase 1) or test (phase 2).")]
     = c.Target.VAL,
     test: Annotated[Path | None, typer.Option(
@@ -451,11 +451,15 @@ def submit(
     checkpoints: Checkpoints = c.DEFAULT_CHECKPOINTS,
     submissions: Annotated[Path, typer.Option(help="Where submissions are written.")]
     = c.DEFAULT_SUBMISSIONS,
-    tta: Annotated[bool, typer.Option("--tta", help="Average with the flipped image.")] = False,
-    ensemble: Annotated[bool, typer.Option("--ensemble/--no-ensemble",
-                                           help="Try the LightGBM ensemble.")] = True,
-    leaks: Annotated[bool, typer.Option("--leaks/--no-leaks",
-                                        help="Override leaked images with train labels.")] = True,
+    tta: Annotated[c.Tta, typer.Option(help="Average with the flipped image: auto (chosen "
+                                       "out-of-fold, nested), on or off.")] = c.Tta.AUTO,
+    ensemble: Annotated[bool, typer.Option(
+        "--ensemble/--no-ensemble", help="Let the LightGBM stacker and the level-2 stack of "
+        "runs compete with the CNNs.")] = True,
+    leaks: Annotated[c.Leaks, typer.Option(
+        help="Give leaked images their training copies' label: auto (when the duplicates' "
+        "label agreement beats the rule's out-of-fold accuracy), always or never.")]
+    = c.Leaks.AUTO,
     folds: Folds = c.DEFAULT_FOLDS,
     seed: Seed = c.DEFAULT_SEED,
     sample: Annotated[Path | None, typer.Option(
@@ -467,10 +471,11 @@ def submit(
     profile: Profile = False,
     verbose: Verbose = False,
 ) -> None:
-    """Predict, tune, ensemble, override leaks and write a validated leaderboard CSV."""
+    """Choose the best rule out-of-fold (runs, flip, stacker, threshold), predict, override
+    leaks where they earn it, and write a validated leaderboard CSV."""
     quiet_tensorflow(verbose)
     from comp.submit import submit as run_submit
-    from comp.submit.decision import describe
+    from comp.submit.rule import describe
 
     result = run_submit(c.SubmitConfig(
         workspace=workspace, runs=tuple(run or ()), target=target, test=test,
@@ -478,14 +483,8 @@ def submit(
         leaks=leaks, folds=folds, seed=seed, sample_submission=sample, id_column=id_column,
         label_column=label_column, on_size_mismatch=on_size_mismatch))
     manifest, decision = result.manifest, result.decision
-    for line in describe(decision):
+    for line in describe(decision) + result.notes:
         typer.echo(line)
-    lk, check = manifest.leaks, decision.leaks
-    typer.echo(f"leaks: {lk['matched']} matched, {lk['overridden']} overridden, {lk['changed']} "
-               f"changed; a duplicate's label was right for {check.match_label_accuracy:.3f} of "
-               f"{check.matches_measured} labelled duplicates ("
-               f"{check.match_label_accuracy_holdout:.3f} of "
-               f"{check.matches_measured_holdout} in holdout groups)")
     if profile:
         typer.echo("stages:\n" + result.clock.table())
     typer.echo(f"wrote {manifest.csv} ({manifest.images} rows) in {manifest.seconds} s")

@@ -100,6 +100,22 @@ class Target(StrEnum):
     TEST = "test"  # phase 2
 
 
+class Tta(StrEnum):
+    """Whether the horizontally flipped image is averaged in at prediction."""
+
+    AUTO = "auto"  # both are candidates; the nested out-of-fold choice decides
+    ON = "on"
+    OFF = "off"
+
+
+class Leaks(StrEnum):
+    """When a target image that matches training images takes their label."""
+
+    AUTO = "auto"  # when the duplicates' label agreement beats the rule's accuracy
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 class Model(StrEnum):
     """The report's models (and its logistic-regression baseline), and comp's residual net."""
 
@@ -311,7 +327,6 @@ class PredictConfig:
     workspace: Path = DEFAULT_WORKSPACE
     checkpoints: Path = DEFAULT_CHECKPOINTS
     out: Path | None = None  # a CSV; None: print the table
-    tta: bool = False
 
     def __post_init__(self) -> None:
         if not self.images:
@@ -363,14 +378,14 @@ class InspectConfig:
 @dataclass(frozen=True)
 class SubmitConfig:
     workspace: Path = DEFAULT_WORKSPACE
-    runs: tuple[str, ...] = ()  # empty: the best run by holdout score
+    runs: tuple[str, ...] = ()  # empty: every run of the workspace is a candidate
     target: Target = Target.VAL
     test: Path | None = None  # phase 2: a new test folder to ingest first
     checkpoints: Path = DEFAULT_CHECKPOINTS
     submissions: Path = DEFAULT_SUBMISSIONS
-    tta: bool = False
-    ensemble: bool = True
-    leaks: bool = True
+    tta: Tta = Tta.AUTO
+    ensemble: bool = True  # the LightGBM stacker and the level-2 stack are candidates
+    leaks: Leaks = Leaks.AUTO
     folds: int = DEFAULT_FOLDS
     seed: int = DEFAULT_SEED
     sample_submission: Path | None = None
@@ -379,6 +394,7 @@ class SubmitConfig:
     on_size_mismatch: SizeMismatch = SizeMismatch.FAIL
 
     def __post_init__(self) -> None:
-        _coerce(self, {"target": (Target, "--target"),
+        _coerce(self, {"target": (Target, "--target"), "tta": (Tta, "--tta"),
+                       "leaks": (Leaks, "--leaks"),
                        "on_size_mismatch": (SizeMismatch, "--on-size-mismatch")})
         _at_least(self.folds, 2, "--folds")

@@ -27,9 +27,25 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.nanmean(per_class_accuracy(confusion(y_true, y_pred, k))))
 
 
-def predict_labels(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Class per row: `prob >= threshold` for a binary (N,) or (N,1) output, else arg-max."""
+def probability_matrix(prob: np.ndarray) -> np.ndarray:
+    """(N, K) class probabilities, the one shape comp hands around: a two-class model's
+    p(class 1) ((N,) or (N, 1)) becomes the columns [1 - p, p]."""
     prob = np.asarray(prob)
     if prob.ndim == 1 or prob.shape[1] == 1:
-        return (prob.reshape(-1) >= threshold).astype(np.int64)
+        p1 = prob.reshape(-1)
+        return np.stack([1 - p1, p1], axis=1)
+    return prob
+
+
+def positive(prob: np.ndarray) -> np.ndarray:
+    """p(class 1) of a two-class (N, 2) matrix (or of the (N,) form)."""
+    return probability_matrix(prob)[:, 1]
+
+
+def predict_labels(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Class per row: p(class 1) >= threshold for two classes ((N, 2), (N,) or (N, 1)),
+    else the arg-max."""
+    prob = probability_matrix(prob)
+    if prob.shape[1] == 2:
+        return (prob[:, 1] >= threshold).astype(np.int64)
     return prob.argmax(axis=1)

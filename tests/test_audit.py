@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from comp.audit import find_suspects, probability_matrix
+from comp.audit import find_suspects, normalised
 from comp.cli import app
 from comp.config import PrepareConfig
 from comp.errors import CompError
@@ -29,7 +29,7 @@ def test_planted_flips_are_found_first() -> None:
     given = truth.copy()
     flipped = rng.choice(400, 20, replace=False)
     given[flipped] = 1 - given[flipped]
-    probs = probability_matrix(p1)
+    probs = normalised(p1)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     ranked, scores, joint = find_suspects(given, probs, rank_by="self_confidence")
     assert set(ranked.tolist()) <= set(flipped.tolist()) and len(ranked) >= 15

@@ -1,15 +1,12 @@
-"""The decision rule: threshold search, out-of-fold tuning."""
+"""The decision primitives: threshold search, class offsets, out-of-fold tuning."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
 from comp.submit import decision
-from comp.submit.predict import Predictions
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -50,64 +47,6 @@ def test_thresholds_are_tuned_out_of_fold(monkeypatch: pytest.MonkeyPatch) -> No
     assert calls == [75, 75, 75, 75]
 
 
-def _holdout(n: int = 200, seed: int = 0) -> tuple[np.ndarray, Predictions, np.ndarray]:
-
-
-    rng = np.random.default_rng(seed)
-    y = (rng.random(n) < 0.4).astype(int)
-    prob = np.clip(0.35 * y + rng.normal(0.35, 0.2, n), 0, 1)  # a middling CNN
-    pred = Predictions(prob, rng.normal(0, 1, (n, 4)).astype(np.float32))
-    return y, pred, np.arange(n) % 5
-
-
-@pytest.mark.parametrize("stacker_quality", ["better", "worse"])
-def test_lightgbm_is_used_only_when_its_out_of_fold_score_is_higher(
-        stacker_quality: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from comp.submit import stacker
-    from comp.submit.leaks import LeakCheck
-
-    y, pred, fold = _holdout()
-    oof = (y * 0.8 + 0.1) if stacker_quality == "better" else np.full(len(y), 0.5)
-    monkeypatch.setattr(stacker, "oof_lgbm", lambda *a, **k: oof.astype(float))
-    rule = decision.fit_decision(pred, y, fold, classes=["0", "1"], runs=["r"],
-                                 fingerprint="f", tta=False, ensemble=True, seed=0,
-                                 leaks=LeakCheck(1.0, 2, 1.0, 1),
-                                 folder=tmp_path)
-    cnn = balanced_accuracy_score(y, decision.oof_decisions(pred.prob, y, fold, num_classes=2))
-    assert rule.cnn_oof_balanced_accuracy == pytest.approx(cnn)
-    if stacker_quality == "better":
-        assert rule.ensemble_oof_balanced_accuracy == pytest.approx(1.0)
-        assert rule.use_ensemble and (tmp_path / decision.STACKER_FILE).exists()
-        assert rule.oof_balanced_accuracy == pytest.approx(1.0)
-    else:
-        assert rule.ensemble_oof_balanced_accuracy < cnn
-        assert not rule.use_ensemble and not (tmp_path / decision.STACKER_FILE).exists()
-        assert rule.oof_balanced_accuracy == pytest.approx(cnn)
-        # applied without the stacker: the CNN's probabilities at the tuned threshold
-        assert rule.threshold is not None
-        np.testing.assert_array_equal(rule.apply(pred, tmp_path),
-                                      (pred.prob >= rule.threshold.value).astype(int))
-    rule.save(tmp_path)
-    assert decision.Decision.load(tmp_path, fingerprint="f") == rule
-    assert decision.Decision.load(tmp_path, fingerprint="other") is None
-
-
-def test_printed_holdout_score_is_the_out_of_fold_one(tmp_path: Path) -> None:
-    from comp.submit.leaks import LeakCheck
-
-    y, pred, fold = _holdout(seed=3)
-    rule = decision.fit_decision(pred, y, fold, classes=["0", "1"], runs=["r"],
-                                 fingerprint="f", tta=False, ensemble=False, seed=0,
-                                 leaks=LeakCheck(1.0, 2, 1.0, 1),
-                                 folder=tmp_path)
-    assert rule.threshold is not None
-    # tuned on all of the holdout, its score there is optimistic: never above it out-of-fold
-    assert rule.threshold.score >= rule.oof_balanced_accuracy
-    lines = decision.describe(rule)
-    assert f"out-of-fold balanced accuracy {rule.oof_balanced_accuracy:.4f} on" in lines[1]
-    assert f"{rule.threshold.score:.4f} on the images it was tuned on (optimistic" in lines[2]
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_class_offsets_equal_a_brute_force_search(seed: int) -> None:
     """Three classes, every pair of offsets of the grid scored one by one with scikit-learn:
@@ -133,22 +72,12 @@ def test_class_offsets_equal_a_brute_force_search(seed: int) -> None:
     assert best_offsets is not None
 
 
-def test_class_offsets_are_kept_only_when_they_win_out_of_fold(tmp_path: Path) -> None:
-    from comp.submit.leaks import LeakCheck
-    from comp.submit.predict import Predictions
-
-    rng = np.random.default_rng(3)
-    y = np.repeat([0, 1, 2], 200)
-    fold = np.arange(600) % 5
-    for skew, kept in ((np.array([1.5, 0.0, -1.5]), True), (np.zeros(3), False)):
-        logits = rng.normal(size=(600, 3)) + np.eye(3)[y] * 1.5 + skew
-        prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        rule = decision.fit_decision(Predictions(prob, np.zeros((600, 2))), y, fold,
-                                     classes=["a", "b", "c"], runs=["r"], fingerprint="f",
-                                     tta=False, ensemble=False, seed=0,
-                                     leaks=LeakCheck(1.0, 0, 1.0, 0), folder=tmp_path)
-        plain = balanced_accuracy_score(y, prob.argmax(axis=1))
-        tuned = balanced_accuracy_score(y, decision.oof_decisions(prob, y, fold, num_classes=3,
-                                                                  offsets=True))
-        assert (rule.offsets is not None) == kept == (tuned > plain)
-        assert rule.cnn_oof_balanced_accuracy == pytest.approx(max(plain, tuned))
+def test_two_class_matrices_and_p1_vectors_give_the_same_decisions() -> None:
+    rng = np.random.default_rng(5)
+    y = (rng.random(200) < 0.3).astype(int)
+    p1 = rng.uniform(size=200)
+    matrix = np.stack([1 - p1, p1], axis=1)
+    folds = np.arange(200) % 4
+    assert decision.best_threshold(y, matrix) == decision.best_threshold(y, p1)
+    np.testing.assert_array_equal(decision.oof_decisions(matrix, y, folds, num_classes=2),
+                                  decision.oof_decisions(p1, y, folds, num_classes=2))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from comp.config import (
     DEMO_LEARNING_RATE,
+    Leaks,
     Model,
     PrepareConfig,
     SubmitConfig,
@@ -52,16 +53,16 @@ def run_demo(out: Path, *, n_train: int = 12_000, epochs: int = 5, seed: int = 0
     base = SubmitConfig(workspace=ws, runs=(run.run,), checkpoints=checkpoints,
                         submissions=submissions, seed=seed)
     phase1 = submit(base).manifest
-    echo(f"    {phase1.csv} ({phase1.leaks['overridden']} predictions taken from train)")
+    echo(f"    {phase1.csv} ({phase1.leaks.overridden} predictions taken from train)")
     echo("5/5 phase 2: the test set lands")
     phase2 = submit(replace(base, test=challenge / "phase2/test")).manifest
-    no_leaks = submit(replace(base, target=Target.TEST, leaks=False)).manifest
+    no_leaks = submit(replace(base, target=Target.TEST, leaks=Leaks.NEVER)).manifest
     answers = challenge / "answers/test.csv"
     with_leaks = score_against(Path(phase2.csv), answers)
     without = score_against(Path(no_leaks.csv), answers)
     echo(f"    {phase2.csv} written in {phase2.seconds} s")
     echo(f"    phase-2 balanced accuracy against the demo's answers: {with_leaks:.4f} with the "
-         f"leak override, {without:.4f} without ({phase2.leaks['overridden']} leaks)")
+         f"leak override as gated, {without:.4f} without ({phase2.leaks.overridden} leaks)")
     echo(f"done in {time.perf_counter() - started:.0f} s")
     return {"with_leaks": with_leaks, "without_leaks": without,
             "holdout": result.balanced_accuracy}

@@ -85,7 +85,7 @@ class Page:
         k = len(classes)
         images = []
         for c in range(k):
-            score = prob if k == 2 and c == 1 else (1 - prob if k == 2 else prob[:, c])
+            score = prob[:, c]
             groups = []
             for label, mask, order in (
                     ("true positives", (y == c) & (decided == c), -score),
@@ -105,7 +105,8 @@ class Page:
             if k == 2:
                 break  # class 0's table is class 1's read the other way round
         self._section("Most confident right and wrong", (
-            "<p>Out-of-fold: each image was predicted by a model that did not train on it. "
+            "<p>Out-of-fold: each image was predicted by a model that did not train on it, "
+            "and decided as the submitted rule decides it. "
             f"Rows: the {top} most confident true positives, false positives, false "
             "negatives and true negatives.</p>" + "".join(images)))
 
@@ -151,7 +152,7 @@ class Page:
             ax.set_xlim(0, 1)
             ax.legend(fontsize=8)
         ax = axes[0][-1]
-        confidence = prob if k == 2 else prob.max(axis=1)
+        confidence = prob[:, 1] if k == 2 else prob.max(axis=1)
         hit = (y == 1) if k == 2 else (prob.argmax(axis=1) == y)
         bins = np.linspace(0, 1, 11)
         which = np.clip(np.digitize(confidence, bins) - 1, 0, 9)

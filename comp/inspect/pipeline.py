@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +28,11 @@ from comp.errors import CompError
 from comp.inspect import page, saliency, stats
 from comp.runs import RunDir, open_run
 from comp.stopwatch import Stopwatch
-from comp.workspace import Workspace
+from comp.submit.rule import Decision
+from comp.workspace import Meta, Workspace
 
 AVERAGE_SAMPLE = 20_000  # images per average
 STATS_SAMPLE = 20_000  # images whose statistics are ranked
-PREDICT_SAMPLE = 20_000  # out-of-fold images predicted when the run has no cached predictions
 TARGET_SAMPLE = 2_000  # target-set images predicted for its class distribution
 MEAN_SALIENCY_PER_CLASS = 48  # images per class in the mean saliency
 
@@ -50,25 +50,33 @@ def _sample(n: int, at_most: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, at_most, replace=False))
 
 
-def _oof(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, fingerprint: str, seed: int
-         ) -> tuple[pd.DataFrame, np.ndarray]:
-    """(rows, probabilities) out-of-fold: the run's cached predictions when it has them
-    (`comp evaluate` / `comp submit` wrote them), else a sample predicted now."""
-    from comp.submit.evaluate import _out_of_fold, holdout_predictions, scored_rows
-    from comp.submit.predict import predict_run
+def _oof(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, meta: Meta,
+         checkpoints: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, Decision, Path, str]:
+    """(rows, probabilities, decisions) out-of-fold by the rule `comp submit` uses for the
+    run (saved by the last submit that read it, else fitted now), its rule and folder, and a
+    line saying which."""
+    from comp.submit.evaluate import scored_rows
+    from comp.submit.pipeline import rule_for
+    from comp.submit.rule import load_oof
 
     rows = scored_rows(ws, index, run_dir)
     if len(rows) == 0:
         raise CompError(f"{ws.root}: the run has no out-of-fold images (the holdout split is "
                         "empty); train one model per fold, or prepare with a holdout")
-    if run_dir.holdout_predictions(False).exists() or len(rows) <= PREDICT_SAMPLE:
-        pred = holdout_predictions(ws, index, run_dir, tta=False, fingerprint=fingerprint)
-        return rows, pred.prob
-    rows = rows.iloc[_sample(len(rows), PREDICT_SAMPLE, seed)]
-    if run_dir.cross_fitted:
-        return rows, _out_of_fold(ws, rows, run_dir, tta=False).prob
-    store = ws.load_store("train")
-    return rows, predict_run(run_dir.best, store[rows["row"].to_numpy()]).prob
+    decision, folder, words = rule_for(run_dir, ws=ws, meta=meta, index=index,
+                                       checkpoints=checkpoints)
+    saved = load_oof(folder)
+    if saved is None:
+        raise CompError(f"{folder}: the rule's out-of-fold file is missing or damaged; run "
+                        f"`comp submit --run {run_dir.name}` to fit the rule again")
+    ids, prob, decided = saved
+    where = pd.Series(np.arange(len(ids)), index=ids)
+    order = where.reindex(rows["id"].astype(str)).to_numpy()
+    if np.isnan(order).any():
+        raise CompError(f"{folder}: the rule was fitted on other images; run "
+                        f"`comp submit --run {run_dir.name}` to fit it again")
+    order = order.astype(np.int64)
+    return rows, prob[order], decided[order], decision, folder, words
 
 
 def _model_of(run_dir: RunDir, fold: int) -> Path:
@@ -78,7 +86,7 @@ def _model_of(run_dir: RunDir, fold: int) -> Path:
 def inspect(cfg: InspectConfig) -> Inspected:
     """Write the report folder of a run (atomically replacing an earlier one)."""
     from comp.native_log import load_keras
-    from comp.submit.decision import oof_decisions, threshold_scores, tune_threshold
+    from comp.submit.decision import threshold_scores, tune_threshold
     from comp.submit.evaluate import best_run, scoring_folds
 
     clock = Stopwatch()
@@ -109,13 +117,14 @@ def inspect(cfg: InspectConfig) -> Inspected:
             report.averages(means, stats.class_differences(means, counts), classes, counts)
             used["average images"] = f"{len(x):,} training images"
         with clock.stage("out-of-fold predictions"):  # 3., 4.
-            rows, prob = _oof(ws, index, run_dir, fingerprint=meta.fingerprint, seed=cfg.seed)
+            rows, prob, decided, decision, folder, words = _oof(
+                ws, index, run_dir, meta=meta, checkpoints=cfg.checkpoints)
             y_oof = rows["label"].to_numpy(np.int64)
             fold = scoring_folds(rows, y_oof, run_dir, folds=cfg.folds, seed=cfg.seed)
-            decided = oof_decisions(prob, y_oof, fold, num_classes=k, offsets=k > 2)
             used["out-of-fold"] = (f"{len(rows):,} images, each predicted by a model that did "
                                    "not train on it" if run_dir.cross_fitted else
-                                   f"{len(rows):,} holdout images")
+                                   f"{len(rows):,} holdout images") + (
+                f", decided by the submitted {words[6:]}")
         with clock.stage("examples and distributions"):
             row_of = rows["row"].to_numpy()
             report.examples(lambda idx: np.asarray(store[row_of[idx]]),
@@ -123,12 +132,12 @@ def inspect(cfg: InspectConfig) -> Inspected:
                             top=cfg.top)
             threshold = None
             curve = None
-            if k == 2:
-                threshold = tune_threshold(y_oof, prob, seed=cfg.seed)
+            if k == 2:  # the rule's own threshold, with the bootstrap band of a tuned one
+                threshold = replace(tune_threshold(y_oof, prob, seed=cfg.seed),
+                                    value=decision.threshold or 0.5)
                 curve = threshold_scores(y_oof, prob)
-            target, target_pred = _target_distribution(ws, index, run_dir, classes,
-                                                       threshold.value if threshold else 0.5,
-                                                       seed=cfg.seed)
+            target, target_pred = _target_distribution(ws, index, decision, folder,
+                                                       cfg.checkpoints, seed=cfg.seed)
             report.distributions(y_oof, decided, prob, classes, threshold=threshold,
                                  curve=curve, target=target, target_pred=target_pred)
             if target is not None:
@@ -156,12 +165,11 @@ def inspect(cfg: InspectConfig) -> Inspected:
     return Inspected(out_root / "index.html", used, clock)
 
 
-def _target_distribution(ws: Workspace, index: pd.DataFrame, run_dir: RunDir,
-                         classes: list[str], threshold: float, *, seed: int
+def _target_distribution(ws: Workspace, index: pd.DataFrame, decision: Decision,
+                         folder: Path, checkpoints: Path, *, seed: int
                          ) -> tuple[str | None, np.ndarray]:
-    """The predicted classes of (a sample of) the target set: test if prepared, else val."""
-    from comp.metrics import predict_labels
-    from comp.submit.evaluate import predict_new
+    """The classes the rule gives (a sample of) the target set: test if prepared, else val."""
+    from comp.submit.pipeline import predict_rule
 
     for source in ("test", "val"):
         rows = index[index["source"] == source].sort_values("row")
@@ -169,8 +177,7 @@ def _target_distribution(ws: Workspace, index: pd.DataFrame, run_dir: RunDir,
             store = ws.load_store(source)
             pick = _sample(len(rows), TARGET_SAMPLE, seed)
             x = np.asarray(store[rows["row"].to_numpy()[pick]])
-            prob = predict_new(run_dir, x, tta=False).prob
-            return source, predict_labels(prob, threshold)
+            return source, predict_rule(decision, folder, checkpoints, x)[1]
     return None, np.zeros(0, np.int64)
 
 
@@ -182,7 +189,7 @@ def _saliency(report: page.Page, store: np.ndarray, rows: pd.DataFrame, y: np.nd
     from comp.train.callbacks import load_checkpoint
 
     k = len(classes)
-    p_true = np.where(y == 1, prob, 1 - prob) if k == 2 else prob[np.arange(len(y)), y]
+    p_true = prob[np.arange(len(y)), y]
     chosen: list[tuple[str, np.ndarray]] = []
     for c in range(k):
         right = np.nonzero((y == c) & (decided == c))[0]

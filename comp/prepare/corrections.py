@@ -77,4 +77,5 @@ def apply_corrections(found: TrainSet, *, exclude: Path | None, relabel: Path | 
     if not keep:
         raise CompError(f"{exclude}: excludes every training image; list fewer ids")
     return replace(found, paths=[found.paths[k] for k in keep], ids=[found.ids[k] for k in keep],
-                   label_text=[labels[k] for k in keep]), counts
+                   label_text=[labels[k] for k in keep],
+                   given_text=[found.label_text[k] for k in keep]), counts

@@ -73,6 +73,7 @@ class TrainSet:
     label_text: list[str]
     skipped: list[str]
     source: str  # where the labels came from, for messages
+    given_text: list[str] | None = None  # the labels as given, when --relabel changed some
 
 
 def find_train(cfg: PrepareConfig) -> TrainSet:

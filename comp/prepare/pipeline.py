@@ -43,8 +43,10 @@ from comp.workspace import (
     write_json,
 )
 
+# label: as trained on (after conflicts); original_label: after --relabel, before the
+# conflict rule; given_label: as the organisers gave it (the leak override hands it on)
 INDEX_COLUMNS = ["id", "source", "label", "dhash", "group", "kept", "conflict", "original_label",
-                 "split", "split_group", "fold", "row", "path"]
+                 "split", "split_group", "fold", "row", "path", "given_label"]
 
 
 @dataclass
@@ -62,7 +64,8 @@ def _target_rows(ids: list[str], source: str, decoded: DecodeResult) -> pd.DataF
                          "dhash": hash_to_hex(decoded.hashes), "group": -1,
                          "kept": False, "conflict": False, "original_label": -1,
                          "split": source, "split_group": -1, "fold": -1,
-                         "row": np.arange(len(ids)), "path": decoded.paths},
+                         "row": np.arange(len(ids)), "path": decoded.paths,
+                         "given_label": -1},
                         columns=INDEX_COLUMNS)
 
 
@@ -107,7 +110,7 @@ def ingest_target(cfg: PrepareConfig, out: Workspace, *, source: str, folder: Pa
 
 def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
                  decoded: DecodeResult, pairs: pd.DataFrame, identity: np.ndarray | None,
-                 classes: list[str]) -> pd.DataFrame:
+                 classes: list[str], given: np.ndarray) -> pd.DataFrame:
     """Index rows of the training images: groups, conflicts, what is kept, and the splits."""
     groups = group_ids(len(ids), pairs[["i", "j"]].to_numpy())
     kept, final, conflict = resolve_groups(groups, labels, conflicts=cfg.conflicts,
@@ -116,7 +119,8 @@ def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
                           "dhash": hash_to_hex(decoded.hashes), "group": groups,
                           "kept": kept, "conflict": conflict, "original_label": labels,
                           "split": "dropped", "split_group": -1, "fold": -1,
-                          "row": np.arange(len(ids)), "path": decoded.paths},
+                          "row": np.arange(len(ids)), "path": decoded.paths,
+                          "given_label": given},
                          columns=INDEX_COLUMNS)
     train.loc[~kept & ~conflict, "split"] = "duplicate"
     train.loc[conflict & ~kept, "split"] = "conflict"
@@ -182,6 +186,14 @@ def prepare(cfg: PrepareConfig) -> Prepared:
     return Prepared(summary, clock, ws.root / CURRENT / out.report.name)
 
 
+def given_codes(found: TrainSet, codes: np.ndarray) -> np.ndarray:
+    """The class code of each image's label as given (before --relabel): the code its text
+    has among the labels used (-1 for a text that no image kept)."""
+    code_of = dict(zip(found.label_text, codes.tolist(), strict=True))
+    given = found.given_text if found.given_text is not None else found.label_text
+    return np.array([code_of.get(t, -1) for t in given], dtype=np.int64)
+
+
 def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.ndarray,
            classes: list[str], identity: np.ndarray | None,
            targets: list[tuple[str, Path, list[str]]], test: Path | None,
@@ -200,7 +212,8 @@ def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.nda
                                 pixel_threshold=cfg.pixel_threshold)
     with clock.stage("conflicts and splits"):  # 4.-5.
         train = _train_frame(cfg, ids, codes[decoded.kept], decoded, pairs,
-                             None if identity is None else identity[decoded.kept], classes)
+                             None if identity is None else identity[decoded.kept], classes,
+                             given_codes(found, codes)[decoded.kept])
     meta = _meta(cfg, train, store, classes, decoded, test)
     frames, overlaps = [train], []
     faceless = {"no_face": len(decoded.no_face)} if cfg.fit == "face" else {}

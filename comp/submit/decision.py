@@ -1,26 +1,21 @@
-"""The decision rule of a submission, typed: which model's probabilities, which threshold.
+"""The decision rule of a submission, typed, and the primitives it is made of: the threshold
+for balanced accuracy (two classes), class offsets (K classes), and their out-of-fold use
+(fold k decided by a rule tuned on the other folds).
 
-`fit_decision` fits it on the holdout's predictions: the threshold (bootstrap spread included)
-and the choice between the CNN and the LightGBM stacker are scored out-of-fold (fold k is
-decided by a rule tuned on the other folds), so the score printed as "holdout balanced
-accuracy" was never measured on the data it was tuned on. `Decision.apply` turns new
-predictions into classes; `save`/`load` keep it beside the run for phase 2.
+`Decision` is what `comp submit` chose (`comp.submit.rules` fits it): which candidate (a
+run's CNN, its LightGBM stacker, a level-2 stack of runs; with or without the flip), which
+decision, its nested out-of-fold score. `apply` turns new predictions into probabilities
+and classes; `save`/`load` keep it beside the runs, for phase 2, `comp predict` and
+`comp inspect`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from comp.metrics import balanced_accuracy, predict_labels
-from comp.submit import stacker
-from comp.submit.leaks import LeakCheck
-from comp.submit.predict import Predictions
-from comp.workspace import atomic_write, write_json
+from comp.metrics import balanced_accuracy, positive
 
 DECISION_FILE = "decision.json"
 STACKER_FILE = "lgbm.txt"
@@ -39,7 +34,7 @@ def threshold_scores(y_true: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, 
         (thresholds ascending, scores).
     """
     y = np.asarray(y_true, int).reshape(-1)
-    p = np.asarray(prob, float).reshape(-1)
+    p = np.asarray(positive(prob), float)
     pos, neg = int((y == 1).sum()), int((y == 0).sum())
     if pos == 0 or neg == 0:
         raise ValueError(f"threshold search needs both classes. Received: {pos} positives, "
@@ -81,7 +76,7 @@ def best_threshold(y_true: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
 def tune_threshold(y_true: np.ndarray, prob: np.ndarray, *, boots: int = 200,
                    seed: int = 0) -> Threshold:
     """`best_threshold` plus how stable it is over bootstrap resamples."""
-    y, p = np.asarray(y_true, int).reshape(-1), np.asarray(prob, float).reshape(-1)
+    y, p = np.asarray(y_true, int).reshape(-1), np.asarray(positive(prob), float)
     value, score = best_threshold(y, p)
     rng = np.random.default_rng(seed)
     values, scores = [], []
@@ -167,149 +162,7 @@ def oof_decisions(prob: np.ndarray, y: np.ndarray, folds: np.ndarray, *,
             threshold = 0.5
         else:
             threshold, _ = best_threshold(y[~test], prob[~test])
-        pred[test] = prob[test] >= threshold
+        pred[test] = positive(prob[test]) >= threshold
     return pred
 
 
-# -- the decision rule -----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Decision:
-    """Everything phase 2 reuses: the runs, whether the stacker is used, the threshold."""
-
-    runs: list[str]
-    classes: list[str]
-    fingerprint: str
-    tta: bool
-    folds: int
-    holdout_images: int
-    cnn_oof_balanced_accuracy: float  # CNN probabilities, threshold tuned out-of-fold
-    cnn_balanced_accuracy_at_half: float
-    ensemble_tried: bool
-    ensemble_oof_balanced_accuracy: float | None  # LightGBM, out-of-fold, threshold too
-    use_ensemble: bool  # only when its out-of-fold score is higher
-    threshold: Threshold | None  # two classes
-    offsets: list[float] | None  # more than two classes, when they beat the arg-max OOF
-    leaks: LeakCheck
-    cross_fitted: bool  # fitted on every labelled image's out-of-fold predictions
-
-    @property
-    def oof_balanced_accuracy(self) -> float:
-        """The score of the chosen rule, out-of-fold."""
-        if self.use_ensemble and self.ensemble_oof_balanced_accuracy is not None:
-            return self.ensemble_oof_balanced_accuracy
-        return self.cnn_oof_balanced_accuracy
-
-    def apply(self, pred: Predictions, folder: Path) -> np.ndarray:
-        """Class per image from new predictions (the stacker is read from `folder`). With
-        fold models, the stacker reads each member's embeddings (the space it was trained
-        in: fold k's model's) and its probabilities are averaged."""
-        prob: np.ndarray = pred.prob
-        if self.use_ensemble:
-            import lightgbm
-
-            booster = lightgbm.Booster(model_file=str(folder / STACKER_FILE))
-            raw = np.mean([np.asarray(booster.predict(stacker.stack_features(part)))
-                           for part in pred.parts()], axis=0)
-            prob = raw if len(self.classes) == 2 else raw.reshape(len(prob), len(self.classes))
-        if self.threshold is not None:
-            return predict_labels(prob, self.threshold.value)
-        if self.offsets is not None:
-            return apply_offsets(prob, np.asarray(self.offsets))
-        return predict_labels(prob)
-
-    def save(self, folder: Path) -> None:
-        write_json(folder / DECISION_FILE, asdict(self))
-
-    @classmethod
-    def load(cls, folder: Path, *, fingerprint: str) -> Decision | None:
-        """The saved rule, or None when absent, unreadable or fitted on other data."""
-        try:
-            data = json.loads((folder / DECISION_FILE).read_text())
-            data["threshold"] = Threshold(**data["threshold"]) if data["threshold"] else None
-            data["offsets"] = list(data["offsets"]) if data["offsets"] is not None else None
-            data["leaks"] = LeakCheck(**data["leaks"])
-            decision = cls(**{f.name: data[f.name] for f in fields(cls)})
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        return decision if decision.fingerprint == fingerprint else None
-
-
-def decision_key(*, runs: list[str], tta: bool, ensemble: bool, folds: int, seed: int) -> str:
-    """Name of the folder a decision rule is cached in, from every option it depends on."""
-    return hashlib.sha256(json.dumps([runs, tta, ensemble, folds, seed, SCHEMA])
-                          .encode()).hexdigest()[:10]
-
-
-def _oof_score(prob: np.ndarray, y: np.ndarray, fold: np.ndarray, k: int
-               ) -> tuple[float, bool]:
-    """Out-of-fold balanced accuracy of the best rule on `prob`, and for K classes whether
-    the class offsets beat the plain arg-max (they are used only then)."""
-    plain = balanced_accuracy(y, oof_decisions(prob, y, fold, num_classes=k))
-    if k == 2:
-        return plain, False
-    tuned = balanced_accuracy(y, oof_decisions(prob, y, fold, num_classes=k, offsets=True))
-    return max(plain, tuned), tuned > plain
-
-
-def fit_decision(pred: Predictions, y: np.ndarray, fold: np.ndarray, *, classes: list[str],
-                 runs: list[str], fingerprint: str, tta: bool, ensemble: bool, seed: int,
-                 leaks: LeakCheck, folder: Path, cross_fitted: bool = False) -> Decision:
-    """Fit the rule on out-of-fold predictions `pred` with labels `y` and folds `fold`; the
-    stacker, when it wins, is saved in `folder`.
-
-    Nested discipline: the stacker's own score on fold k comes from a stacker fitted on
-    the other folds, and the threshold (or class offsets) applied to it from the other
-    folds too; the CNN's score likewise. Each is kept only when its score is higher."""
-    k = len(classes)
-    cnn_oof, use_offsets = _oof_score(pred.prob, y, fold, k)
-    chosen, ens_score, use_ensemble = pred.prob, None, False
-    if ensemble:
-        features = stacker.stack_features(pred)
-        lgbm_oof = stacker.oof_lgbm(features, y, fold, num_classes=k, seed=seed)
-        ens_score, ens_offsets = _oof_score(lgbm_oof, y, fold, k)
-        use_ensemble = ens_score > cnn_oof
-        if use_ensemble:
-            use_offsets = ens_offsets
-        if use_ensemble:
-            chosen = lgbm_oof
-            model = stacker.fit_lgbm(features, y, num_classes=k, seed=seed)
-            folder.mkdir(parents=True, exist_ok=True)
-            atomic_write(folder / STACKER_FILE, lambda p: model.booster_.save_model(str(p)))
-    return Decision(
-        runs=runs, classes=classes, fingerprint=fingerprint, tta=tta,
-        folds=int(len(np.unique(fold))), holdout_images=int(len(y)),
-        cnn_oof_balanced_accuracy=cnn_oof,
-        cnn_balanced_accuracy_at_half=balanced_accuracy(y, predict_labels(pred.prob)),
-        ensemble_tried=ensemble, ensemble_oof_balanced_accuracy=ens_score,
-        use_ensemble=use_ensemble,
-        threshold=tune_threshold(y, chosen, seed=seed) if k == 2 else None,
-        offsets=best_offsets(y, chosen)[0].tolist() if use_offsets else None, leaks=leaks,
-        cross_fitted=cross_fitted)
-
-
-def describe(decision: Decision) -> list[str]:
-    """The lines `comp submit` prints about the rule."""
-    used = "used" if decision.use_ensemble else "not used"
-    ens = (f", LightGBM {decision.ensemble_oof_balanced_accuracy:.4f}"
-           if decision.ensemble_oof_balanced_accuracy is not None else "")
-    scored = ("every labelled image, each predicted by the fold model that did not train on "
-              "it" if decision.cross_fitted else "the holdout split")
-    lines = [f"runs: {', '.join(decision.runs)}; LightGBM ensemble {used} (out-of-fold "
-             f"balanced accuracy: CNN {decision.cnn_oof_balanced_accuracy:.4f}{ens})",
-             f"out-of-fold balanced accuracy {decision.oof_balanced_accuracy:.4f} on "
-             f"{decision.holdout_images} images ({scored}; each fold decided by a rule tuned "
-             f"on the others); CNN at threshold 0.5: "
-             f"{decision.cnn_balanced_accuracy_at_half:.4f}"]
-    t = decision.threshold
-    if t is not None:
-        lines.append(f"threshold {t.value:.4f} (+-{t.spread:.4f} over bootstrap resamples); "
-                     f"{t.score:.4f} on the images it was tuned on (optimistic: not a "
-                     "score to compare)")
-    elif decision.offsets is not None:
-        lines.append(f"{len(decision.classes)} classes: arg-max after class offsets "
-                     f"{', '.join(f'{o:+.2f}' for o in decision.offsets)} (they beat the "
-                     "plain arg-max out-of-fold)")
-    else:
-        lines.append(f"{len(decision.classes)} classes: arg-max of the probabilities")
-    return lines

@@ -16,6 +16,7 @@ import pandas as pd
 
 from comp import metrics, report
 from comp.errors import CompError
+from comp.metrics import probability_matrix
 from comp.prepare.splits import assign_folds
 from comp.runs import RunDir, open_run, runs_for
 from comp.submit.decision import best_threshold, oof_decisions
@@ -93,7 +94,7 @@ def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, 
         try:
             saved = np.load(cache)
             if str(saved["key"]) == key:
-                return Predictions(saved["prob"], saved["embedding"])
+                return Predictions(probability_matrix(saved["prob"]), saved["embedding"])
         except (OSError, ValueError, KeyError):
             pass  # a damaged or stale cache is predicted anew
     if run_dir.cross_fitted:

@@ -1,13 +1,17 @@
 """`comp submit`: predict the target set, apply the decision rule, override leaks, write the CSV.
 
-The decision rule (runs, stacker or not, threshold or class offsets) is fitted once on
-out-of-fold predictions (every labelled image for cross-fitted runs, the holdout split for
-one-model runs) and cached beside the first run, so phase 2 only decodes the new test images
+The decision rule (which runs, CNN or stacker or level-2 stack, flip or not, threshold or
+class offsets) is chosen once on out-of-fold predictions (every labelled image for
+cross-fitted runs, the holdout split for one-model runs), every choice nested in an outer
+loop over the folds, and cached beside the first run; each run it reads records it as its
+last rule (for `comp predict` and `comp inspect`). Phase 2 only decodes the new test images
 and predicts them (a cross-fitted run: its fold models, averaged).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -18,55 +22,98 @@ import pandas as pd
 
 from comp.config import PrepareConfig, SubmitConfig, Target
 from comp.errors import CompError
-from comp.runs import RunDir, RunRecord, open_run
+from comp.runs import RunDir, RunRecord, open_run, runs_for
 from comp.stopwatch import Stopwatch
 from comp.submit import leaks, submission
-from comp.submit.decision import Decision, decision_key, fit_decision
-from comp.submit.evaluate import (
-    best_run,
-    holdout_predictions,
-    predict_new,
-    scored_rows,
-    scoring_folds,
-)
-from comp.submit.predict import combine
+from comp.submit.candidates import fit_decision
+from comp.submit.evaluate import predict_new
+from comp.submit.rule import Decision, last_rule, remember
 from comp.workspace import Meta, Workspace
+
+SCHEMA = 4  # part of the cache key: a rule saved in another layout is fitted anew
 
 
 @dataclass
 class Submitted:
-    """What `submit` hands back: the manifest written beside the CSV, and the rule used."""
+    """What `submit` hands back: the manifest written beside the CSV, the rule used, and the
+    lines to print about the choice of runs and the leaks."""
 
     manifest: submission.Manifest
     decision: Decision
     clock: Stopwatch
+    notes: list[str]
+
+
+def decision_key(cfg: SubmitConfig, runs: list[RunDir]) -> str:
+    """Name of the folder a rule is cached in, from every input it depends on."""
+    parts = [[f"{r.name}/{r.model_tag()}" for r in runs], str(cfg.tta), cfg.ensemble,
+             cfg.folds, cfg.seed, SCHEMA]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:10]
+
+
+def candidate_runs(cfg: SubmitConfig, fingerprint: str) -> tuple[list[str], list[str]]:
+    """(the runs to consider, lines saying which and why). `--run`: those, all of one kind;
+    else every finished run trained on this data, of one kind (cross-fitted ones when there
+    are any: one-model runs are scored on the holdout only, other images)."""
+    if cfg.runs:
+        names = list(dict.fromkeys(cfg.runs))
+        kinds = {RunDir(cfg.checkpoints / n).cross_fitted for n in names}
+        if len(kinds) > 1:
+            raise CompError(f"runs {', '.join(names)} mix cross-fitted and one-model runs, "
+                            "which are scored on different images (every labelled image, the "
+                            "holdout); submit them separately")
+        return names, []
+    names = runs_for(cfg.checkpoints, fingerprint)
+    if not names:
+        raise CompError(f"no run trained on this workspace in {cfg.checkpoints}; run `comp "
+                        "train` first or pass --run")
+    crossed = [n for n in names if RunDir(cfg.checkpoints / n).cross_fitted]
+    notes = []
+    if crossed and len(crossed) < len(names):
+        left = [n for n in names if n not in crossed]
+        notes.append(f"runs considered: the cross-fitted {', '.join(crossed)}; not "
+                     f"{', '.join(left)} (one model each, scored on the holdout only)")
+        names = crossed
+    else:
+        notes.append(f"runs considered: {', '.join(names)} (every finished run of this "
+                     "workspace; pass --run to choose)")
+    return names, notes
 
 
 def load_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFrame,
                   runs: list[RunDir]) -> tuple[Decision, Path]:
-    """The decision rule for these runs and options: from the cache, or fitted now."""
-    names = [r.name for r in runs]
-    folder = runs[0].decision_cache(decision_key(
-        runs=[f"{r.name}/{r.model_tag()}" for r in runs], tta=cfg.tta, ensemble=cfg.ensemble,
-        folds=cfg.folds, seed=cfg.seed))
+    """The rule for these runs and options: from the cache, or fitted now."""
+    folder = runs[0].decision_cache(decision_key(cfg, runs))
     cached = Decision.load(folder, fingerprint=meta.fingerprint)
     if cached is not None:
         return cached, folder
-    kinds = {r.cross_fitted for r in runs}
-    if len(kinds) > 1:
-        raise CompError(f"runs {', '.join(names)} mix cross-fitted and one-model runs, which "
-                        "are scored on different images; submit them separately")
-    rows = scored_rows(ws, index, runs[0])
-    y = rows["label"].to_numpy(np.int64)
-    fold = scoring_folds(rows, y, runs[0], folds=cfg.folds, seed=cfg.seed)
-    pred = combine([holdout_predictions(ws, index, r, tta=cfg.tta, fingerprint=meta.fingerprint)
-                    for r in runs])
-    decision = fit_decision(pred, y, fold, classes=meta.classes, runs=names,
-                            fingerprint=meta.fingerprint, tta=cfg.tta, ensemble=cfg.ensemble,
-                            seed=cfg.seed, leaks=leaks.check_leaks(index, pd.read_csv(ws.pairs)),
-                            folder=folder, cross_fitted=runs[0].cross_fitted)
-    decision.save(folder)
-    return decision, folder
+    return fit_decision(cfg, ws, meta, index, runs, folder=folder), folder
+
+
+def rule_for(run_dir: RunDir, *, ws: Workspace, meta: Meta, index: pd.DataFrame,
+             checkpoints: Path) -> tuple[Decision, Path, str]:
+    """The rule the last `comp submit` that read this run used, and a line saying so; when
+    there is none (or it no longer fits the data), the default rule for this run alone,
+    fitted now, and a line saying that."""
+    saved = last_rule(run_dir, checkpoints, fingerprint=meta.fingerprint)
+    if saved is not None:
+        decision, folder = saved
+        return decision, folder, (f"rule: {decision.candidate} ({decision.rule}), as the "
+                                  "last comp submit that read this run decided")
+    decision, folder = load_decision(SubmitConfig(workspace=ws.root, runs=(run_dir.name,),
+                                                  checkpoints=checkpoints),
+                                     ws, meta, index, [run_dir])
+    return decision, folder, (f"rule: {decision.candidate} ({decision.rule}); no comp submit "
+                              "has read this run yet, so its default rule was fitted now")
+
+
+def predict_rule(decision: Decision, folder: Path, checkpoints: Path, x: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, classes) of new images by the rule: each run it reads predicted with
+    its flip setting (fold models in one compiled call)."""
+    preds = {name: predict_new(RunDir(checkpoints / name), x, tta=decision.tta)
+             for name in decision.runs}
+    return decision.apply(preds, folder)
 
 
 def _sample_path(cfg: SubmitConfig, meta: Meta, target: Target) -> Path | None:
@@ -116,34 +163,42 @@ def submit(cfg: SubmitConfig) -> Submitted:
         if len(rows) == 0:
             raise CompError(f"{ws.root}: no {target} images prepared; pass --test NEW_DIR or "
                             f"prepare with a {target}/ folder")
-        names = list(cfg.runs) or [best_run(ws, cfg.checkpoints, fingerprint=meta.fingerprint,
-                                            folds=cfg.folds, seed=cfg.seed)]
-        opened = [open_run(cfg.checkpoints, n, fingerprint=meta.fingerprint) for n in names]
-    with clock.stage("decision rule"):  # 1-3. fitted on the holdout (cached for phase 2)
-        decision, folder = load_decision(cfg, ws, meta, index, [r for r, _ in opened])
+        names, notes = candidate_runs(cfg, meta.fingerprint)
+        opened = {n: open_run(cfg.checkpoints, n, fingerprint=meta.fingerprint) for n in names}
+    with clock.stage("decision rule"):  # 1-3. chosen out-of-fold, nested (cached for phase 2)
+        decision, folder = load_decision(cfg, ws, meta, index, [r for r, _ in opened.values()])
+        remember([opened[n][0] for n in decision.runs], folder, cfg.checkpoints)
     with clock.stage(f"predict {target}"):
-        x = ws.load_store(str(target))
-        pred = combine([predict_new(r, x, tta=cfg.tta) for r, _ in opened])
-        labels = decision.apply(pred, folder)
+        _, labels = predict_rule(decision, folder, cfg.checkpoints,
+                                 ws.load_store(str(target)))
     with clock.stage("leaks and CSV"):
-        ids = rows["id"].astype(str).tolist()  # 4. leak override
-        inherited = leaks.leak_labels(pd.read_csv(ws.overlap, dtype={"id": str}), str(target),
-                                      ids)
+        ids = rows["id"].astype(str).tolist()  # 4. leak override, where it earns its place
+        overlap = pd.read_csv(ws.overlap, dtype={"id": str, "train_ids": str})
+        inherited = leaks.leak_labels(overlap, str(target), ids, index)
+        check = leaks.check_leaks(index, pd.read_csv(ws.pairs), overlap, source=str(target))
+        use, why = leaks.gate(cfg.leaks, check, decision.oof_accuracy)
         overridden = changed = 0
-        if cfg.leaks:
+        if use:
             labels, overridden, changed = leaks.override(labels, inherited)
+        matched = int((inherited >= 0).sum())
+        notes.append(f"leaks: {matched} {target} images match labelled training images; "
+                     f"{why}" + (f" ({overridden} overridden, {changed} changed)" if use
+                                 else ""))
         frame, sample_path = _frame(cfg, meta, target, ids, labels)  # 5. validate and write
         manifest = submission.Manifest(
             csv="", created=datetime.now().isoformat(), target=str(target), images=len(ids),
-            runs=_runs_summary([rec for _, rec in opened]), tta=cfg.tta,
+            runs=_runs_summary([opened[n][1] for n in decision.runs]), tta=decision.tta,
             decision=asdict(decision),
-            leaks={"enabled": cfg.leaks, "matched": int((inherited >= 0).sum()),
-                   "overridden": overridden, "changed": changed},
+            leaks=submission.LeakRecord(policy=str(cfg.leaks), used=use, matched=matched,
+                                        overridden=overridden, changed=changed,
+                                        agreement=check.match_label_accuracy,
+                                        agreement_measured=check.matches_measured,
+                                        rule_accuracy=decision.oof_accuracy),
             predicted_counts={c: int(n) for c, n in zip(meta.classes, np.bincount(
                 labels, minlength=len(meta.classes)).tolist(), strict=True)},
             sample_submission=str(sample_path) if sample_path else None,
             data_fingerprint=meta.fingerprint, workspace=str(ws.root),
             command=" ".join(sys.argv), seconds=round(clock.total(), 2))
         manifest = submission.write(frame, manifest, cfg.submissions,
-                                    submission.submission_stem(names))
-    return Submitted(manifest, decision, clock)
+                                    submission.submission_stem(decision.runs))
+    return Submitted(manifest, decision, clock, notes)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from comp.metrics import probability_matrix
 from comp.native_log import load_keras
 
 
@@ -23,7 +24,7 @@ class Predictions:
     not train on it, so member k's embeddings live in the same space as fold k's rows.
     """
 
-    prob: np.ndarray  # (N,) for two classes (probability of class 1), else (N, K)
+    prob: np.ndarray  # (N, K) class probabilities (two classes: [1 - p, p])
     embedding: np.ndarray  # (N, D * runs)
     members: list[Predictions] = field(default_factory=list)
 
@@ -81,7 +82,7 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
     result = []
     for m in range(len(models)):
         emb, prob = joined(2 * m), joined(2 * m + 1)
-        result.append(Predictions(prob[:, 0] if prob.shape[1] == 1 else prob, emb))
+        result.append(Predictions(probability_matrix(prob), emb))
     return result
 
 
@@ -97,20 +98,3 @@ def members_of(preds: list[Predictions]) -> Predictions:
         return preds[0]
     return Predictions(np.mean([p.prob for p in preds], axis=0), preds[0].embedding,
                        members=list(preds))
-
-
-def combine(preds: list[Predictions]) -> Predictions:
-    """Several runs: mean probability, concatenated embeddings (member by member)."""
-    def joined(group: list[Predictions]) -> Predictions:
-        return Predictions(np.mean([p.prob for p in group], axis=0),
-                           np.concatenate([p.embedding for p in group], axis=1))
-
-    if len(preds) == 1:
-        return preds[0]
-    counts = {len(p.parts()) for p in preds}
-    if len(counts) != 1:
-        raise ValueError(f"runs with different numbers of fold models: {sorted(counts)}")
-    members = [joined([p.parts()[k] for p in preds]) for k in range(counts.pop())]
-    return members[0] if len(members) == 1 else members_of(members)
-
-

@@ -78,6 +78,20 @@ def validate(frame: pd.DataFrame, ids: list[str], allowed: list[str], *, id_colu
 
 
 @dataclass(frozen=True)
+class LeakRecord:
+    """What the leak override did, and the two numbers its gate compared."""
+
+    policy: str  # always, auto, never
+    used: bool
+    matched: int  # target images whose training copies agree on one original label
+    overridden: int
+    changed: int  # overridden images whose class the override changed
+    agreement: float  # a labelled duplicate's original label matched its copy's (NaN: none)
+    agreement_measured: int
+    rule_accuracy: float  # the rule's out-of-fold accuracy
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The .json beside a submission CSV: what made it, and how it was checked."""
 
@@ -88,7 +102,7 @@ class Manifest:
     runs: list[dict[str, Any]]  # run, model, best_epoch, best_val_balanced_accuracy
     tta: bool
     decision: dict[str, Any]  # the Decision, as saved
-    leaks: dict[str, Any]  # enabled, matched, overridden, changed
+    leaks: LeakRecord
     predicted_counts: dict[str, int]
     sample_submission: str | None
     data_fingerprint: str

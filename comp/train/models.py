@@ -100,7 +100,8 @@ class BalancedAccuracy(keras.metrics.Metric):
         ops = keras.ops
         if self.num_classes == 2 and y_pred.shape[-1] == 1:
             pred = ops.cast(ops.reshape(y_pred, (-1,)) >= self.threshold, "int32")
-            true = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+            # a mixup target is a blend: its class is the one it leans to (ties: class 1)
+            true = ops.cast(ops.reshape(y_true, (-1,)) >= 0.5, "int32")
         else:
             pred = ops.argmax(y_pred, axis=-1)
             true = ops.argmax(y_true, axis=-1) if len(y_true.shape) > 1 and y_true.shape[-1] > 1 \

@@ -1,8 +1,9 @@
 """`comp predict RUN IMAGE_OR_FOLDER...`: a trained run on photos from anywhere (any size, any
 mode), prepared exactly as the run's workspace prepared its images (size, fit, gray) and
-decided by the run's own rule (threshold or class offsets, LightGBM stacker, fold models
-averaged, TTA), as `comp submit` decides its CSV. Bad files get one line each; the rest are
-still predicted."""
+decided by the rule the last `comp submit` that read the run used (threshold or class
+offsets, LightGBM stacker or level-2 stack, fold models averaged, flip), exactly as it
+decided its CSV; the probability printed is that of the model that decided. Bad files get
+one line each; the rest are still predicted."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from comp.config import PredictConfig, SubmitConfig
+from comp.config import PredictConfig
 from comp.errors import CompError
 from comp.prepare.decode import decode_file
 from comp.prepare.files import IMAGE_SUFFIXES, list_images
@@ -23,6 +24,7 @@ from comp.workspace import Workspace, write_csv
 @dataclass
 class Predicted:
     table: pd.DataFrame  # file, class, probability (of that class), p(<class>) per class
+    rule: str  # which rule decided, in words
     bad: list[str] = field(default_factory=list)  # one line per file that was not predicted
     out: Path | None = None
 
@@ -69,8 +71,7 @@ def prepare_images(paths: list[str], *, size: tuple[int, int], gray: bool, fit: 
 
 def predict(cfg: PredictConfig) -> Predicted:
     """Predict the images with the run's decision rule; write `cfg.out` when given."""
-    from comp.submit.evaluate import predict_new
-    from comp.submit.pipeline import load_decision
+    from comp.submit.pipeline import predict_rule, rule_for
 
     ws = Workspace(cfg.workspace)
     meta, index = ws.load_meta(), ws.load_index()
@@ -82,17 +83,14 @@ def predict(cfg: PredictConfig) -> Predicted:
     if not kept:
         raise CompError(f"no image to predict ({bad[0] if bad else 'none given'}); pass image "
                         "files or folders of them")
-    decision, folder = load_decision(
-        SubmitConfig(workspace=cfg.workspace, runs=(cfg.run,), checkpoints=cfg.checkpoints,
-                     tta=cfg.tta), ws, meta, index, [run_dir])
-    pred = predict_new(run_dir, x, tta=cfg.tta)
-    labels = decision.apply(pred, folder)
+    decision, folder, rule = rule_for(run_dir, ws=ws, meta=meta, index=index,
+                                      checkpoints=cfg.checkpoints)
+    prob, labels = predict_rule(decision, folder, cfg.checkpoints, x)
     classes = meta.classes
-    prob = pred.prob if pred.prob.ndim == 2 else np.stack([1 - pred.prob, pred.prob], axis=1)
     table = pd.DataFrame({"file": kept, "class": [classes[c] for c in labels],
                           "probability": prob[np.arange(len(labels)), labels]})
     for k, name in enumerate(classes):
         table[f"p({name})"] = prob[:, k]
     if cfg.out is not None:
         write_csv(cfg.out, table)
-    return Predicted(table, bad, cfg.out)
+    return Predicted(table, rule, bad, cfg.out)

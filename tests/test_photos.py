@@ -30,7 +30,7 @@ def trained(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_predict_gives_what_submit_gives(workspace: Path, demo_dir: Path, trained: Path,
                                          tmp_path: Path) -> None:
     result = runner.invoke(app, ["submit", "-w", str(workspace), "--checkpoints", str(trained),
-                                 "--run", "p", "--no-leaks", "--submissions",
+                                 "--run", "p", "--leaks", "never", "--submissions",
                                  str(tmp_path / "subs")])
     assert result.exit_code == 0, result.output
     submitted = pd.read_csv(next((tmp_path / "subs").glob("*.csv")), dtype=str)
@@ -74,3 +74,60 @@ def test_nothing_to_predict_is_one_line(workspace: Path, trained: Path, tmp_path
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith(
         "error: no image to predict (")
+
+
+def _store_rule(workspace: Path, trained: Path):  # type: ignore[no-untyped-def]
+    """The rule saved for run p, and its probabilities and classes on the val store."""
+    from comp.runs import RunDir
+    from comp.submit.pipeline import predict_rule
+    from comp.submit.rule import last_rule
+    from comp.workspace import Workspace
+
+    ws = Workspace(workspace)
+    saved = last_rule(RunDir(trained / "p"), trained, fingerprint=ws.load_meta().fingerprint)
+    assert saved is not None
+    decision, folder = saved
+    ids = ws.load_index().query("source == 'val'").sort_values("row")["id"].astype(str)
+    prob, labels = predict_rule(decision, folder, trained, ws.load_store("val"))
+    return decision, pd.DataFrame({"id": ids.to_numpy(), "p1": prob[:, 1], "c": labels})
+
+
+def _check_equal(workspace: Path, demo_dir: Path, trained: Path, subs: Path) -> str:
+    submitted = pd.read_csv(next(subs.glob("*.csv")), dtype=str)
+    table = comp.predict("p", demo_dir / "val", workspace=workspace, checkpoints=trained)
+    table["id"] = [Path(f).stem for f in table["file"]]
+    merged = submitted.merge(table, on="id")
+    assert len(merged) == len(submitted) == len(table)
+    assert (merged["label"] == merged["class"].astype(str)).all()
+    decision, by_store = _store_rule(workspace, trained)
+    both = by_store.merge(table, on="id")
+    np.testing.assert_allclose(both["p(1)"], both["p1"], rtol=1e-5, atol=1e-6)
+    # the probability printed is that of the class the rule chose, by the deciding model
+    chosen = np.where(table["class"].astype(str) == "1", table["p(1)"], table["p(0)"])
+    np.testing.assert_allclose(table["probability"], chosen)
+    return decision.source
+
+
+def test_predict_equals_submit_after_no_ensemble_and_seed_7(workspace: Path, demo_dir: Path,
+                                                            trained: Path,
+                                                            tmp_path: Path) -> None:
+    result = runner.invoke(app, ["submit", "-w", str(workspace), "--checkpoints", str(trained),
+                                 "--run", "p", "--leaks", "never", "--no-ensemble", "--seed",
+                                 "7", "--submissions", str(tmp_path / "subs")])
+    assert result.exit_code == 0, result.output
+    assert _check_equal(workspace, demo_dir, trained, tmp_path / "subs") == "cnn"
+
+
+def test_predict_equals_submit_with_a_kept_stacker(workspace: Path, demo_dir: Path,
+                                                   trained: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from comp.config import Leaks, SubmitConfig
+    from comp.submit import candidates, submit
+    from comp.submit.select import Source
+
+    real = candidates.build
+    monkeypatch.setattr(candidates, "build", lambda *a, **k: [
+        c for c in real(*a, **k) if c.source == Source.STACKER])  # the stacker must win
+    submit(SubmitConfig(workspace=workspace, runs=("p",), checkpoints=trained,
+                        submissions=tmp_path / "subs", leaks=Leaks.NEVER, seed=3))
+    assert _check_equal(workspace, demo_dir, trained, tmp_path / "subs") == "stacker"

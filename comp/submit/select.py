@@ -1,0 +1,168 @@
+"""The nested choice of a submission's rule: which candidate (a run's CNN with or without the
+flip, its LightGBM stacker, a level-2 stack of runs) and which decision (0.5 or a tuned
+threshold; the arg-max or class offsets), every choice made without the fold it is scored on.
+
+`select` runs an outer loop over the folds: for fold k, every candidate is scored on the
+other folds only (each inner fold decided by a rule tuned on the remaining ones), the best
+candidate and decision are chosen there, fitted on the other folds, and applied to fold k.
+The balanced accuracy of those fold-k decisions is the score of the whole procedure; it is
+the headline, and it was never measured on the data any choice was made on. The rule that
+is deployed is the same procedure run on every fold (`choose`), and each candidate's own
+score there is printed as what it is: the best of them is selected on itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from comp.metrics import balanced_accuracy, predict_labels
+from comp.submit.decision import apply_offsets, best_offsets, best_threshold, oof_decisions
+
+BOOTS = 100  # bootstrap resamples of the paired spread
+
+
+class Rule(StrEnum):
+    """How probabilities become classes."""
+
+    HALF = "0.5"  # two classes: p(class 1) >= 0.5
+    THRESHOLD = "threshold"  # two classes: p(class 1) >= a tuned threshold
+    ARGMAX = "arg-max"  # K classes: the most probable
+    OFFSETS = "offsets"  # K classes: arg-max of log-probability plus tuned class offsets
+
+
+class Source(StrEnum):
+    CNN = "cnn"  # a run's own probabilities (fold models averaged on new images)
+    STACKER = "stacker"  # LightGBM on one model's embeddings and logit (level 1)
+    STACK = "stack"  # logistic regression on several runs' logits (level 2)
+
+
+@dataclass
+class Candidate:
+    """One way to get probabilities for every scored image, out-of-fold.
+
+    `full`: (N, K) out-of-fold probabilities. `nested(k)`: the same computed without any
+    label of fold k (level 2 and a one-model run's stacker are fitted across folds, so
+    they are refitted; None: `full` never reads another fold's labels)."""
+
+    name: str
+    source: Source
+    runs: tuple[str, ...]
+    tta: bool
+    full: np.ndarray
+    nested: Callable[[int], np.ndarray] | None = None
+
+    def without(self, k: int) -> np.ndarray:
+        return self.full if self.nested is None else self.nested(k)
+
+
+def paired_spread(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, boots: int = BOOTS,
+                  seed: int = 0) -> float:
+    """Standard deviation over bootstrap resamples (the same images for both) of the
+    balanced accuracy of decisions `a` minus that of `b`."""
+    y = np.asarray(y, np.int64)
+    k, n = int(y.max(initial=0)) + 1, len(y)
+    hit_a, hit_b = (a == y).astype(float), (b == y).astype(float)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(boots)
+    for i in range(boots):
+        w = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+        total = np.bincount(y, weights=w, minlength=k)
+        seen = total > 0
+        ra = np.bincount(y, weights=w * hit_a, minlength=k)[seen] / total[seen]
+        rb = np.bincount(y, weights=w * hit_b, minlength=k)[seen] / total[seen]
+        diffs[i] = ra.mean() - rb.mean()
+    return float(diffs.std())
+
+
+def plain_rule(num_classes: int) -> Rule:
+    return Rule.HALF if num_classes == 2 else Rule.ARGMAX
+
+
+def tuned_rule(num_classes: int) -> Rule:
+    return Rule.THRESHOLD if num_classes == 2 else Rule.OFFSETS
+
+
+def pick_rule(prob: np.ndarray, y: np.ndarray, fold: np.ndarray, *, seed: int
+              ) -> tuple[Rule, float]:
+    """The decision for these out-of-fold probabilities, and its out-of-fold score: the
+    tuned one (each fold decided by a threshold or offsets tuned on the other folds) only
+    when it beats the plain one by more than the bootstrap spread of their difference."""
+    k = prob.shape[1]
+    plain = predict_labels(prob)
+    tuned = oof_decisions(prob, y, fold, num_classes=k, offsets=True)
+    s_plain, s_tuned = balanced_accuracy(y, plain), balanced_accuracy(y, tuned)
+    if s_tuned - s_plain > paired_spread(y, tuned, plain, seed=seed):
+        return tuned_rule(k), s_tuned
+    return plain_rule(k), s_plain
+
+
+def fit_rule(prob: np.ndarray, y: np.ndarray, rule: Rule) -> float | list[float] | None:
+    """The rule's parameter fitted on these rows: a threshold, class offsets, or None."""
+    if rule == Rule.THRESHOLD:
+        return best_threshold(y, prob[:, 1])[0]
+    if rule == Rule.OFFSETS:
+        return best_offsets(y, prob)[0].tolist()
+    return None
+
+
+def apply_rule(prob: np.ndarray, rule: Rule, parameter: float | list[float] | None
+               ) -> np.ndarray:
+    if rule == Rule.THRESHOLD:
+        assert isinstance(parameter, float)
+        return predict_labels(prob, parameter)
+    if rule == Rule.OFFSETS:
+        assert isinstance(parameter, list)
+        return apply_offsets(prob, np.asarray(parameter))
+    return predict_labels(prob)
+
+
+@dataclass(frozen=True)
+class Choice:
+    index: int  # of the candidate
+    rule: Rule
+    scores: list[tuple[Rule, float]]  # every candidate's rule and out-of-fold score
+
+
+def choose(probs: list[np.ndarray], y: np.ndarray, fold: np.ndarray, *, seed: int) -> Choice:
+    """The best candidate and its decision on these rows (ties: the earlier candidate, so
+    list the simpler ones first)."""
+    scores = [pick_rule(p, y, fold, seed=seed) for p in probs]
+    best = max(range(len(scores)), key=lambda i: (scores[i][1], -i))
+    return Choice(best, scores[best][0], scores)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The whole procedure, scored nested, and the rule it deploys."""
+
+    decided: np.ndarray  # every row's class, decided without its fold (the headline's)
+    picked: list[str]  # per outer fold: the candidate and rule chosen without it
+    choice: Choice  # on every fold: the deployed candidate and rule
+    parameter: float | list[float] | None  # the deployed rule's threshold or offsets
+
+    def balanced_accuracy(self, y: np.ndarray) -> float:
+        return balanced_accuracy(y, self.decided)
+
+
+def select(candidates: list[Candidate], y: np.ndarray, fold: np.ndarray, *, seed: int,
+           progress: Callable[[], None] | None = None) -> Selection:
+    """Nested selection over `candidates` (see the module docstring)."""
+    decided = np.zeros(len(y), np.int64)
+    picked = []
+    for k in np.unique(fold):
+        inside, outside = fold != k, fold == k
+        probs = [c.without(int(k))[inside] for c in candidates]
+        inner = choose(probs, y[inside], fold[inside], seed=seed)
+        parameter = fit_rule(probs[inner.index], y[inside], inner.rule)
+        chosen = candidates[inner.index]
+        decided[outside] = apply_rule(chosen.full[outside], inner.rule, parameter)
+        picked.append(f"{chosen.name} ({inner.rule})")
+        if progress is not None:
+            progress()
+    final = choose([c.full for c in candidates], y, fold, seed=seed)
+    parameter = fit_rule(candidates[final.index].full, y, final.rule)
+    return Selection(decided, picked, final, parameter)
