@@ -46,12 +46,13 @@ def test_predict_run_equals_keras_predict(workspace: Path, trained: Path) -> Non
     emb, prob = both.predict(x.astype(np.float32), verbose=0)
     flipped = both.predict(x[:, :, ::-1].astype(np.float32), verbose=0)
     pred = predict_run(RunDir(trained / "b1").best, x, batch_size=16)
-    np.testing.assert_allclose(pred.prob, prob[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pred.prob[:, 1], prob[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pred.prob.sum(axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(pred.embedding, emb, rtol=1e-5, atol=1e-5)
     tta = predict_run(RunDir(trained / "b1").best, x, tta=True, batch_size=16)
-    np.testing.assert_allclose(tta.prob, (prob[:, 0] + flipped[1][:, 0]) / 2, rtol=1e-5,
+    np.testing.assert_allclose(tta.prob[:, 1], (prob[:, 0] + flipped[1][:, 0]) / 2, rtol=1e-5,
                                atol=1e-6)
-    assert predict_run(RunDir(trained / "b1").best, x[:0]).prob.shape == (0,)
+    assert predict_run(RunDir(trained / "b1").best, x[:0]).prob.shape == (0, 2)
 
 
 def _submit(ws: Path, ck: Path, out: Path, *extra: str) -> tuple[int, str]:
@@ -74,8 +75,11 @@ def test_submit_phase1_then_phase2(demo_dir: Path, workspace: Path, trained: Pat
     ws = tmp_path / "ws"
     shutil.copytree(workspace, ws, symlinks=True)
     out = tmp_path / "subs"
-    code, output = _submit(ws, trained, out)  # default run: the best by holdout score
+    code, output = _submit(ws, trained, out)  # default: every run of the workspace
     assert code == 0, output
+    lines = output.splitlines()
+    assert lines[0].startswith("out-of-fold balanced accuracy ")
+    assert any(line.startswith("runs considered: b1") for line in lines)
     csvs = sorted(out.glob("*.csv"))
     assert len(csvs) == 1
     frame = pd.read_csv(csvs[0], dtype=str)
@@ -84,19 +88,45 @@ def test_submit_phase1_then_phase2(demo_dir: Path, workspace: Path, trained: Pat
     manifest = json.loads(csvs[0].with_suffix(".json").read_text())
     for key in ("runs", "decision", "tta", "leaks", "data_fingerprint", "command"):
         assert key in manifest
-    for key in ("threshold", "use_ensemble", "cnn_oof_balanced_accuracy", "holdout_images"):
+    for key in ("threshold", "rule", "candidates", "oof_balanced_accuracy", "images"):
         assert key in manifest["decision"]
-    assert manifest["leaks"]["overridden"] >= 0.9 * len(frame)  # val is all copies of train
+    # val is all copies of train, whose labels agree far more often than b1 is right
+    check = manifest["leaks"]
+    assert check["used"] and check["agreement"] > check["rule_accuracy"]
+    assert check["overridden"] >= 0.9 * len(frame)
     code, output = _submit(ws, trained, out, "--run", "b1")
     assert code == 0 and len(list(out.glob("*.csv"))) == 2  # never overwritten
     code, output = _submit(ws, trained, out, "--run", "b1", "--test",
-                           str(demo_dir / "phase2/test"), "--tta")
+                           str(demo_dir / "phase2/test"), "--tta", "on")
     assert code == 0, output
     latest = json.loads(max(out.glob("*.json"), key=lambda p: p.stat().st_mtime_ns).read_text())
     assert latest["target"] == "test" and latest["tta"] is True
     answers = pd.read_csv(demo_dir / "answers/test.csv", dtype=str, keep_default_na=False)
     assert latest["images"] == len(answers)
     assert latest["leaks"]["overridden"] >= (answers["train_id"] != "").sum() - 1
+    code, output = _submit(ws, trained, out, "--run", "b1", "--target", "test", "--leaks",
+                           "never")
+    assert code == 0 and "not overridden (--leaks never)" in output
+
+
+def test_runs_are_stacked_when_none_is_named(workspace: Path, trained: Path,
+                                            tmp_path: Path) -> None:
+    from comp.submit import submit
+    from comp.train import train
+
+    ck = tmp_path / "ck"
+    shutil.copytree(trained / "b1", ck / "b1", symlinks=True)
+    train(TrainConfig(workspace=workspace, model="b1", epochs=1, batch_size=32, folds=1,
+                      checkpoints=ck, run_name="other", max_images=200, seed=5,
+                      learning_rate=1e-3, progress=False))
+    result = submit(SubmitConfig(workspace=workspace, checkpoints=ck, tta="off",
+                                 submissions=tmp_path / "subs"))
+    d = result.decision
+    assert d.considered == ["b1", "other"]
+    names = [c.name for c in d.candidates]
+    assert names == ["b1", "other", "b1 LightGBM", "other LightGBM", "stack of 2 runs"]
+    assert d.candidate in names and set(d.runs) <= {"b1", "other"}
+    assert d.oof_balanced_accuracy <= max(c.balanced_accuracy for c in d.candidates) + 0.05
 
 
 def test_submit_bad_inputs(demo_dir: Path, workspace: Path, workspace4: Path, trained: Path,
@@ -133,5 +163,6 @@ def test_four_classes_use_argmax(workspace4: Path, tmp_path: Path) -> None:
     manifest = submit(SubmitConfig(workspace=workspace4, runs=("four",), checkpoints=tmp_path,
                                    submissions=tmp_path / "subs", folds=3)).manifest
     assert manifest.decision["threshold"] is None
+    assert manifest.decision["rule"] in ("arg-max", "offsets")
     frame = pd.read_csv(manifest.csv, dtype=str)
     assert set(frame["label"]) <= {"plain", "glasses", "smile", "glasses_smile"}
