@@ -267,10 +267,16 @@ def train(
         balance=balance, l1=l1, l2=l2, init=init, dropout=dropout, width=width,
         input_scale=input_scale, augment_strength=augment_strength)
     if params is not None:
-        from comp.tune import load_params, with_params
+        from comp.tune import load_params, tuned_epochs, with_params
         from comp.workspace import Workspace as Ws
 
         cfg = with_params(cfg, load_params(params, Ws(workspace), str(model)))
+        tuned_for = tuned_epochs(params, Ws(workspace), str(model))
+        budget = cfg.epochs or c.DEFAULT_EPOCHS
+        if tuned_for is not None and tuned_for != budget:
+            typer.echo(f"warning: --params {params} was tuned with {tuned_for} epochs per "
+                       f"trial; this run trains {budget}, and the best options for one "
+                       "budget are not always the best for another", err=True)
     record = run_train(cfg)
     score = record.best_val_balanced_accuracy or 0.0
     where = (f"mean over {record.folds} fold models" if record.folds
@@ -374,7 +380,9 @@ def tune(
     for row in result.trials:
         typer.echo("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v)
                                      for v in row.values()) + " |")
-    typer.echo(f"best: {result.best_value:.4f} with {result.best_params}")
+    typer.echo(f"best: {result.best_value:.4f} (val balanced accuracy, threshold tuned "
+               f"out-of-fold) with {result.best_params}")
+    typer.echo(result.warning)
     typer.echo(f"saved: {result.best_file} (comp train --model {model} --params best); "
                f"history: {result.history_png}; study: {result.storage}")
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from comp.config import TrainConfig, TuneConfig
 from comp.errors import CompError
 from comp.workspace import Workspace, write_json
@@ -66,6 +68,7 @@ class Tuned:
     trials: list[dict[str, Any]]  # number, state, value, params
     best_file: Path
     history_png: Path
+    warning: str  # what the tuned options cost the later out-of-fold estimate
 
 
 def tune_folder(ws: Workspace) -> Path:
@@ -138,15 +141,19 @@ def tune(cfg: TuneConfig) -> Tuned:
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                    optuna.trial.TrialState.PRUNED)]
 
+    index = ws.load_index()
+    val_rows = ws.split_rows("val", index)
+
     def objective(trial: Any) -> float:
         params = suggest(trial, space)
         with tempfile.TemporaryDirectory(prefix="comp-tune-") as scratch:
-            record = train(TrainConfig(
+            train(TrainConfig(
                 workspace=cfg.workspace, model=cfg.model, epochs=cfg.epochs, folds=1,
                 checkpoints=Path(scratch), run_name=f"trial-{trial.number}",
                 max_images=cfg.max_images, seed=cfg.seed, progress=False, **params),
                 watch=(_reporter(trial),))
-        return float(record.best_val_balanced_accuracy or 0.0)
+            return trial_score(ws, index, Path(scratch) / f"trial-{trial.number}",
+                               seed=cfg.seed)
 
     remaining = max(cfg.trials - len(done), 0)
     if remaining:
@@ -159,13 +166,37 @@ def tune(cfg: TuneConfig) -> Tuned:
     best = study.best_trial
     best_file = best_params_path(ws, cfg.study)
     write_json(best_file, {"model": str(cfg.model), "value": best.value,
-                           "params": best.params, "study": cfg.study})
+                           "params": best.params, "study": cfg.study, "epochs": cfg.epochs,
+                           "scored_on": "val split, threshold (or class offsets) tuned "
+                                        "out-of-fold on it"})
     history_png = tune_folder(ws) / f"{cfg.study}-history.png"
     _plot(study, history_png)
     rows = [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
              "epochs": len(t.intermediate_values), **t.params} for t in study.trials]
+    warning = (f"note: the options were chosen on the {len(val_rows):,} val-split images, which "
+               "a cross-fitted run also scores out-of-fold: its out-of-fold estimate is then "
+               "slightly optimistic (the holdout split, and a carved-off test, stay clean)")
     return Tuned(cfg.study, tune_folder(ws) / f"{cfg.study}.db", best.params,
-                 float(best.value), rows, best_file, history_png)
+                 float(best.value), rows, best_file, history_png, warning)
+
+
+def trial_score(ws: Workspace, index: Any, run: Path, *, seed: int) -> float:
+    """What `comp submit` would score: the trial's best checkpoint on the val split, the
+    threshold (or class offsets) tuned out-of-fold there, kept only where it beats 0.5 (the
+    arg-max) by its spread."""
+    from comp.runs import RunDir
+    from comp.submit.evaluate import holdout_folds
+    from comp.submit.predict import predict_run
+    from comp.submit.select import pick_rule
+
+    x, y, rows = ws.split("val", index)
+    if len(np.unique(y)) < 2:
+        raise CompError(f"{ws.root}: the val split has one class only; prepare with a larger "
+                        "val fraction (--split)")
+    prob = predict_run(RunDir(run).best, x, desc="trial val").prob
+    folds = holdout_folds(rows, y, folds=min(5, max(2, len(y) // 20)), seed=seed)
+    return pick_rule(prob, y, folds, seed=seed)[1]
+
 
 
 def _plot(study: Any, path: Path) -> None:
@@ -204,6 +235,17 @@ def _plot(study: Any, path: Path) -> None:
         axes[1].text(0.5, 0.5, "importances need more finished trials", ha="center")
         axes[1].axis("off")
     report._save_figure(fig, path)
+
+
+def tuned_epochs(spec: str, ws: Workspace, model: str) -> int | None:
+    """The epochs per trial the parameters were tuned for (None: not recorded)."""
+    path = best_params_path(ws, model) if spec == "best" else Path(spec)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    epochs = data.get("epochs") if isinstance(data, dict) else None
+    return epochs if isinstance(epochs, int) else None
 
 
 def load_params(spec: str, ws: Workspace, model: str) -> dict[str, Any]:

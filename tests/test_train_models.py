@@ -43,6 +43,18 @@ def test_balanced_accuracy_metric_equals_sklearn(classes: int) -> None:
     assert balanced_accuracy(y, pred) == pytest.approx(want, abs=1e-12)
 
 
+def test_balanced_accuracy_metric_reads_mixup_targets_by_the_class_they_lean_to() -> None:
+    """Blended targets 0.7, 0.3, 0.6, 0.2 are classes 1, 0, 1, 0; predictions 0.9, 0.1, 0.6,
+    0.6 are 1, 0, 1, 1: class 1 recall 2/2, class 0 recall 1/2, balanced accuracy 0.75
+    (casting the blends to int would call every target class 0)."""
+    from comp.train.models import BalancedAccuracy
+
+    metric = BalancedAccuracy(2)
+    metric.update_state(np.array([[0.7], [0.3], [0.6], [0.2]], np.float32),
+                        np.array([[0.9], [0.1], [0.6], [0.6]], np.float32))
+    assert float(metric.result()) == pytest.approx(0.75)
+
+
 def test_logreg_is_logistic_regression_on_gray_pixels() -> None:
     from comp.train.models import build_model, count_params
 

@@ -97,3 +97,36 @@ def test_the_search_space_fits_each_model_and_store() -> None:
     logreg, tl3 = space_for("logreg", 50), space_for("tl3", 64)
     assert "width" not in logreg and "dropout" not in logreg
     assert "width" not in tl3 and "dropout" in tl3
+
+
+def test_a_trial_is_scored_as_submit_scores_it(workspace: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial whose probabilities all lie below 0.5 but rank the val images perfectly:
+    0.5 balanced accuracy at 0.5, and 1.0 with the threshold tuned out-of-fold, which is
+    what the objective returns."""
+    import numpy as np
+
+    import comp.submit.predict as predict
+    from comp.submit.predict import Predictions
+    from comp.tune import trial_score
+    from comp.workspace import Workspace
+
+    ws = Workspace(workspace)
+    index = ws.load_index()
+    y = ws.split_rows("val", index)["label"].to_numpy()
+    p1 = 0.2 + 0.1 * y
+    monkeypatch.setattr(predict, "predict_run", lambda *a, **k: Predictions(
+        np.stack([1 - p1, p1], axis=1), np.zeros((len(y), 2))))
+    assert trial_score(ws, index, Path("unused"), seed=0) == pytest.approx(1.0)
+
+
+def test_train_warns_when_the_epochs_differ_from_the_tuned_ones(workspace: Path,
+                                                                tmp_path: Path) -> None:
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"params": {"learning_rate": 0.003}, "epochs": 5}))
+    result = runner.invoke(app, ["train", "-w", str(workspace), "--model", "logreg",
+                                 "--epochs", "1", "--folds", "1", "--max-images", "64",
+                                 "--checkpoints", str(tmp_path / "ck"), "--params",
+                                 str(params)])
+    assert result.exit_code == 0, result.output
+    assert "tuned with 5 epochs per trial; this run trains 1" in result.output
