@@ -92,7 +92,7 @@ def gate(policy: Leaks, check: LeakCheck, rule_accuracy: float) -> tuple[bool, s
                  f"{check.match_label_accuracy:.3f} of {check.matches_measured}"
                  + (f" (hash distance <= {check.max_distance})"
                     if check.max_distance is not None else ""))
-    rule = f"the rule's out-of-fold accuracy is {rule_accuracy:.3f}"
+    rule = f"the rule's out-of-fold accuracy {rule_accuracy:.3f}"
     if policy == Leaks.ALWAYS:
         return True, f"overridden (--leaks always); {agreement}; {rule}"
     if policy == Leaks.NEVER:
@@ -101,8 +101,8 @@ def gate(policy: Leaks, check: LeakCheck, rule_accuracy: float) -> tuple[bool, s
         return False, ("not overridden: no labelled duplicates to measure a copy's label "
                        "against (--leaks always overrides anyway)")
     if check.match_label_accuracy > rule_accuracy:
-        return True, f"overridden: {agreement}, above {rule[4:]}"
-    return False, f"not overridden: {agreement}, not above {rule[4:]}"
+        return True, f"overridden: {agreement}, above {rule}"
+    return False, f"not overridden: {agreement}, not above {rule}"
 
 
 def match_label_accuracy(index: pd.DataFrame, pairs: pd.DataFrame, *,
