@@ -191,14 +191,13 @@ def _single_fold_scores(ws: Path, ck: Path, decision: Decision,
     y = answers["label"].to_numpy()
     parts = {r: predict_models([m.best for m in RunDir(ck / r).members()], x,
                                tta=decision.tta) for r in decision.runs}
-    parameter = decision.offsets if decision.rule == "offsets" else decision.threshold
     scores = []
     for k in range(len(parts[decision.runs[0]])):
         if decision.source == "stacker":
             booster = lightgbm.Booster(model_file=str(folder / stacker.stacker_file(k)))
             prob = stacker.booster_prob(booster, stacker.stack_features(
                 parts[decision.runs[0]][k]), num_classes=len(decision.classes))
-            labels = apply_rule(prob, Rule(decision.rule), parameter)
+            labels = apply_rule(prob, Rule(decision.rule), decision.parameter)
         else:
             _, labels = decision.apply({r: parts[r][k] for r in decision.runs}, folder)
         by_id = dict(zip(rows["id"], labels, strict=True))

@@ -337,7 +337,7 @@ def predict(
 
     result = run_predict(c.PredictConfig(run=run, images=tuple(images), workspace=workspace,
                                          checkpoints=checkpoints, out=out))
-    typer.echo(result.rule, err=True)
+    typer.echo(f"rule: {result.rule}", err=True)
     for line in result.bad:
         typer.echo(f"skipped: {line}", err=True)
     if result.out is not None:

@@ -141,8 +141,10 @@ def tune(cfg: TuneConfig) -> Tuned:
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                    optuna.trial.TrialState.PRUNED)]
 
-    index = ws.load_index()
-    val_rows = ws.split_rows("val", index)
+    val = ws.split("val", ws.load_index())  # read once: every trial is scored on it
+    if len(np.unique(val[1])) < 2:
+        raise CompError(f"{ws.root}: the val split has one class only; prepare with a larger "
+                        "val fraction (--split)")
 
     def objective(trial: Any) -> float:
         params = suggest(trial, space)
@@ -152,8 +154,7 @@ def tune(cfg: TuneConfig) -> Tuned:
                 checkpoints=Path(scratch), run_name=f"trial-{trial.number}",
                 max_images=cfg.max_images, seed=cfg.seed, progress=False, **params),
                 watch=(_reporter(trial),))
-            return trial_score(ws, index, Path(scratch) / f"trial-{trial.number}",
-                               seed=cfg.seed)
+            return trial_score(Path(scratch) / f"trial-{trial.number}", val, seed=cfg.seed)
 
     remaining = max(cfg.trials - len(done), 0)
     if remaining:
@@ -173,26 +174,24 @@ def tune(cfg: TuneConfig) -> Tuned:
     _plot(study, history_png)
     rows = [{"number": t.number, "state": t.state.name.lower(), "value": t.value,
              "epochs": len(t.intermediate_values), **t.params} for t in study.trials]
-    warning = (f"note: the options were chosen on the {len(val_rows):,} val-split images, which "
+    warning = (f"note: the options were chosen on the {len(val[1]):,} val-split images, which "
                "a cross-fitted run also scores out-of-fold: its out-of-fold estimate is then "
                "slightly optimistic (the holdout split, and a carved-off test, stay clean)")
     return Tuned(cfg.study, tune_folder(ws) / f"{cfg.study}.db", best.params,
                  float(best.value), rows, best_file, history_png, warning)
 
 
-def trial_score(ws: Workspace, index: Any, run: Path, *, seed: int) -> float:
-    """What `comp submit` would score: the trial's best checkpoint on the val split, the
-    threshold (or class offsets) tuned out-of-fold there, kept only where it beats 0.5 (the
-    arg-max) by its spread."""
+def trial_score(run: Path, val: tuple[np.ndarray, np.ndarray, Any], *, seed: int) -> float:
+    """What `comp submit` would score: the trial's best checkpoint on the val split (`val`:
+    its pixels, labels and index rows, as `Workspace.split` gives them), the threshold (or
+    class offsets) tuned out-of-fold there, kept only where it beats 0.5 (the arg-max) by its
+    spread."""
     from comp.runs import RunDir
     from comp.submit.evaluate import holdout_folds
     from comp.submit.predict import predict_run
     from comp.submit.select import pick_rule
 
-    x, y, rows = ws.split("val", index)
-    if len(np.unique(y)) < 2:
-        raise CompError(f"{ws.root}: the val split has one class only; prepare with a larger "
-                        "val fraction (--split)")
+    x, y, rows = val
     prob = predict_run(RunDir(run).best, x, desc="trial val").prob
     folds = holdout_folds(rows, y, folds=min(5, max(2, len(y) // 20)), seed=seed)
     return pick_rule(prob, y, folds, seed=seed)[1]
@@ -237,9 +236,14 @@ def _plot(study: Any, path: Path) -> None:
     report._save_figure(fig, path)
 
 
+def params_path(spec: str, ws: Workspace, model: str) -> Path:
+    """The file `--params SPEC` names: `best` is the study named after the model."""
+    return best_params_path(ws, model) if spec == "best" else Path(spec)
+
+
 def tuned_epochs(spec: str, ws: Workspace, model: str) -> int | None:
     """The epochs per trial the parameters were tuned for (None: not recorded)."""
-    path = best_params_path(ws, model) if spec == "best" else Path(spec)
+    path = params_path(spec, ws, model)
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -251,7 +255,7 @@ def tuned_epochs(spec: str, ws: Workspace, model: str) -> int | None:
 def load_params(spec: str, ws: Workspace, model: str) -> dict[str, Any]:
     """`--params best` (the study named after the model, in the workspace) or a JSON file:
     the TrainConfig options it sets."""
-    path = best_params_path(ws, model) if spec == "best" else Path(spec)
+    path = params_path(spec, ws, model)
     if not path.exists():
         hint = (f"run `comp tune --model {model}` first" if spec == "best"
                 else "pass a JSON file of parameters or --params best")

@@ -117,7 +117,7 @@ def test_a_trial_is_scored_as_submit_scores_it(workspace: Path,
     p1 = 0.2 + 0.1 * y
     monkeypatch.setattr(predict, "predict_run", lambda *a, **k: Predictions(
         np.stack([1 - p1, p1], axis=1), np.zeros((len(y), 2))))
-    assert trial_score(ws, index, Path("unused"), seed=0) == pytest.approx(1.0)
+    assert trial_score(Path("unused"), ws.split("val", index), seed=0) == pytest.approx(1.0)
 
 
 def test_train_warns_when_the_epochs_differ_from_the_tuned_ones(workspace: Path,

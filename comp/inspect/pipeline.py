@@ -124,7 +124,7 @@ def inspect(cfg: InspectConfig) -> Inspected:
             used["out-of-fold"] = (f"{len(rows):,} images, each predicted by a model that did "
                                    "not train on it" if run_dir.cross_fitted else
                                    f"{len(rows):,} holdout images") + (
-                f", decided by the submitted {words[6:]}")
+                f", decided by the submitted rule {words}")
         with clock.stage("examples and distributions"):
             row_of = rows["row"].to_numpy()
             report.examples(lambda idx: np.asarray(store[row_of[idx]]),

@@ -1,12 +1,7 @@
-"""The decision rule of a submission, typed, and the primitives it is made of: the threshold
-for balanced accuracy (two classes), class offsets (K classes), and their out-of-fold use
-(fold k decided by a rule tuned on the other folds).
-
-`Decision` is what `comp submit` chose (`comp.submit.rules` fits it): which candidate (a
-run's CNN, its LightGBM stacker, a level-2 stack of runs; with or without the flip), which
-decision, its nested out-of-fold score. `apply` turns new predictions into probabilities
-and classes; `save`/`load` keep it beside the runs, for phase 2, `comp predict` and
-`comp inspect`.
+"""The primitives a submission's decision is made of: the threshold for balanced accuracy
+(two classes), class offsets (K classes), and their out-of-fold use (fold k decided by a
+rule tuned on the other folds). `comp.submit.select` chooses among them, nested;
+`comp.submit.rule` holds the typed `Decision` that `comp.submit.candidates` fits.
 """
 
 from __future__ import annotations
@@ -17,9 +12,6 @@ import numpy as np
 
 from comp.metrics import balanced_accuracy, positive
 
-DECISION_FILE = "decision.json"
-STACKER_FILE = "lgbm.txt"
-SCHEMA = 3  # part of the cache key: a rule saved in another layout is fitted anew
 OFFSET_GRID = np.round(np.arange(-2.0, 2.0001, 0.25), 2)  # per-class log-probability offsets
 EXHAUSTIVE_CLASSES = 4  # up to this many classes the offset search tries every combination
 

@@ -92,19 +92,19 @@ def load_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFr
 
 def rule_for(run_dir: RunDir, *, ws: Workspace, meta: Meta, index: pd.DataFrame,
              checkpoints: Path) -> tuple[Decision, Path, str]:
-    """The rule the last `comp submit` that read this run used, and a line saying so; when
+    """The rule the last `comp submit` that read this run used, and words saying so; when
     there is none (or it no longer fits the data), the default rule for this run alone,
-    fitted now, and a line saying that."""
+    fitted now, and words saying that."""
     saved = last_rule(run_dir, checkpoints, fingerprint=meta.fingerprint)
     if saved is not None:
         decision, folder = saved
-        return decision, folder, (f"rule: {decision.candidate} ({decision.rule}), as the "
-                                  "last comp submit that read this run decided")
+        return decision, folder, (f"{decision.candidate} ({decision.rule}), as the last "
+                                  "comp submit that read this run decided")
     decision, folder = load_decision(SubmitConfig(workspace=ws.root, runs=(run_dir.name,),
                                                   checkpoints=checkpoints),
                                      ws, meta, index, [run_dir])
-    return decision, folder, (f"rule: {decision.candidate} ({decision.rule}); no comp submit "
-                              "has read this run yet, so its default rule was fitted now")
+    return decision, folder, (f"{decision.candidate} ({decision.rule}); no comp submit has "
+                              "read this run yet, so its default rule was fitted now")
 
 
 def predict_rule(decision: Decision, folder: Path, checkpoints: Path, x: np.ndarray

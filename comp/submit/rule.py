@@ -54,6 +54,11 @@ class Decision:
     candidates: list[Scored]
     picked: list[str]  # per outer fold, what was chosen without it
 
+    @property
+    def parameter(self) -> float | list[float] | None:
+        """The rule's fitted parameter: the threshold, the class offsets, or None."""
+        return self.offsets if self.rule == Rule.OFFSETS else self.threshold
+
     def apply(self, preds: dict[str, Predictions], folder: Path
               ) -> tuple[np.ndarray, np.ndarray]:
         """(N, K) probabilities of the chosen candidate on new images and the classes its
@@ -70,8 +75,7 @@ class Decision:
                 raise ValueError("runs with different numbers of fold models")
             prob = np.mean([level2.prob(stacker.level2_features([p[m].prob for p in parts]))
                             for m in range(len(parts[0]))], axis=0)
-        parameter = self.offsets if self.rule == Rule.OFFSETS else self.threshold
-        return prob, apply_rule(prob, Rule(self.rule), parameter)
+        return prob, apply_rule(prob, Rule(self.rule), self.parameter)
 
     def save(self, folder: Path) -> None:
         write_json(folder / DECISION_FILE, asdict(self))
