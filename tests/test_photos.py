@@ -131,3 +131,24 @@ def test_predict_equals_submit_with_a_kept_stacker(workspace: Path, demo_dir: Pa
     submit(SubmitConfig(workspace=workspace, runs=("p",), checkpoints=trained,
                         submissions=tmp_path / "subs", leaks=Leaks.NEVER, seed=3))
     assert _check_equal(workspace, demo_dir, trained, tmp_path / "subs") == "stacker"
+
+
+def test_a_damaged_rule_file_is_fitted_again_by_the_command_that_names_it(
+        workspace: Path, trained: Path, tmp_path: Path) -> None:
+    """inspect names `comp submit --run p` when the rule's out-of-fold file is damaged;
+    that command then rebuilds it."""
+    from comp.runs import RunDir
+    from comp.submit.rule import OOF_FILE, last_rule, load_oof
+    from comp.workspace import Workspace
+
+    args = ["submit", "-w", str(workspace), "--checkpoints", str(trained), "--run", "p",
+            "--leaks", "never", "--submissions", str(tmp_path / "subs")]
+    assert runner.invoke(app, args).exit_code == 0
+    fingerprint = Workspace(workspace).load_meta().fingerprint
+    saved = last_rule(RunDir(trained / "p"), trained, fingerprint=fingerprint)
+    assert saved is not None
+    (saved[1] / OOF_FILE).write_bytes(b"cut")
+    assert load_oof(saved[1]) is None
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert load_oof(saved[1]) is not None

@@ -27,7 +27,7 @@ from comp.stopwatch import Stopwatch
 from comp.submit import leaks, submission
 from comp.submit.candidates import fit_decision
 from comp.submit.evaluate import predict_new
-from comp.submit.rule import Decision, last_rule, remember
+from comp.submit.rule import Decision, last_rule, load_oof, remember
 from comp.workspace import Meta, Workspace
 
 SCHEMA = 4  # part of the cache key: a rule saved in another layout is fitted anew
@@ -85,7 +85,7 @@ def load_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFr
     """The rule for these runs and options: from the cache, or fitted now."""
     folder = runs[0].decision_cache(decision_key(cfg, runs))
     cached = Decision.load(folder, fingerprint=meta.fingerprint)
-    if cached is not None:
+    if cached is not None and load_oof(folder) is not None:  # inspect reads both
         return cached, folder
     return fit_decision(cfg, ws, meta, index, runs, folder=folder), folder
 
