@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from comp import report
-from comp.commit import replace_folder
+from comp.commit import reading, replace_folder
 from comp.config import AuditConfig
 from comp.errors import CompError
 from comp.metrics import probability_matrix
@@ -62,6 +62,7 @@ def find_suspects(labels: np.ndarray, probs: np.ndarray, *, rank_by: str
     return np.asarray(ranked, np.int64), np.asarray(scores), np.asarray(joint)
 
 
+@reading()  # a run resumed meanwhile keeps the versions read here
 def audit(cfg: AuditConfig) -> Audit:
     """Write `checkpoints/<run>/audit/` (audit.csv, suspects.png, summary.md), replacing an
     earlier audit whole."""
@@ -71,7 +72,8 @@ def audit(cfg: AuditConfig) -> Audit:
     meta, index = ws.load_meta(), ws.load_index()
     name = cfg.run or best_run(ws, cfg.checkpoints, fingerprint=meta.fingerprint,
                                folds=cfg.folds, seed=cfg.seed)
-    run_dir, record = open_run(cfg.checkpoints, name, fingerprint=meta.fingerprint)
+    run_dir, record = open_run(cfg.checkpoints, name, fingerprint=meta.fingerprint,
+                               pixels=meta.pixels)
     if not run_dir.cross_fitted:
         raise CompError(f"run {name} is one model on the train split: an audit needs an "
                         "out-of-fold probability for every training image; train one model "

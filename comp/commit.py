@@ -15,6 +15,7 @@ import fcntl
 import os
 import shutil
 import time
+from contextlib import ContextDecorator
 from pathlib import Path
 from types import TracebackType
 
@@ -28,15 +29,71 @@ STAGING = ".staging-"
 KEEP = 2  # versions kept: the current one and the one before (for a reader still on it)
 
 
-def version_dir(root: Path, version: Path | None) -> Path:
+READ_LOCK = ".read-"  # + a version's name: a reader's shared lock on that version
+
+_pins: dict[Path, Path] | None = None  # inside `reading()`: each folder's version, as first read
+_pin_fds: list[int] = []
+
+
+def version_dir(root: Path, version: Path | None, *, fix: str = "") -> Path:
     """Where a versioned folder's files are read: `version` when one is named (a writer's
-    staging folder), else the committed version, else (written before versions) `root`."""
+    staging folder), else the committed version, else (written before versions) `root`.
+    Inside `reading()`, the version first read stays the one read, and no writer prunes it.
+    `fix`: what the user can do when the folder is damaged (said with the error)."""
     if version is not None:
         return version
-    return current_dir(root) or root
+    if _pins is None:
+        return current_dir(root, fix=fix) or root
+    key = root.absolute()
+    if key not in _pins:
+        _pins[key] = _pin(root, fix=fix)
+    return _pins[key]
 
 
-def current_dir(root: Path) -> Path | None:
+def _pin(root: Path, *, fix: str) -> Path:
+    """The committed version, held with a shared lock on `<root>/.read-<version>` that
+    `prune` respects. A version pruned between reading `current` and taking the lock is
+    seen (its folder is gone once the lock is ours) and `current` is read again."""
+    while True:
+        current = current_dir(root, fix=fix)
+        if current is None or current.parent.name != VERSIONS:
+            return current or root
+        try:
+            fd = os.open(root / f"{READ_LOCK}{current.name}", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return current  # a folder this user cannot write: no writer prunes it either
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a prune holds it
+        if current.is_dir():
+            _pin_fds.append(fd)
+            return current
+        os.close(fd)
+
+
+class reading(ContextDecorator):  # noqa: N801 (used as `with reading():` or `@reading()`)
+    """A command's reads: every versioned folder (workspace, run, fold model) is read at the
+    version its first read found, and writers committing meanwhile (a resumed run, a second
+    prepare) keep that version until the block ends. Nested blocks share the outer one."""
+
+    def _recreate_cm(self) -> reading:
+        return type(self)()  # a fresh block per decorated call
+
+    def __enter__(self) -> reading:
+        global _pins
+        self.outer = _pins is not None
+        if not self.outer:
+            _pins = {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _pins
+        if self.outer:
+            return
+        _pins = None
+        while _pin_fds:
+            os.close(_pin_fds.pop())  # closing the file drops its lock
+
+
+def current_dir(root: Path, *, fix: str = "") -> Path | None:
     """The committed version of a versioned folder, or None for a folder without versions.
 
     Raises:
@@ -48,7 +105,7 @@ def current_dir(root: Path) -> Path | None:
     target = root / os.readlink(link)
     if not target.is_dir():
         raise CompError(f"{link}: points to a missing version ({os.readlink(link)}); the folder "
-                        "is damaged")
+                        f"is damaged{'; ' + fix if fix else ''}")
     return target
 
 
@@ -177,7 +234,10 @@ def prune(root: Path) -> None:
     """Keep the current version and the one before it; remove older and orphaned ones (a
     version newer than the current one was renamed in but never switched to)."""
     versions = root / VERSIONS
-    current = current_dir(root)
+    try:
+        current = current_dir(root)
+    except CompError:
+        return  # `current` points nowhere: nothing is pruned until a commit mends it
     if not versions.is_dir() or current is None:
         return
     names = sorted(p.name for p in versions.iterdir() if p.is_dir())
@@ -185,7 +245,26 @@ def prune(root: Path) -> None:
     keep = {current.name, *older[len(older) - (KEEP - 1):]}
     for name in names:
         if name not in keep:
-            shutil.rmtree(versions / name, ignore_errors=True)
+            _remove_unread(root, name)
+    for lock in root.glob(f"{READ_LOCK}*"):  # locks of versions already gone
+        if not (versions / lock.name[len(READ_LOCK):]).is_dir():
+            _remove_unread(root, lock.name[len(READ_LOCK):])
+
+
+def _remove_unread(root: Path, name: str) -> None:
+    """Remove version `name` unless a reader holds it (`reading`): its read lock is taken
+    exclusively, without waiting, for the removal."""
+    lock = root / f"{READ_LOCK}{name}"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a reader is on it: a later prune removes it
+        shutil.rmtree(root / VERSIONS / name, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
 
 
 def replace_folder(tmp: Path, final: Path) -> None:

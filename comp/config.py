@@ -30,6 +30,7 @@ DEFAULT_EPOCHS = 100  # the report's budget
 DEFAULT_BATCH_SIZE = 124  # the report's batch
 DEFAULT_PLATEAU_FACTOR = 0.1
 DEFAULT_PLATEAU_PATIENCE = 12
+MIN_SIDE = 16  # pixels: the smallest image side comp stores or reads (hash, pixel check, models)
 DEFAULT_FOLDS = 5  # K of prepare's folds; holdout folds of the threshold and the stacker
 DEMO_LEARNING_RATE = 1e-3  # `comp demo` trains a few epochs: the report's 1e-4 needs far more
 
@@ -165,8 +166,8 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
         values = []
     if len(values) == 1:
         values = values * 2
-    if len(values) != 2 or min(values) < 8:
-        raise CompError(f"--size must look like 56x56 (height x width, at least 8). "
+    if len(values) != 2 or min(values) < MIN_SIDE:
+        raise CompError(f"--size must look like 56x56 (height x width, at least {MIN_SIDE}). "
                         f"Received: {text!r}")
     return values[0], values[1]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from comp.commit import reading
 from comp.config import PredictConfig
 from comp.errors import CompError
 from comp.prepare.decode import decode_file
@@ -69,13 +70,15 @@ def prepare_images(paths: list[str], *, size: tuple[int, int], gray: bool, fit: 
     return stack, kept, bad
 
 
+@reading()  # a run resumed meanwhile keeps the versions read here
 def predict(cfg: PredictConfig) -> Predicted:
     """Predict the images with the run's decision rule; write `cfg.out` when given."""
     from comp.submit.pipeline import predict_rule, rule_for
 
     ws = Workspace(cfg.workspace)
     meta, index = ws.load_meta(), ws.load_index()
-    run_dir, _ = open_run(cfg.checkpoints, cfg.run, fingerprint=meta.fingerprint)
+    run_dir, _ = open_run(cfg.checkpoints, cfg.run, fingerprint=meta.fingerprint,
+                          pixels=meta.pixels)
     paths, bad = image_paths(cfg.images)
     x, kept, undecodable = prepare_images(paths, size=(meta.size[0], meta.size[1]),
                                           gray=meta.gray, fit=meta.fit)

@@ -36,7 +36,8 @@ class RunDir:
 
     @property
     def dir(self) -> Path:
-        return version_dir(self.path, self.version)
+        return version_dir(self.path, self.version,
+                           fix="this run cannot be used; train a new one with `comp train`")
 
     @property
     def name(self) -> str:
@@ -159,6 +160,7 @@ class RunRecord:
     seconds_per_epoch: list[float] = field(default_factory=list)
     folds: int = 0  # cross-fitted: one model per fold in fold-<k>/; 0: one model
     folds_done: int = 0
+    pixels: str = ""  # how the workspace stored the pixels it trained on (`Meta.pixels`)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,10 +200,24 @@ def _runs_here(checkpoints: Path) -> str:
     return ", ".join(list_runs(checkpoints)) or "none"
 
 
-def open_run(checkpoints: Path, name: str, *, fingerprint: str | None) -> tuple[RunDir,
-                                                                                RunRecord]:
+def other_data(name: str, record: RunRecord, *, fingerprint: str, pixels: str) -> str:
+    """The line refusing run `name` on a workspace of other data, naming both sides."""
+    def side(key: str, how: str) -> str:
+        return f"fingerprint {key}" + (f", images {how}" if how else "")
+
+    shape = record.input_shape
+    trained = record.pixels or (f"{shape[0]}x{shape[1]}, {shape[2]} channels"
+                                if len(shape) == 3 else "")
+    return (f"run {name!r} was trained on other data ({side(record.fingerprint, trained)}; "
+            f"this workspace: {side(fingerprint, pixels)}); use a run trained on this "
+            "workspace, or pass the --workspace it was trained on")
+
+
+def open_run(checkpoints: Path, name: str, *, fingerprint: str | None, pixels: str = ""
+             ) -> tuple[RunDir, RunRecord]:
     """A finished-enough run (every model of it has best.keras) and its record, checked to
-    belong to the workspace whose data fingerprint is given (None: no check)."""
+    belong to the workspace whose data fingerprint is given (None: no check; `pixels`, the
+    workspace's `Meta.pixels`, only words the refusal)."""
     check_run_name(name)
     run_dir = RunDir(checkpoints / name)
     if not run_dir.record.exists():
@@ -214,9 +230,7 @@ def open_run(checkpoints: Path, name: str, *, fingerprint: str | None) -> tuple[
         raise CompError(f"run {name!r} has no best checkpoint yet ({', '.join(missing)}); "
                         f"finish it with `comp train --resume {name}`")
     if fingerprint is not None and record.fingerprint != fingerprint:
-        raise CompError(f"run {name!r} was trained on other data (fingerprint "
-                        f"{record.fingerprint}, workspace {fingerprint}); use a run trained "
-                        "on this workspace, or pass its --workspace")
+        raise CompError(other_data(name, record, fingerprint=fingerprint, pixels=pixels))
     return run_dir, record
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from comp.commit import version_dir
-from comp.errors import CompError
+from comp.errors import CompError, note
 
 DEFAULT_WORKSPACE = Path("data/workspace")
 FINGERPRINT_COLUMNS = ["id", "label", "dhash", "kept", "split", "fold"]
@@ -45,11 +46,12 @@ class Meta:
     challenge: str | None
     native_sizes: list[list[int]]  # sizes of the training files before any resize
     test_dir: str | None
-    fingerprint: str  # of the kept training data: runs and submissions are tied to it
+    fingerprint: str  # of the kept training data and `pixels`: runs and submissions are tied to it
     config: dict[str, Any]
     size_given: bool = False  # --size was passed: val/test are resized to it too
     store_rows: dict[str, int] = field(default_factory=dict)  # per source, checked on read
     summary: dict[str, Any] = field(default_factory=dict)
+    pixels: str = ""  # how the stored pixels were made (`pixel_key`); "" before comp recorded it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +77,8 @@ class Workspace:
 
     @cached_property
     def dir(self) -> Path:
-        return version_dir(self.root, self.version)
+        return version_dir(self.root, self.version,
+                           fix=f"run `comp prepare CHALLENGE_DIR -w {self.root}` to rebuild it")
 
     def store(self, source: str) -> Path:
         return self.dir / f"images-{source}.npy"
@@ -149,10 +152,13 @@ class Workspace:
         if expected is None:
             return  # no meta.json yet, or damaged: load_meta says which
         try:
-            got = fingerprint(index[index["source"] == "train"].reset_index(drop=True),
-                              FINGERPRINT_COLUMNS)
+            got = data_fingerprint(index[index["source"] == "train"].reset_index(drop=True),
+                                   str(self._meta_raw.get("pixels", "")))
         except KeyError:
             return  # columns missing: the readers that need them say so
+        except (TypeError, ValueError) as exc:  # a cut file: missing cells
+            raise CompError(f"{self.index}: damaged ({str(exc).splitlines()[0]}); "
+                            f"{REBUILD}") from None
         if got != expected:
             raise CompError(f"{self.index}: does not match meta.json (fingerprint {got}, "
                             f"expected {expected}): the workspace is damaged; {REBUILD}")
@@ -305,10 +311,40 @@ def read_json(path: Path, *, what: str, fix: str) -> Any:
                         f"{fix}") from None
 
 
-def fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:
-    """Short content hash of some columns of a frame (data identity for runs and submissions)."""
+def read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The arrays `keys` of a cache file, or None when it is absent or unreadable (a cut or
+    overwritten file is said in one line: the caller computes it again)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as saved:
+            return {k: saved[k] for k in keys}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        note(f"{path}: unreadable cache ({str(exc).splitlines()[0] or type(exc).__name__}); "
+             "computing it again")
+        return None
+
+
+def fingerprint(frame: pd.DataFrame, columns: list[str], *, extra: str = "") -> str:
+    """Short content hash of some columns of a frame (and `extra`, when given)."""
     digest = hashlib.sha256()
     for column in columns:
         digest.update(column.encode())
         digest.update("\x1f".join(frame[column].astype(str)).encode())
+    if extra:
+        digest.update(b"\x1e" + extra.encode())
     return digest.hexdigest()[:16]
+
+
+def pixel_key(*, size: tuple[int, int] | list[int], gray: bool, fit: str, detail: str = ""
+              ) -> str:
+    """Words for everything that shapes the stored pixels (e.g. `56x56 rgb crop`): part of
+    the data fingerprint, so runs trained on other pixels of the same images are refused."""
+    return " ".join(x for x in (f"{size[0]}x{size[1]}", "gray" if gray else "rgb", fit,
+                                detail) if x)
+
+
+def data_fingerprint(train: pd.DataFrame, pixels: str) -> str:
+    """The data identity runs and submissions are tied to: the kept training rows (ids,
+    labels, hashes, splits, folds) and how their pixels were stored."""
+    return fingerprint(train, FINGERPRINT_COLUMNS, extra=pixels)

@@ -100,8 +100,8 @@ def snapshot(base: Path) -> dict[str, str]:
             continue
         for path in sorted(root.rglob("*")):
             rel = str(path.relative_to(base))
-            if path.name == ".lock":
-                continue
+            if path.name == ".lock" or path.name.startswith(".read-"):
+                continue  # locks, not content
             if path.is_symlink():
                 out[rel] = "-> " + os.readlink(path)
             elif path.is_file():

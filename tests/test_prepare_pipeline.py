@@ -231,9 +231,9 @@ def test_val_of_another_native_size(tmp_path: Path) -> None:
     code, output = _run(root, "--on-size-mismatch", "resize")
     assert code == 0, output
     assert Workspace(root / "ws").load_store("val").shape == (3, 16, 16, 3)
-    code, output = _run(root, "--size", "12x12", "-w", str(tmp_path / "ws2"))
+    code, output = _run(root, "--size", "18x18", "-w", str(tmp_path / "ws2"))
     assert code == 0, output
-    assert Workspace(tmp_path / "ws2").load_store("val").shape == (3, 12, 12, 3)
+    assert Workspace(tmp_path / "ws2").load_store("val").shape == (3, 18, 18, 3)
 
 
 def test_folds_cover_every_kept_image_and_never_split_a_group(demo_dir: Path,

@@ -28,6 +28,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from comp.config import MIN_SIDE
 from comp.errors import CompError
 from comp.prepare.decode import worker_context
 from comp.workspace import write_csv, write_json
@@ -55,8 +56,8 @@ class DemoSpec:
         if self.classes not in (2, 4):
             raise CompError(f"--classes must be 2 (glasses) or 4 (glasses x smile). Received: "
                             f"{self.classes}")
-        if self.size < 16:
-            raise CompError(f"--size must be at least 16 pixels. Received: {self.size}")
+        if self.size < MIN_SIDE:
+            raise CompError(f"--size must be at least {MIN_SIDE} pixels. Received: {self.size}")
         if min(self.train, self.val, self.test) < 0 or self.train < 20 or self.val > self.train:
             raise CompError(f"need --train >= 20 and 0 <= --val <= --train, --test >= 0. "
                             f"Received: train={self.train}, val={self.val}, test={self.test}")

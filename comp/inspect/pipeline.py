@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from comp.commit import replace_folder
+from comp.commit import reading, replace_folder
 from comp.config import InspectConfig
 from comp.errors import CompError
 from comp.inspect import page, saliency, stats
@@ -83,6 +83,7 @@ def _model_of(run_dir: RunDir, fold: int) -> Path:
     return run_dir.fold(fold).best if run_dir.cross_fitted else run_dir.best
 
 
+@reading()  # a run resumed meanwhile keeps the versions read here
 def inspect(cfg: InspectConfig) -> Inspected:
     """Write the report folder of a run (atomically replacing an earlier one)."""
     from comp.native_log import load_keras
@@ -95,7 +96,8 @@ def inspect(cfg: InspectConfig) -> Inspected:
         meta, index = ws.load_meta(), ws.load_index()
         names = list(cfg.runs) or [best_run(ws, cfg.checkpoints, fingerprint=meta.fingerprint,
                                             folds=cfg.folds, seed=cfg.seed)]
-        opened = [open_run(cfg.checkpoints, n, fingerprint=meta.fingerprint) for n in names]
+        opened = [open_run(cfg.checkpoints, n, fingerprint=meta.fingerprint,
+                           pixels=meta.pixels) for n in names]
         run_dir, record = opened[0]
         classes, k = meta.classes, len(meta.classes)
         labelled = ws.labelled(index)

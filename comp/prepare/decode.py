@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from comp.config import MIN_SIDE
 from comp.errors import CompError
 from comp.prepare.dhash import dhash, to_gray
 
@@ -228,6 +229,12 @@ def _decode_chunk(store: str, start: int, paths: Sequence[str], size: tuple[int,
             result.sizes.append((0, 0))
             continue
         result.sizes.append(hash_pixels.shape[:2])
+        if min(hash_pixels.shape[:2]) < MIN_SIDE:
+            result.bad.append((start + k, (
+                f"{path}: image is {hash_pixels.shape[0]}x{hash_pixels.shape[1]}, smaller "
+                f"than comp's {MIN_SIDE}x{MIN_SIDE} minimum (too few pixels to hash, compare "
+                "or learn from); remove it")))
+            continue
         if pixels.shape[:2] != tuple(target):
             result.bad.append((start + k, (
                 f"{path}: image is {pixels.shape[0]}x{pixels.shape[1]} but the store is "

@@ -173,6 +173,11 @@ def _find_by_class_folders(folder: Path) -> TrainSet:
         raise CompError(f"{folder}: no labels file and no class sub-folders; pass --labels FILE")
     paths, ids, labels = [], [], []
     for cls in classes:
+        try:
+            cls.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CompError(f"{folder}: the class folder name {cls.name!r} is not valid UTF-8; "
+                            "rename the folder (its name is the class)") from None
         for p in list_images(cls):
             paths.append(p)
             ids.append(f"{cls.name}/{file_id(p)}")

@@ -14,11 +14,19 @@ from comp.errors import CompError
 
 # -- labels ---------------------------------------------------------------------------------------
 
-def read_labels(path: Path, *, id_column: str = "id", label_column: str = "label"
-                ) -> pd.DataFrame:
-    """Read a labels CSV as strings (ids keep leading zeros): columns `id`, `label_text`."""
+# what each CSV read here is, and the option that names it (for the messages)
+ROLES = {"labels": ("labels file", "pass --labels FILE", "pass --id-column / --label-column"),
+         "groups": ("groups file", "pass --groups FILE:COLUMN",
+                    "pass --groups FILE:COLUMN with one of its columns (ids in 'id')")}
+
+
+def read_labels(path: Path, *, id_column: str = "id", label_column: str = "label",
+                role: str = "labels") -> pd.DataFrame:
+    """Read a labels CSV (or, `role="groups"`, a groups file) as strings (ids keep leading
+    zeros): columns `id`, `label_text`."""
+    what, name_it, columns_fix = ROLES[role]
     if not path.exists():
-        raise CompError(f"{path}: labels file not found; pass --labels FILE")
+        raise CompError(f"{path}: {what} not found; {name_it}")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -27,7 +35,7 @@ def read_labels(path: Path, *, id_column: str = "id", label_column: str = "label
     for column in (id_column, label_column):
         if column not in frame.columns:
             raise CompError(f"{path}: no column {column!r} (columns: {', '.join(frame.columns)}); "
-                            f"pass --id-column / --label-column")
+                            f"{columns_fix}")
     out = pd.DataFrame({"id": frame[id_column].str.strip(),
                         "label_text": frame[label_column].str.strip()})
     # strip a file extension from ids given as file names (userid.jpg)

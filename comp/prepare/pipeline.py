@@ -24,10 +24,12 @@ from comp.prepare.corrections import apply_corrections
 from comp.prepare.decode import DecodeResult, decode_to_store
 from comp.prepare.dhash import hash_to_hex
 from comp.prepare.duplicates import OVERLAP_COLUMNS, find_duplicates, find_overlap, group_ids
+from comp.prepare.faces import MARGIN
 from comp.prepare.files import TrainSet, file_id, find_train, list_images
 from comp.prepare.labels import encode_labels, resolve_groups
 from comp.prepare.splits import (
     assign_folds,
+    check_fold_count,
     check_split_classes,
     identity_groups,
     split_frame,
@@ -35,10 +37,10 @@ from comp.prepare.splits import (
 )
 from comp.stopwatch import Stopwatch
 from comp.workspace import (
-    FINGERPRINT_COLUMNS,
     Meta,
     Workspace,
-    fingerprint,
+    data_fingerprint,
+    pixel_key,
     write_csv,
     write_json,
 )
@@ -130,13 +132,16 @@ def _train_frame(cfg: PrepareConfig, ids: np.ndarray, labels: np.ndarray,
     check_split_classes(names, final[kept], fractions=cfg.split, classes=classes)
     train.loc[kept, "split"] = names
     # K folds over every kept image, independent of the split, with the same grouping
-    train.loc[kept, "fold"] = assign_folds(together[kept], final[kept], k=cfg.folds,
-                                           seed=cfg.seed)
+    folds = assign_folds(together[kept], final[kept], k=cfg.folds, seed=cfg.seed)
+    check_fold_count(final[kept], k=cfg.folds, classes=classes, folds=folds)
+    train.loc[kept, "fold"] = folds
     return train
 
 
 def _meta(cfg: PrepareConfig, train: pd.DataFrame, store: np.ndarray, classes: list[str],
           decoded: DecodeResult, test: Path | None) -> Meta:
+    pixels = pixel_key(size=store.shape[1:3], gray=cfg.gray, fit=str(cfg.fit),
+                       detail=f"margin {MARGIN}" if cfg.fit == "face" else "")
     return Meta(
         classes=classes, size=list(store.shape[1:3]), gray=cfg.gray, fit=str(cfg.fit),
         channels=int(store.shape[3]), max_distance=cfg.max_distance,
@@ -145,7 +150,7 @@ def _meta(cfg: PrepareConfig, train: pd.DataFrame, store: np.ndarray, classes: l
         challenge=str(cfg.challenge) if cfg.challenge else None,
         native_sizes=sorted(list(s) for s in decoded.native_sizes),
         test_dir=str(test) if test else None,
-        fingerprint=fingerprint(train, FINGERPRINT_COLUMNS),
+        fingerprint=data_fingerprint(train, pixels), pixels=pixels,
         config=as_record(cfg), size_given=cfg.size is not None)
 
 
@@ -172,6 +177,7 @@ def prepare(cfg: PrepareConfig) -> Prepared:
         codes, classes = encode_labels(pd.Series(found.label_text, index=found.ids),
                                        classes=list(cfg.classes) if cfg.classes else None,
                                        source=found.source)
+        check_fold_count(codes, k=cfg.folds, classes=classes)  # before any decoding
         identity = (identity_groups(cfg.groups, pd.Series(found.ids)) if cfg.groups
                     else None)
         targets = [(name, folder, list_images(folder)) for name, folder in
@@ -267,7 +273,10 @@ def prepare_test(cfg: PrepareConfig) -> Prepared:
     cfg = replace(cfg, max_distance=meta.max_distance, pixel_threshold=meta.pixel_threshold)
     with Staging(ws.root, busy=busy(ws.root)) as stage:
         out = Workspace(ws.root, version=stage.dir)
-        stage.link_current(skip=frozenset({out.store("test").name}))
+        # the files this ingest writes anew are not linked: meta.json's store rows would
+        # refuse the new test store while it is read back
+        stage.link_current(skip=frozenset({out.store("test").name, out.meta.name,
+                                           out.index.name, out.overlap.name}))
         rows, overlap, no_face = ingest_target(cfg, out, source="test", folder=test_dir,
                                                paths=paths, meta=meta, train=train,
                                                clock=clock)

@@ -84,6 +84,24 @@ def check_split_classes(names: np.ndarray, labels: np.ndarray, *,
                             "other --split fractions")
 
 
+def check_fold_count(labels: np.ndarray, *, k: int, classes: list[str],
+                     folds: np.ndarray | None = None) -> None:
+    """K folds need at least K images of every class (each fold holds some of each), and,
+    once assigned (`folds`), an image in every fold."""
+    counts = np.bincount(labels, minlength=len(classes))
+    if k > counts.min():
+        c = int(np.argmin(counts))
+        raise CompError(f"--folds {k}: class {classes[c]!r} has only {int(counts[c])} "
+                        f"{'kept ' if folds is not None else ''}images, fewer than the folds; "
+                        f"pass --folds {max(int(counts[c]), 2)} or fewer")
+    if folds is not None:
+        filled = np.bincount(folds, minlength=k)
+        if (filled == 0).any():
+            raise CompError(f"--folds {k}: fold {int(np.argmin(filled))} gets no image (the "
+                            "duplicate and identity groups are too large for so many folds); "
+                            "pass fewer --folds")
+
+
 def assign_folds(groups: np.ndarray, labels: np.ndarray, *, k: int, seed: int) -> np.ndarray:
     """Stratified k folds (0..k-1) with every group inside one fold."""
     if k < 2:
@@ -96,7 +114,7 @@ def identity_groups(spec: str, ids: pd.Series) -> np.ndarray:
     path_text, _, column = spec.rpartition(":")
     if not path_text or not column:
         raise CompError(f"--groups must be FILE:COLUMN. Received: {spec!r}")
-    frame = read_labels(Path(path_text), id_column="id", label_column=column)
+    frame = read_labels(Path(path_text), id_column="id", label_column=column, role="groups")
     codes = pd.factorize(frame["label_text"])[0]
     lookup = dict(zip(frame["id"], codes, strict=True))
     base = len(codes) + 1

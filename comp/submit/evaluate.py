@@ -15,13 +15,14 @@ import numpy as np
 import pandas as pd
 
 from comp import metrics, report
+from comp.commit import reading
 from comp.errors import CompError
 from comp.metrics import probability_matrix
 from comp.prepare.splits import assign_folds
 from comp.runs import RunDir, open_run, runs_for
 from comp.submit.decision import best_threshold, oof_decisions
 from comp.submit.predict import Predictions, predict_models, predict_run
-from comp.workspace import Workspace, atomic_write, write_json
+from comp.workspace import Workspace, atomic_write, read_npz, write_json
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,9 @@ def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, 
     """The run's predictions on its `scored_rows` (out-of-fold for a cross-fitted run),
     cached in the run folder (for this data and these best checkpoints)."""
     cache, key = run_dir.holdout_predictions(tta), f"{fingerprint}/{run_dir.model_tag()}"
-    if cache.exists():
-        try:
-            saved = np.load(cache)
-            if str(saved["key"]) == key:
-                return Predictions(probability_matrix(saved["prob"]), saved["embedding"])
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged or stale cache is predicted anew
+    saved = read_npz(cache, ("key", "prob", "embedding"))
+    if saved is not None and str(saved["key"]) == key:  # else predicted anew
+        return Predictions(probability_matrix(saved["prob"]), saved["embedding"])
     if run_dir.cross_fitted:
         pred = _out_of_fold(ws, ws.labelled(index), run_dir, tta=tta)
     else:
@@ -156,6 +153,7 @@ def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: 
     return result
 
 
+@reading()  # a run resumed meanwhile keeps the versions read here
 def evaluate(workspace: Path, checkpoints: Path, names: list[str], *, folds: int = 5,
              seed: int = 42, tta: bool = False) -> list[Evaluation]:
     """Out-of-fold scores of each run (`scored_rows`): balanced accuracy at 0.5 and at a tuned
@@ -164,7 +162,8 @@ def evaluate(workspace: Path, checkpoints: Path, names: list[str], *, folds: int
     meta, index = ws.load_meta(), ws.load_index()
     results = []
     for name in names:
-        run_dir, record = open_run(checkpoints, name, fingerprint=meta.fingerprint)
+        run_dir, record = open_run(checkpoints, name, fingerprint=meta.fingerprint,
+                                   pixels=meta.pixels)
         results.append(evaluate_run(ws, index, run_dir, model=record.model,
                                     classes=meta.classes, fingerprint=meta.fingerprint,
                                     folds=folds, seed=seed, tta=tta))

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from comp.commit import reading
 from comp.config import PrepareConfig, SubmitConfig, Target
 from comp.errors import CompError
 from comp.runs import RunDir, RunRecord, open_run, runs_for
@@ -156,6 +157,11 @@ def submit(cfg: SubmitConfig) -> Submitted:
                                               on_size_mismatch=cfg.on_size_mismatch))
         clock.seconds.update({f"ingest: {k}": v for k, v in ingested.clock.seconds.items()})
         target = Target.TEST
+    with reading():  # a run resumed meanwhile keeps the versions read here
+        return _submit(cfg, clock, target)
+
+
+def _submit(cfg: SubmitConfig, clock: Stopwatch, target: Target) -> Submitted:
     ws = Workspace(cfg.workspace)  # the version committed by the ingest, if any
     with clock.stage("read workspace and runs"):
         meta, index = ws.load_meta(), ws.load_index()
@@ -164,7 +170,8 @@ def submit(cfg: SubmitConfig) -> Submitted:
             raise CompError(f"{ws.root}: no {target} images prepared; pass --test NEW_DIR or "
                             f"prepare with a {target}/ folder")
         names, notes = candidate_runs(cfg, meta.fingerprint)
-        opened = {n: open_run(cfg.checkpoints, n, fingerprint=meta.fingerprint) for n in names}
+        opened = {n: open_run(cfg.checkpoints, n, fingerprint=meta.fingerprint,
+                              pixels=meta.pixels) for n in names}
     with clock.stage("decision rule"):  # 1-3. chosen out-of-fold, nested (cached for phase 2)
         decision, folder = load_decision(cfg, ws, meta, index, [r for r, _ in opened.values()])
         remember([opened[n][0] for n in decision.runs], folder, cfg.checkpoints)

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from comp.errors import note
 from comp.runs import RunDir
 from comp.submit import stacker
 from comp.submit.predict import Predictions
 from comp.submit.select import Rule, Source, apply_rule
-from comp.workspace import atomic_write, write_json
+from comp.workspace import atomic_write, read_npz, write_json
 
 DECISION_FILE = "decision.json"
 OOF_FILE = "oof.npz"  # the scored rows' ids, the chosen candidate's probabilities, decisions
@@ -84,17 +85,36 @@ class Decision:
     def load(cls, folder: Path, *, fingerprint: str) -> Decision | None:
         """The saved rule, or None when absent, unreadable, out of range or fitted on other
         data (a cache: the caller fits it anew)."""
+        path = folder / DECISION_FILE
+        if not path.exists():
+            return None
         try:
-            data = json.loads((folder / DECISION_FILE).read_text())
+            data = json.loads(path.read_text())
             data["candidates"] = [Scored(**c) for c in data["candidates"]]
             decision = cls(**{f.name: data[f.name] for f in fields(cls)})
             Rule(decision.rule)
             Source(decision.source)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            note(f"{path}: unreadable saved rule ({str(exc).splitlines()[0]}); fitting it again")
             return None
-        if decision.fingerprint != fingerprint or not decision.valid():
+        if decision.fingerprint != fingerprint:
+            return None  # fitted on other data: fitted anew, as any stale cache
+        if not decision.valid() or not decision.files_readable(folder):
+            note(f"{path}: the saved rule holds values a fitted rule cannot have, or its "
+                 "model files are unreadable; fitting it again")
             return None
         return decision
+
+    def files_readable(self, folder: Path) -> bool:
+        """The stacker's boosters or the stack's level-2 model, where the rule reads them."""
+        try:
+            if self.source == Source.STACKER:
+                stacker.load_boosters(folder)
+            elif self.source == Source.STACK:
+                stacker.Level2.load(folder)
+        except (OSError, ValueError, KeyError, TypeError, stacker.BoosterError):
+            return False
+        return True
 
     def valid(self) -> bool:
         """Values a fitted rule can have (a hand-edited file may not)."""
@@ -115,11 +135,8 @@ def save_oof(folder: Path, ids: np.ndarray, prob: np.ndarray, decided: np.ndarra
 
 def load_oof(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(ids, probabilities, nested decisions) of the scored rows, or None."""
-    try:
-        saved = np.load(folder / OOF_FILE)
-        return saved["ids"], saved["prob"], saved["decided"]
-    except (OSError, ValueError, KeyError):
-        return None
+    saved = read_npz(folder / OOF_FILE, ("ids", "prob", "decided"))
+    return None if saved is None else (saved["ids"], saved["prob"], saved["decided"])
 
 
 def remember(run_dirs: list[RunDir], folder: Path, checkpoints: Path) -> None:

@@ -149,14 +149,28 @@ def _save_booster(model: Any, path: Path) -> None:
     model.booster_.save_model(str(path))
 
 
+class BoosterError(ValueError):
+    """A saved level-1 stacker that LightGBM cannot read."""
+
+
+def load_boosters(folder: Path) -> list[Any]:
+    """The saved level-1 stackers, in member order (BoosterError: none, or one unreadable)."""
+    import lightgbm
+
+    saved = sorted(folder.glob("lgbm-*.txt"), key=lambda p: int(p.stem[5:]))
+    if not saved:
+        raise BoosterError(f"{folder}: no saved stacker")
+    try:
+        return [lightgbm.Booster(model_file=str(p)) for p in saved]
+    except lightgbm.basic.LightGBMError as exc:
+        raise BoosterError(str(exc).splitlines()[0]) from None
+
+
 def apply_boosters(folder: Path, members: list[Predictions], *, num_classes: int
                    ) -> np.ndarray:
     """New images through the saved level-1 stackers: member m's embeddings read by stacker
     m (one stacker for a one-model run reads every member), probabilities averaged."""
-    import lightgbm
-
-    saved = sorted(folder.glob("lgbm-*.txt"), key=lambda p: int(p.stem[5:]))
-    boosters = [lightgbm.Booster(model_file=str(p)) for p in saved]
+    boosters = load_boosters(folder)
     if len(boosters) == 1:
         boosters = boosters * len(members)
     if len(boosters) != len(members):

@@ -43,13 +43,32 @@ class TrainState:
             saved = json.loads(run_dir.state.read_text())
             state = cls(**{k: saved[k] for k in ("epoch", "best_score", "best_epoch",
                                                   "plateau")}, rng=saved.get("rng", {}))
-            history = pd.read_csv(run_dir.history) if run_dir.history.exists() else None
-        except (ValueError, KeyError, TypeError, pd.errors.ParserError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise CompError(f"{run_dir.path}: resume state is damaged ({exc}); start a new "
                             "run with `comp train`") from None
-        if history is not None and len(history):
-            state.history = history[history["epoch"] <= state.epoch].to_dict("records")
+        if run_dir.history.exists():
+            state.history = _history_rows(run_dir.history, state.epoch)
         return state
+
+
+def _history_rows(path: Path, epochs: int) -> list[dict[str, float]]:
+    """history.csv's rows of epochs 1..`epochs`, checked: one numeric row per epoch."""
+    fix = ("the earlier epochs' history cannot be rebuilt: start a new run with `comp train`, "
+           "or delete the file to resume without it")
+    try:
+        frame = pd.read_csv(path)
+        epoch = pd.to_numeric(frame["epoch"], errors="raise")
+    except (ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as exc:
+        why = f"no column {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise CompError(f"{path}: history is damaged ({why}); "
+                        f"{fix}") from None
+    rows = frame[epoch <= epochs]
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if list(rows["epoch"]) != list(range(1, epochs + 1)) or text:
+        raise CompError(f"{path}: history is damaged (it does not hold one row per epoch "
+                        f"1..{epochs}); {fix}")
+    return rows.to_dict("records")
 
 
 def rng_states(model: keras.Model) -> dict[str, list[int]]:

@@ -104,6 +104,7 @@ class TrainData:
     y_val: np.ndarray
     classes: list[str]
     fingerprint: str
+    pixels: str = ""
 
 
 def fold_rows(ws: Workspace, index: pd.DataFrame, *, fold: int, seed: int
@@ -142,4 +143,4 @@ def load_training_data(ws: Workspace, *, max_images: int | None, seed: int,
         what = "the train or val split is" if fold is None else f"fold {fold}'s training set is"
         raise CompError(f"{ws.root}: {what} empty; prepare with more images or other "
                         "--split fractions")
-    return TrainData(x_train, y_train, x_val, y_val, meta.classes, meta.fingerprint)
+    return TrainData(x_train, y_train, x_val, y_val, meta.classes, meta.fingerprint, meta.pixels)

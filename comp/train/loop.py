@@ -28,8 +28,8 @@ from comp import __version__
 from comp.config import DEFAULT_EPOCHS, Balance, Schedule, TrainConfig, as_record
 from comp.errors import CompError
 from comp.native_log import load_keras, native_stderr_silenced
-from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run
-from comp.workspace import Workspace
+from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run, other_data
+from comp.workspace import DEFAULT_WORKSPACE, Workspace
 
 if TYPE_CHECKING:
     from comp.train.callbacks import TrainState
@@ -73,7 +73,8 @@ class Recipe:
 
 
 def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, RunDir, RunRecord]:
-    """The run's own options (except where to find it and, if given, a new epoch budget)."""
+    """The run's own options (except where to find it, the workspace when -w names one, and,
+    if given, a new epoch budget)."""
     assert cfg.resume is not None
     run_dir = RunDir(cfg.checkpoints / check_run_name(cfg.resume))
     if not run_dir.record.exists():
@@ -85,7 +86,9 @@ def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, RunDir, RunRecord]:
                         f"and run.json); start a new one with `comp train`")
     known = {f.name for f in fields(TrainConfig)}
     saved = {k: v for k, v in record.config.items() if k in known}
-    resumed = TrainConfig(**{**saved, "workspace": Path(saved["workspace"]),
+    workspace = (cfg.workspace if cfg.workspace != DEFAULT_WORKSPACE  # -w given: it wins
+                 else Path(saved["workspace"]))
+    resumed = TrainConfig(**{**saved, "workspace": workspace,
                              "checkpoints": cfg.checkpoints, "resume": cfg.resume,
                              "epochs": cfg.epochs or saved["epochs"],
                              "progress": cfg.progress})
@@ -133,6 +136,7 @@ def _new_record(cfg: TrainConfig, run_dir: RunDir, data: TrainData, model: Any, 
     return RunRecord(
         run=run_dir.name, model=str(cfg.model), classes=data.classes,
         input_shape=list(data.x_train.shape[1:]), fingerprint=data.fingerprint,
+        pixels=data.pixels,
         workspace=str(cfg.workspace), learning_rate=recipe.learning_rate,
         augment=recipe.augment, params=total, trainable_params=trainable,
         images_train=len(data.x_train), images_val=len(data.x_val),
@@ -189,7 +193,12 @@ def _fold_count(cfg: TrainConfig, ws: Workspace) -> int:
     """0 for one model on the train split (--folds 1), else the workspace's K folds."""
     if cfg.folds == 1:
         return 0
-    prepared = int(ws.labelled()["fold"].max()) + 1
+    fold = ws.labelled()["fold"].to_numpy()
+    prepared = int(fold.max()) + 1
+    filled = np.bincount(fold, minlength=prepared)
+    if (filled == 0).any():  # a workspace an older comp prepared with too many folds
+        raise CompError(f"{ws.root}: fold {int(np.argmin(filled))} of its {prepared} folds "
+                        "holds no image; prepare again with fewer --folds")
     if cfg.folds is not None and cfg.folds != prepared:
         raise CompError(f"--folds {cfg.folds}: the workspace was prepared with {prepared} "
                         f"folds; pass --folds {prepared} (or --folds 1 for the train/val "
@@ -281,9 +290,8 @@ def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> Ru
     ws = Workspace(cfg.workspace)
     meta = ws.load_meta()
     if resumed is not None and resumed[2].fingerprint != meta.fingerprint:
-        raise CompError(f"run {cfg.resume} was trained on other data (fingerprint "
-                        f"{resumed[2].fingerprint} vs the workspace's {meta.fingerprint}); "
-                        "resume it against the workspace it started from")
+        raise CompError(other_data(resumed[1].name, resumed[2], fingerprint=meta.fingerprint,
+                                   pixels=meta.pixels))
     folds = resumed[2].folds if resumed is not None else _fold_count(cfg, ws)
     epochs = cfg.epochs or DEFAULT_EPOCHS
     recipe = Recipe.of(cfg)
