@@ -267,10 +267,11 @@ def train(
         balance=balance, l1=l1, l2=l2, init=init, dropout=dropout, width=width,
         input_scale=input_scale, augment_strength=augment_strength)
     if params is not None:
-        from comp.tune import load_params, tuned_epochs, with_params
+        from comp.tune import load_params, params_path, tuned_epochs, with_params
         from comp.workspace import Workspace as Ws
 
-        cfg = with_params(cfg, load_params(params, Ws(workspace), str(model)))
+        cfg = with_params(cfg, load_params(params, Ws(workspace), str(model)),
+                          source=params_path(params, Ws(workspace), str(model)))
         tuned_for = tuned_epochs(params, Ws(workspace), str(model))
         budget = cfg.epochs or c.DEFAULT_EPOCHS
         if tuned_for is not None and tuned_for != budget:

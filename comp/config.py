@@ -30,6 +30,7 @@ DEFAULT_EPOCHS = 100  # the report's budget
 DEFAULT_BATCH_SIZE = 124  # the report's batch
 DEFAULT_PLATEAU_FACTOR = 0.1
 DEFAULT_PLATEAU_PATIENCE = 12
+MAX_TOP = 50  # images per row of inspect's montages
 MIN_SIDE = 16  # pixels: the smallest image side comp stores or reads (hash, pixel check, models)
 DEFAULT_FOLDS = 5  # K of prepare's folds; holdout folds of the threshold and the stacker
 DEMO_LEARNING_RATE = 1e-3  # `comp demo` trains a few epochs: the report's 1e-4 needs far more
@@ -373,6 +374,9 @@ class InspectConfig:
 
     def __post_init__(self) -> None:
         _at_least(self.top, 1, "--top")
+        if self.top > MAX_TOP:
+            raise CompError(f"--top must be at most {MAX_TOP} (images per montage row and "
+                            f"saliency panel). Received: {self.top}")
         _at_least(self.folds, 2, "--folds")
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,33 @@ def _reporter(trial: Any) -> Any:
     return Report()
 
 
+def study_path(ws: Workspace, study: str) -> Path:
+    return tune_folder(ws) / f"{study}.db"
+
+
+@contextmanager
+def study_errors(path: Path) -> Iterator[None]:
+    """The study's SQLite file failing (damaged, a full disk, locked): one line naming it."""
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except sqlalchemy.exc.OperationalError as exc:
+        why = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
+        if "full" in why:
+            raise CompError(f"{path}: {why}: the disk is full; free some space and run `comp "
+                            "tune` again (the finished trials are kept)") from None
+        if "locked" in why:
+            raise CompError(f"{path}: {why}: another `comp tune` is using this study; wait for "
+                            "it, or pass --study NEW_NAME") from None
+        raise CompError(f"{path}: the study cannot be read or written ({why}); delete the "
+                        "file to start the search again, or pass --study NEW_NAME") from None
+    except sqlalchemy.exc.DatabaseError as exc:
+        why = str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
+        raise CompError(f"{path}: the study is damaged ({why}); delete the file to start the "
+                        "search again, or pass --study NEW_NAME") from None
+
+
 def open_study(cfg: TuneConfig, ws: Workspace) -> Any:
     """The study in SQLite under the workspace (created, or resumed: trials a kill left
     running are marked failed, so only finished trials count)."""
@@ -115,7 +144,7 @@ def open_study(cfg: TuneConfig, ws: Workspace) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = tune_folder(ws)
     folder.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{folder / (cfg.study + '.db')}"
+    storage = f"sqlite:///{study_path(ws, cfg.study)}"
     study = optuna.create_study(
         study_name=cfg.study, storage=storage, load_if_exists=True, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.startup),
@@ -126,11 +155,18 @@ def open_study(cfg: TuneConfig, ws: Workspace) -> Any:
 
 
 def tune(cfg: TuneConfig) -> Tuned:
+
+
+    ws = Workspace(cfg.workspace)
+    with study_errors(study_path(ws, cfg.study)):
+        return _tune(cfg, ws)
+
+
+def _tune(cfg: TuneConfig, ws: Workspace) -> Tuned:
     import optuna
 
     from comp.train import train
 
-    ws = Workspace(cfg.workspace)
     meta = ws.load_meta()
     study = open_study(cfg, ws)
     if study.user_attrs.get("fingerprint", meta.fingerprint) != meta.fingerprint:
@@ -177,7 +213,7 @@ def tune(cfg: TuneConfig) -> Tuned:
     warning = (f"note: the options were chosen on the {len(val[1]):,} val-split images, which "
                "a cross-fitted run also scores out-of-fold: its out-of-fold estimate is then "
                "slightly optimistic (the holdout split, and a carved-off test, stay clean)")
-    return Tuned(cfg.study, tune_folder(ws) / f"{cfg.study}.db", best.params,
+    return Tuned(cfg.study, study_path(ws, cfg.study), best.params,
                  float(best.value), rows, best_file, history_png, warning)
 
 
@@ -273,8 +309,31 @@ def load_params(spec: str, ws: Workspace, model: str) -> dict[str, Any]:
     return params
 
 
-def with_params(cfg: TrainConfig, params: dict[str, Any]) -> TrainConfig:
-    """The config with the tuned parameters (options given on the command line are kept
-    only where the parameters do not set them)."""
+KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a name"}
+
+
+def _kinds(kind: str, bounds: Any) -> set[type]:
+    """The Python types a parameter of `SPACE` may hold in a file (an int is a float too)."""
+    kinds = {float} if kind in ("log", "float") else {type(b) for b in bounds}
+    return kinds | {int} if float in kinds else kinds
+
+
+def with_params(cfg: TrainConfig, params: dict[str, Any], *, source: Path) -> TrainConfig:
+    """The config with the tuned parameters of the file `source` (options given on the
+    command line are kept only where the parameters do not set them). A value of the wrong
+    kind or out of range is refused naming the file and the parameter."""
+    for name, value in params.items():
+        kind, bounds = SPACE[name]
+        kinds = _kinds(kind, bounds)
+        problem = "" if type(value) in kinds else (
+            "expected " + " or ".join(sorted(KIND_WORDS[k] for k in kinds - {int} or kinds)))
+        if not problem:
+            try:
+                replace(cfg, **{name: value})
+            except CompError as exc:
+                problem = str(exc).split(". Received")[0]
+        if problem:
+            raise CompError(f"{source}: parameter {name!r} is {value!r}: {problem}; fix the "
+                            "file or run `comp tune` again")
     return replace(cfg, **params)
 

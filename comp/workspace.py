@@ -163,6 +163,30 @@ class Workspace:
             raise CompError(f"{self.index}: does not match meta.json (fingerprint {got}, "
                             f"expected {expected}): the workspace is damaged; {REBUILD}")
 
+    def load_overlap(self) -> pd.DataFrame:
+        """overlap.csv: val/test images that copy labelled training images."""
+        return self._table(self.overlap, ("source", "id", "train_ids", "distance",
+                                          "consistent"), dtype={"id": str, "train_ids": str})
+
+    def load_pairs(self) -> pd.DataFrame:
+        """pairs.csv: the duplicate pairs among the training images (store rows i, j)."""
+        return self._table(self.pairs, ("i", "j", "distance"))
+
+    def _table(self, path: Path, columns: tuple[str, ...],
+               dtype: dict[str, Any] | None = None) -> pd.DataFrame:
+        self.require()
+        try:
+            frame = pd.read_csv(path, dtype=dtype)
+        except FileNotFoundError:
+            raise CompError(f"{path}: missing from the workspace; {REBUILD}") from None
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError,
+                pd.errors.EmptyDataError) as exc:
+            raise CompError(f"{path}: damaged ({str(exc).splitlines()[0]}); {REBUILD}") from None
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise CompError(f"{path}: damaged (no column {missing[0]!r}); {REBUILD}")
+        return frame
+
     def load_store(self, source: str) -> np.ndarray:
         """A source's images as a read-only memory map (N,H,W,C uint8)."""
         path = self.store(source)

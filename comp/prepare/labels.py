@@ -100,6 +100,14 @@ def encode_labels(texts: pd.Series, *, classes: list[str] | None,
                         f"{str(texts.iloc[row])!r}, which is not one of {', '.join(classes)}; "
                         "fix the label or pass --classes with every class name")
     present = np.unique(codes)
+    given = list(classes)
+    twice = [c for k, c in enumerate(given) if c in given[:k]]
+    if twice:
+        raise CompError(f"--classes names {twice[0]!r} twice; list each class once")
+    unused = [c for k, c in enumerate(given) if k not in set(present.tolist())]
+    if unused and len(present) >= 2:
+        raise CompError(f"--classes lists {unused[0]!r}, which no training image has; a "
+                        "class without images cannot be learned: leave it out of --classes")
     if len(present) < 2:
         only = classes[int(present[0])] if len(present) else "none"
         raise CompError(f"{source}: every label is {only!r}: a classifier needs at least two "

@@ -282,7 +282,7 @@ def prepare_test(cfg: PrepareConfig) -> Prepared:
                                                clock=clock)
         with clock.stage("write index"):
             index = pd.concat([index[index["source"] != "test"], rows], ignore_index=True)
-            old = pd.read_csv(ws.overlap, dtype={"id": str}) if ws.overlap.exists() else None
+            old = ws.load_overlap() if ws.overlap.exists() else None
             if old is not None and len(old):
                 overlap = pd.concat([old[old["source"] != "test"], overlap], ignore_index=True)
             write_csv(out.overlap, overlap)

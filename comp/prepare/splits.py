@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from comp.errors import CompError
+from comp.errors import CompError, note
 from comp.prepare.duplicates import group_ids
 from comp.prepare.labels import read_labels
 
@@ -86,20 +86,25 @@ def check_split_classes(names: np.ndarray, labels: np.ndarray, *,
 
 def check_fold_count(labels: np.ndarray, *, k: int, classes: list[str],
                      folds: np.ndarray | None = None) -> None:
-    """K folds need at least K images of every class (each fold holds some of each), and,
-    once assigned (`folds`), an image in every fold."""
+    """K folds need at least K images and, once assigned (`folds`), an image in every fold.
+    A class with fewer than K images leaves some folds without it (as scikit-learn's
+    StratifiedKFold warns): said in a note, once the folds are assigned."""
+    if k > len(labels):
+        raise CompError(f"--folds {k}: there are only {len(labels)} labelled images; pass "
+                        f"--folds {max(len(labels), 2)} or fewer")
+    if folds is None:
+        return
+    filled = np.bincount(folds, minlength=k)
+    if (filled == 0).any():
+        raise CompError(f"--folds {k}: fold {int(np.argmin(filled))} gets no image (the "
+                        "duplicate and identity groups are too large for so many folds); "
+                        "pass fewer --folds")
     counts = np.bincount(labels, minlength=len(classes))
     if k > counts.min():
         c = int(np.argmin(counts))
-        raise CompError(f"--folds {k}: class {classes[c]!r} has only {int(counts[c])} "
-                        f"{'kept ' if folds is not None else ''}images, fewer than the folds; "
-                        f"pass --folds {max(int(counts[c]), 2)} or fewer")
-    if folds is not None:
-        filled = np.bincount(folds, minlength=k)
-        if (filled == 0).any():
-            raise CompError(f"--folds {k}: fold {int(np.argmin(filled))} gets no image (the "
-                            "duplicate and identity groups are too large for so many folds); "
-                            "pass fewer --folds")
+        note(f"--folds {k}: class {classes[c]!r} has only {int(counts[c])} kept images, so "
+             f"{k - int(counts[c])} of the folds hold none of it (their out-of-fold scores "
+             "miss that class)")
 
 
 def assign_folds(groups: np.ndarray, labels: np.ndarray, *, k: int, seed: int) -> np.ndarray:

@@ -150,6 +150,8 @@ def _runs_summary(records: list[RunRecord]) -> list[dict[str, object]]:
 def submit(cfg: SubmitConfig) -> Submitted:
     """Predict the target set and write a validated CSV plus its manifest."""
     clock, target = Stopwatch(), cfg.target
+    if cfg.submissions.exists() and not cfg.submissions.is_dir():  # before any work
+        raise CompError(f"{cfg.submissions}: is a file; pass a folder as --submissions")
     if cfg.test is not None:  # phase 2: ingest only the new images
         from comp.prepare import prepare_test
 
@@ -180,9 +182,9 @@ def _submit(cfg: SubmitConfig, clock: Stopwatch, target: Target) -> Submitted:
                                  ws.load_store(str(target)))
     with clock.stage("leaks and CSV"):
         ids = rows["id"].astype(str).tolist()  # 4. leak override, where it earns its place
-        overlap = pd.read_csv(ws.overlap, dtype={"id": str, "train_ids": str})
+        overlap = ws.load_overlap()
         inherited = leaks.leak_labels(overlap, str(target), ids, index)
-        check = leaks.check_leaks(index, pd.read_csv(ws.pairs), overlap, source=str(target))
+        check = leaks.check_leaks(index, ws.load_pairs(), overlap, source=str(target))
         use, why = leaks.gate(cfg.leaks, check, decision.oof_accuracy)
         overridden = changed = 0
         if use:
