@@ -314,7 +314,7 @@ KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", s
 
 def _kinds(kind: str, bounds: Any) -> set[type]:
     """The Python types a parameter of `SPACE` may hold in a file (an int is a float too)."""
-    kinds = {float} if kind in ("log", "float") else {type(b) for b in bounds}
+    kinds: set[type] = {float} if kind in ("log", "float") else {type(b) for b in bounds}
     return kinds | {int} if float in kinds else kinds
 
 

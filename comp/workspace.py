@@ -126,8 +126,11 @@ class Workspace:
     def load_meta(self) -> Meta:
         self.require()
         try:
-            return Meta.from_json(json.loads(self.meta.read_text()))
-        except (ValueError, TypeError) as exc:
+            data = json.loads(self.meta.read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
+            return Meta.from_json(data)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
             raise CompError(f"{self.meta}: damaged ({str(exc).splitlines()[0]}); "
                             f"{REBUILD}") from None
 

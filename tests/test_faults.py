@@ -243,3 +243,34 @@ def test_a_full_disk_is_one_line_and_leaves_the_old_workspace(tiny_disk: Path) -
     assert workspace_bytes(ws) == before
     assert leftovers(ws) == []
     shutil.rmtree(ws)
+
+
+def test_a_submit_during_a_resume_reads_the_versions_it_started_on(
+        trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume commits epochs while a submit reads the run: the submit predicts with the
+    checkpoint its rule was fitted on (the version it first read), which the resume's
+    pruning leaves in place until the submit ends."""
+    import comp.submit.pipeline as pipeline
+    from comp.commit import KEEP
+
+    assert run(trained, *TRAIN, "--name", "r1").code == 0
+    run_dir = RunDir(trained / "ck" / "r1")
+    started_on = run_dir.dir
+    real = pipeline.predict_rule
+    seen = []
+
+    def resume_meanwhile(*args: object, **kwargs: object) -> object:
+        with run_dir.lock():  # what each epoch of `comp train --resume r1` commits
+            for _ in range(KEEP + 1):
+                run_dir.save_record(run_dir.load_record())
+        seen.append(RunDir(trained / "ck" / "r1").best)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "predict_rule", resume_meanwhile)
+    result = run(trained, *SUBMIT)
+    assert result.code == 0, result.output
+    assert seen == [started_on / "best.keras"] and started_on.is_dir()
+    assert run_dir.dir != started_on  # the resume's versions are current for later readers
+    with run_dir.lock():  # the resume's next epoch, once no reader holds the old version
+        run_dir.save_record(run_dir.load_record())
+    assert not started_on.exists()

@@ -191,6 +191,13 @@ def _flip_a_label(path: Path) -> None:
     frame.to_csv(path, index=False)
 
 
+def _cut_row(path: Path) -> None:
+    """The file cut in its fourth line, after three fields (a write that stopped there)."""
+    lines = path.read_text().splitlines()
+    path.unlink()
+    path.write_text("\n".join([*lines[:3], ",".join(lines[3].split(",")[:3])]))
+
+
 def _dangling(base: Path) -> None:
     link = base / "ws" / "current"
     link.unlink()
@@ -203,6 +210,61 @@ def _test_dir(base: Path, make: Callable[[Path], None]) -> None:
     make(folder)
 
 
+def _reprepare(*options: str) -> Callable[[Path], None]:
+    """The workspace prepared again from the same files with other pixel options."""
+    def spoil(base: Path) -> None:
+        assert run(base, *PREPARE, *options).code == 0
+
+    return spoil
+
+
+def _params(text: str) -> Callable[[Path], None]:
+    return lambda base: _write(base / "p.json", text)
+
+
+def _tiny_image(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(path.with_suffix(".png"))
+
+
+def _class_folders(base: Path, *names: bytes) -> None:
+    """A challenge labelled by class folders (train/<class>/<image>), folder names as bytes."""
+    for n, name in enumerate(names):
+        folder = os.fsencode(base / "cf" / "train") + b"/" + name
+        os.makedirs(folder)
+        for k in range(6):
+            shutil.copy(base / "c" / "train" / f"{n * 6 + k:03d}.png",
+                        folder + f"/{k}.png".encode())
+
+
+def _history(edit: Callable[[pd.DataFrame], pd.DataFrame | str]) -> Callable[[Path], None]:
+    def spoil(base: Path) -> None:
+        path = RunDir(base / "ck" / "r1").history
+        new = edit(pd.read_csv(path))
+        path.unlink()  # a new file: the committed copies elsewhere stay whole
+        if isinstance(new, str):
+            path.write_text(new)
+        else:
+            new.to_csv(path, index=False)
+
+    return spoil
+
+
+def _run_dangling(base: Path) -> None:
+    link = base / "ck" / "r1" / "current"
+    link.unlink()
+    os.symlink("versions/nowhere", link)
+
+
+def _study(base: Path) -> None:
+    (base / "ws" / "tune").mkdir()
+    (base / "ws" / "tune" / "b1.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+
+
+def _other_workspace(base: Path) -> None:
+    assert run(base, *PREPARE[:3], "{base}/ws22", *PREPARE[4:], "--size", "22x22").code == 0
+
+
 PREPARE = ("prepare", "{c}", "-w", "{ws}", "--split", "0.5,0.25,0.25", "--workers", "1")
 TRAIN = ("train", "-w", "{ws}", "--checkpoints", "{ck}", "--model", "b1", "--epochs", "1",
          "--batch-size", "8", "--folds", "1")
@@ -210,6 +272,11 @@ SUBMIT = ("submit", "-w", "{ws}", "--checkpoints", "{ck}", "--submissions", "{su
           "--folds", "2", "--run", "r1")
 PHASE2 = (*SUBMIT, "--test", "{base}/t2")
 EVALUATE = ("evaluate", "r1", "-w", "{ws}", "--checkpoints", "{ck}", "--folds", "2")
+PREDICT = ("predict", "r1", "{c}/val", "-w", "{ws}", "--checkpoints", "{ck}")
+INSPECT = ("inspect", "r1", "-w", "{ws}", "--checkpoints", "{ck}", "--folds", "2")
+RESUME = ("train", "-w", "{ws}", "--checkpoints", "{ck}", "--resume", "r1", "--epochs", "2")
+TUNE = ("tune", "-w", "{ws}", "--model", "b1", "--trials", "1", "--epochs", "1")
+OTHER_DATA = "run 'r1' was trained on other data (fingerprint "
 
 # name: (how to spoil the good world, the command, the line it must print)
 CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
@@ -285,7 +352,7 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
     "image without label": (lambda b: _image(b / "c/train/999.png", 9), PREPARE,
                             "999.png: image has no label"),
     "groups file missing": (None, (*PREPARE, "--groups", "{base}/nope.csv:person"),
-                            "nope.csv: labels file not found"),
+                            "nope.csv: groups file not found; pass --groups FILE:COLUMN"),
     "groups spec without column": (None, (*PREPARE, "--groups", "meta.csv"),
                                    "--groups must be FILE:COLUMN"),
     "groups column missing": (lambda b: _write(b / "m.csv", "id,x\n001,a\n"),
@@ -363,7 +430,8 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
                               "images-train.npy: damaged"),
     "val store with a row missing": (_spoil_ws("images-val.npy", _fewer_rows), SUBMIT,
                                      "images-val.npy: holds 5 images but meta.json says 6"),
-    "current link dangling": (_dangling, TRAIN, "points to a missing version"),
+    "current link dangling": (_dangling, TRAIN, "points to a missing version (versions/nowhere"
+                              "); the folder is damaged; run `comp prepare CHALLENGE_DIR -w "),
     "best.keras truncated": (_spoil_run("best", _truncate), SUBMIT, "best.keras: checkpoint "
                              "is damaged"),
     "last.keras truncated": (_spoil_run("last", _truncate),
@@ -403,6 +471,147 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
         "b1 needs images of at least 22x22"),
     "phase-2 a file, not a folder": (lambda b: _write(b / "t2", "x"), PHASE2,
                                      "t2: not a folder"),
+    # the data a run was trained on: the pixels count, not only the files and labels
+    "re-prepared at another size, submit": (_reprepare("--size", "22x22"), SUBMIT,
+                                            OTHER_DATA),
+    "re-prepared at another size, evaluate": (_reprepare("--size", "22x22"), EVALUATE,
+                                              OTHER_DATA),
+    "re-prepared at another size, predict": (_reprepare("--size", "22x22"), PREDICT,
+                                             OTHER_DATA),
+    "re-prepared at another size, inspect": (_reprepare("--size", "22x22"), INSPECT,
+                                             OTHER_DATA),
+    "re-prepared in gray, submit": (_reprepare("--gray"), SUBMIT, "images 24x24 gray crop)"),
+    "re-prepared stretched, submit": (_reprepare("--fit", "stretch", "--size", "24x24"),
+                                      SUBMIT, "images 24x24 rgb stretch)"),
+    "resume against another workspace": (_other_workspace, (*RESUME[:2], "{base}/ws22",
+                                                            *RESUME[3:]), OTHER_DATA),
+    # damaged workspace files, each read where it is needed
+    "index.csv cut within a row": (_spoil_ws("index.csv", _cut_row), TRAIN,
+                                   "index.csv: damaged ("),
+    "overlap.csv garbage": (_spoil_ws("overlap.csv", _garbage), SUBMIT,
+                            "overlap.csv: damaged"),
+    "overlap.csv missing": (_spoil_ws("overlap.csv", lambda p: p.unlink()), SUBMIT,
+                            "overlap.csv: missing from the workspace; run `comp prepare"),
+    "overlap.csv without its columns": (_spoil_ws("overlap.csv", lambda p: (
+        p.unlink(), p.write_text("a,b\n1,2\n"))), SUBMIT,
+        "overlap.csv: damaged (no column 'source')"),
+    "pairs.csv garbage": (_spoil_ws("pairs.csv", _garbage), SUBMIT, "pairs.csv: damaged"),
+    "pairs.csv missing": (_spoil_ws("pairs.csv", lambda p: p.unlink()), SUBMIT,
+                          "pairs.csv: missing from the workspace"),
+    "meta.json of a list": (_spoil_ws("meta.json", lambda p: (p.unlink(), p.write_text("[]"))),
+                            SUBMIT, "meta.json: damaged"),
+    "train store garbage": (_spoil_ws("images-train.npy", _garbage), TRAIN,
+                            "images-train.npy: damaged"),
+    "study damaged": (_study, TUNE, "b1.db: the study is damaged ("),
+    # damaged run files
+    "history.csv garbage": (_history(lambda h: "\x00 garbage\n1,2\nx,y\n"), RESUME,
+                            "history.csv: history is damaged"),
+    "history.csv without its epoch column": (_history(lambda h: h.drop(columns="epoch")),
+                                             RESUME, "history is damaged (no column 'epoch')"),
+    "history.csv with an epoch missing": (_history(lambda h: h.iloc[:0]), RESUME,
+                                          "it does not hold one row per epoch 1..1"),
+    "history.csv with text for numbers": (_history(lambda h: h.assign(loss="high")), RESUME,
+                                          "history.csv: history is damaged"),
+    "run current link dangling": (_run_dangling, SUBMIT, "the folder is damaged; this run "
+                                  "cannot be used; train a new one with `comp train`"),
+    # images too small to hash or learn from, on every path
+    "a 1x1 training image": (lambda b: _tiny_image(b / "c/train/003.png"), PREPARE,
+                             "003.png: image is 1x1, smaller than comp's 16x16 minimum"),
+    "a 1x1 training image with --size": (lambda b: _tiny_image(b / "c/train/003.png"),
+                                         (*PREPARE, "--size", "32x32"),
+                                         "003.png: image is 1x1, smaller than"),
+    "a 1x1 val image resized": (lambda b: _tiny_image(b / "c/val/v2.png"),
+                                (*PREPARE, "--on-size-mismatch", "resize"),
+                                "v2.png: image is 1x1, smaller than"),
+    "a 1x1 phase-2 image": (lambda b: _test_dir(b, lambda f: (
+        _image(f / "a.png", 1), _tiny_image(f / "b.png"))), (*PHASE2, "--on-size-mismatch",
+                                                            "resize"),
+        "b.png: image is 1x1, smaller than"),
+    "size below the minimum": (None, (*PREPARE, "--size", "12"),
+                               "--size must look like 56x56 (height x width, at least 16)"),
+    # folds and classes
+    "more folds than images": (None, (*PREPARE, "--folds", "500"),
+                               "--folds 500: there are only 24 labelled images; pass --folds "
+                               "24 or fewer"),
+    "a class named twice": (None, (*PREPARE, "--classes", "0,0,1"),
+                            "--classes names '0' twice"),
+    "a class without images": (None, (*PREPARE, "--classes", "0,1,2"),
+                               "--classes lists '2', which no training image has"),
+    "train folds other than prepared": (None, (*TRAIN[:-1], "3"),
+                                        "--folds 3: the workspace was prepared with 5 folds"),
+    "evaluate folds beyond the holdout": (None, (*EVALUATE[:-1], "9"),
+                                          "holdout split has 6 images, too few for 9 folds"),
+    "class folder not UTF-8": (lambda b: _class_folders(b, b"cat", b"\xff\xfe"),
+                               ("prepare", "{base}/cf", "-w", "{ws}", "--workers", "1"),
+                               "the class folder name '\\udcff\\udcfe' is not valid UTF-8; "
+                               "rename the folder"),
+    # --params files: every refusal names the file and the parameter
+    "params file with a negative rate": (_params('{"learning_rate": -1}'),
+                                         (*TRAIN, "--params", "{base}/p.json"),
+                                         "p.json: parameter 'learning_rate' is -1: --lr must "
+                                         "be a positive number"),
+    "params file with a number for a switch": (_params('{"augment": 3}'),
+                                               (*TRAIN, "--params", "{base}/p.json"),
+                                               "p.json: parameter 'augment' is 3: expected "
+                                               "true or false"),
+    "params file with text for a number": (_params('{"batch_size": "x"}'),
+                                           (*TRAIN, "--params", "{base}/p.json"),
+                                           "parameter 'batch_size' is 'x': expected a whole "
+                                           "number"),
+    "params file with an unknown schedule": (_params('{"schedule": "weird"}'),
+                                             (*TRAIN, "--params", "{base}/p.json"),
+                                             "p.json: parameter 'schedule' is 'weird': "
+                                             "--schedule must be one of plateau, cosine"),
+    "params file with dropout above one": (_params('{"dropout": 5}'),
+                                           (*TRAIN, "--params", "{base}/p.json"),
+                                           "p.json: parameter 'dropout' is 5"),
+    "params file with an unknown parameter": (_params('{"speed": 1}'),
+                                              (*TRAIN, "--params", "{base}/p.json"),
+                                              "p.json: unknown parameter 'speed'"),
+    "params file not JSON": (_params("{nope"), (*TRAIN, "--params", "{base}/p.json"),
+                             "p.json: not a parameters file"),
+    "params file a list": (_params("[1, 2]"), (*TRAIN, "--params", "{base}/p.json"),
+                           "p.json: expected a JSON object of parameters"),
+    "params file missing": (None, (*TRAIN, "--params", "{base}/none.json"),
+                            "none.json: no tuned parameters; pass a JSON file"),
+    # options out of range, checked before any work
+    "top too large": (None, (*INSPECT, "--top", "1000"), "--top must be at most 50"),
+    "tune timeout negative": (None, (*TUNE, "--timeout", "-1"),
+                              "--timeout must be a positive number"),
+    "demo val above train": (None, ("demo-data", "{base}/d", "--train", "20", "--val", "30"),
+                             "need --train >= 20 and 0 <= --val <= --train"),
+    "demo test negative": (None, ("demo-data", "{base}/d", "--train", "20", "--test", "-1"),
+                           "--test >= 0"),
+    "submissions a file": (lambda b: _write(b / "f.txt", "mine"),
+                           (*SUBMIT, "--submissions", "{base}/f.txt"),
+                           "f.txt: is a file; pass a folder as --submissions"),
+    "workspace a file": (lambda b: _write(b / "f.txt", "mine"), (*TRAIN[:2], "{base}/f.txt",
+                                                                 *TRAIN[3:]),
+                         "no prepared workspace here"),
+    "phase-2 target never ingested": (None, (*SUBMIT, "--target", "test"),
+                                      "no test images prepared; pass --test NEW_DIR"),
+    "prepare a missing test folder": (None, ("prepare", "-w", "{ws}", "--test", "{base}/nope"),
+                                      "nope: folder not found"),
+    "val folder a file": (lambda b: _write(b / "f.txt", "x"), (*PREPARE, "--val", "{base}/f.txt"),
+                          "f.txt: not a folder"),
+    "exclude every image": (lambda b: _write(b / "all.csv", "id\n" + "".join(
+        f"{k:03d}\n" for k in range(24))), (*PREPARE, "--exclude", "{base}/all.csv"),
+        "excludes every training image"),
+    "relabel to an unknown class": (lambda b: _write(b / "rl.csv", "id,label\n001,7\n"),
+                                    (*PREPARE, "--relabel", "{base}/rl.csv"),
+                                    "label '7' is not one of the classes (0, 1)"),
+    # predict
+    "predict a missing photo": (None, (*PREDICT[:2], "{base}/nope.png", *PREDICT[3:]),
+                                "nope.png: not found"),
+    "predict a corrupt photo": (lambda b: _write(b / "bad.png", "x"),
+                                (*PREDICT[:2], "{base}/bad.png", *PREDICT[3:]),
+                                "bad.png: cannot decode the image"),
+    "predict an empty folder": (lambda b: (b / "empty").mkdir(),
+                                (*PREDICT[:2], "{base}/empty", *PREDICT[3:]),
+                                "empty: no image files"),
+    "predict an unknown run": (None, ("predict", "nope", *PREDICT[2:]), "run 'nope' not found"),
+    "predict into a non-CSV": (None, (*PREDICT, "--out", "{base}/p.txt"),
+                               "--out must name a .csv file"),
 }
 
 USAGE = {  # refused by the command line itself (exit code 2) before any work
@@ -422,6 +631,24 @@ USAGE = {  # refused by the command line itself (exit code 2) before any work
     "unknown balance": ((*TRAIN, "--balance", "equal"), "'equal' is not one of"),
     "zero trials": (("tune", "-w", "{ws}", "--trials", "0"), "--trials"),
     "audit ranking choice": (("audit", "-w", "{ws}", "--rank-by", "luck"), "'luck' is not one of"),
+    "tta choice": ((*SUBMIT, "--tta", "maybe"), "'maybe' is not one of 'auto', 'on', 'off'"),
+    "leaks choice": ((*SUBMIT, "--leaks", "sometimes"), "'sometimes' is not one of"),
+    "no-face choice": ((*PREPARE, "--faces", "--no-face", "x"), "'x' is not one of"),
+    "schedule choice": ((*TRAIN, "--schedule", "linear"), "'linear' is not one of"),
+    "init choice": ((*TRAIN, "--init", "zeros"), "'zeros' is not one of"),
+    "zero plateau patience": ((*TRAIN, "--plateau-patience", "0"), "--plateau-patience"),
+    "zero max images": ((*TRAIN, "--max-images", "0"), "--max-images"),
+    "negative l2": ((*TRAIN, "--l2", "-1"), "--l2"),
+    "negative mixup": ((*TRAIN, "--mixup", "-0.5"), "--mixup"),
+    "zero folds to train": ((*TRAIN[:-1], "0"), "--folds"),
+    "evaluate one fold": ((*EVALUATE[:-1], "1"), "--folds"),
+    "audit one fold": (("audit", "-w", "{ws}", "--folds", "1"), "--folds"),
+    "inspect top zero": ((*INSPECT, "--top", "0"), "--top"),
+    "tune zero epochs": ((*TUNE[:-1], "0"), "--epochs"),
+    "tune negative startup": ((*TUNE, "--startup", "-1"), "--startup"),
+    "demo train below twenty": (("demo", "--out", "{base}/d", "--train", "5"), "--train"),
+    "predict without images": (("predict", "r1"), "Missing argument"),
+    "evaluate without runs": (("evaluate", "-w", "{ws}"), "Missing argument"),
 }
 
 
@@ -468,7 +695,31 @@ def test_the_comp_command_words_usage_errors_in_one_line(
 
 
 def test_the_corpus_is_large() -> None:
-    assert len(CASES) + len(USAGE) + len(LEGITIMATE) >= 60
+    assert len(CASES) + len(USAGE) + len(LEGITIMATE) >= 150
+
+
+def _fault_count() -> int:
+    """The fault tests' items (a parametrized test counts once per case)."""
+    from . import test_faults
+
+    count = 0
+    for name in dir(test_faults):
+        func = getattr(test_faults, name)
+        if name.startswith("test_") and callable(func):
+            marks = [m for m in getattr(func, "pytestmark", []) if m.name == "parametrize"]
+            count += len(marks[0].args[1]) if marks else 1
+    return count
+
+
+def test_the_readme_counts_come_from_the_suite() -> None:
+    """The README's reliability paragraph states this corpus's sizes, not numbers typed once."""
+    text = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    total = len(CASES) + len(USAGE) + len(LEGITIMATE)
+    for words in (f"**{total} kinds of input**", f"**{_fault_count()} faults**",
+                  f"{len(CASES)} refused with one line (exit 1)",
+                  f"{len(USAGE)} by the command line's own checks (exit 2",
+                  f"{len(LEGITIMATE)} legitimate oddities"):
+        assert words in text, f"README.md should say {words!r}"
 
 
 # -- legitimate oddities: the right result -------------------------------------------------------
@@ -502,6 +753,107 @@ def _user_files_survive(base: Path) -> None:
     assert (base / "c" / "notes.txt").read_text() == "mine"
 
 
+def _two_test_folders(base: Path) -> None:
+    for name, count in (("t2", 6), ("t3", 4)):
+        (base / name).mkdir()
+        for k in range(count):
+            _image(base / name / f"{name}-{k}.png", 3000 + 10 * count + k)
+
+
+def _check_second_test_folder(base: Path) -> None:
+    """After a first phase-2 ingest, a corrected test folder replaces it: 4 test images."""
+    result = run(base, *SUBMIT, "--test", "{base}/t3")
+    assert result.code == 0, result.output
+    ws = Workspace(base / "ws")
+    index = ws.load_index()
+    assert sorted(index[index["source"] == "test"]["id"]) == [f"t3-{k}" for k in range(4)]
+    assert ws.load_store("test").shape[0] == 4
+    assert (ws.load_overlap()["source"] != "test").all() or set(
+        ws.load_overlap().query("source == 'test'")["id"]) <= {f"t3-{k}" for k in range(4)}
+    newest = max((base / "subs").glob("*.csv"), key=lambda p: p.stat().st_mtime_ns)
+    assert sorted(pd.read_csv(newest, dtype=str)["id"]) == [f"t3-{k}" for k in range(4)]
+
+
+def _spoil_run_cache(name: str) -> Callable[[Path], None]:
+    return lambda base: _truncate(base / "ck" / "r1" / name)
+
+
+def _check_cache_rebuilt(name: str) -> Callable[[Path], None]:
+    def check(base: Path) -> None:
+        with np.load(base / "ck" / "r1" / name) as saved:
+            assert saved["prob"].shape == (6, 2)
+
+    return check
+
+
+def _rule_folder(base: Path) -> Path:
+    (folder,) = (base / "ck" / "r1" / "submit").glob("*/decision.json")
+    return folder.parent
+
+
+def _spoil_rule(name: str, how: Callable[[Path], None]) -> Callable[[Path], None]:
+    return lambda base: how(_rule_folder(base) / name)
+
+
+def _threshold(value: float) -> Callable[[Path], None]:
+    def edit(path: Path) -> None:
+        import json
+
+        data = json.loads(path.read_text())
+        data["rule"], data["threshold"] = "threshold", value
+        path.unlink()
+        path.write_text(json.dumps(data))
+
+    return edit
+
+
+def _check_rule_refitted(base: Path) -> None:
+    from comp.submit.rule import Decision, load_oof
+
+    folder = _rule_folder(base)
+    decision = Decision.load(folder, fingerprint=Workspace(base / "ws").load_meta().fingerprint)
+    assert decision is not None and decision.valid()
+    assert decision.threshold is None or 0.0 <= decision.threshold <= 1.0
+    assert load_oof(folder) is not None
+
+
+def _moved_workspace(base: Path) -> None:
+    shutil.copytree(base / "ws", base / "moved", symlinks=True)
+
+
+def _check_resumed_on_moved(base: Path) -> None:
+    from comp.config import TrainConfig
+    from comp.train.loop import _resume_config
+
+    again = TrainConfig(workspace=base / "moved", checkpoints=base / "ck", resume="r1",
+                        epochs=3)
+    assert _resume_config(again)[0].workspace == base / "moved"  # not the one it started on
+    record = RunDir(base / "ck" / "r1").load_record()
+    assert record.epochs_done == 2
+    history = pd.read_csv(RunDir(base / "ck" / "r1").history)
+    assert list(history["epoch"]) == [1, 2]
+
+
+def _check_resumed_history(base: Path) -> None:
+    assert RunDir(base / "ck" / "r1").load_record().epochs_done == 2
+    assert list(pd.read_csv(RunDir(base / "ck" / "r1").history)["epoch"]) == [2]
+
+
+def _check_ten_folds(base: Path) -> None:
+    folds = Workspace(base / "ws").labelled()["fold"]
+    assert sorted(folds.unique()) == list(range(10))
+
+
+def _check_none_dropped(base: Path) -> None:
+    meta = Workspace(base / "ws").load_meta()
+    assert meta.summary["kept"] == 24 and meta.summary["dropped_conflicts"] == 0
+    assert meta.pixels == "32x32 rgb face margin 0.2"
+
+
+def _check_second_run(base: Path) -> None:
+    assert RunDir(base / "ck" / "r1-2").load_record().run == "r1-2"
+
+
 LEGITIMATE: dict[str, tuple[Callable[[Path], None], tuple[str, ...],
                             Callable[[Path], None]]] = {
     "16-bit image": (_sixteen_bit, PREPARE, _check_sixteen_bit),
@@ -517,6 +869,33 @@ LEGITIMATE: dict[str, tuple[Callable[[Path], None], tuple[str, ...],
                                      PREPARE, _check_two_classes),
     "a label column of another name": (lambda b: _relabel(b, "id,label", "id,gender"),
                                        PREPARE, _check_two_classes),
+    "phase-2 day played twice": (_two_test_folders, (*SUBMIT, "--test", "{base}/t2"),
+                                 _check_second_test_folder),
+    "phase-2 ingest by prepare, then by submit": (
+        _two_test_folders, ("prepare", "-w", "{ws}", "--test", "{base}/t3"),
+        _check_second_test_folder),
+    "a cut holdout cache is predicted again": (_spoil_run_cache("holdout.npz"), EVALUATE,
+                                               _check_cache_rebuilt("holdout.npz")),
+    "a cut rule file is fitted again": (_spoil_rule("oof.npz", _truncate), SUBMIT,
+                                        _check_rule_refitted),
+    "a rule edited out of range is fitted again": (_spoil_rule("decision.json", _threshold(2.5)),
+                                                   SUBMIT, _check_rule_refitted),
+    "a garbage rule is fitted again": (_spoil_rule("decision.json", _garbage), SUBMIT,
+                                       _check_rule_refitted),
+    "re-prepare over a dangling current link": (_dangling, PREPARE, _check_two_classes),
+    "resume reads the workspace -w names": (_moved_workspace, (*RESUME[:2], "{base}/moved",
+                                                               *RESUME[3:]),
+                                            _check_resumed_on_moved),
+    "a deleted history resumes without it": (_spoil_run("history", lambda p: p.unlink()),
+                                             RESUME, _check_resumed_history),
+    "a class with fewer images than folds is a note": (
+        lambda b: _labels(b, "id,label\n" + "".join(f"{k:03d},{int(k < 8)}\n"
+                                                     for k in range(24))),
+        (*PREPARE, "--folds", "10", "--split", "0.34,0.33,0.33"), _check_ten_folds),
+    "face crops of distinct images stay distinct": (
+        lambda b: None, (*PREPARE, "--faces", "--size", "32x32"), _check_none_dropped),
+    "a taken run name gets a suffix": (lambda b: None, (*TRAIN, "--name", "r1"),
+                                       _check_second_run),
 }
 
 

@@ -136,7 +136,7 @@ def _small_challenge(root: Path, n: int = 8, size: int = 16) -> Path:
 
 def _run(root: Path, *extra: str) -> tuple[int, str]:
     result = runner.invoke(app, ["prepare", str(root), "-w", str(root / "ws"), "--workers", "1",
-                                 "--split", "0.5,0.25,0.25", *extra])
+                                 "--split", "0.5,0.25,0.25", "--folds", "2", *extra])
     return result.exit_code, result.output
 
 

@@ -130,3 +130,37 @@ def test_train_warns_when_the_epochs_differ_from_the_tuned_ones(workspace: Path,
                                  str(params)])
     assert result.exit_code == 0, result.output
     assert "tuned with 5 epochs per trial; this run trains 1" in result.output
+
+
+@pytest.mark.parametrize(("why", "words"), [
+    ("database or disk is full", "the disk is full; free some space and run `comp tune` again"),
+    ("database is locked", "another `comp tune` is using this study"),
+    ("unable to open database file", "the study cannot be read or written"),
+])
+def test_a_failing_study_file_is_one_line_naming_it(why: str, words: str,
+                                                    tmp_path: Path) -> None:
+    """SQLite's own errors (as SQLAlchemy raises them under Optuna) become one line."""
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    from comp.tune import study_errors
+
+    path = tmp_path / "res.db"
+    with pytest.raises(CompError) as caught, study_errors(path):
+        raise sqlalchemy.exc.OperationalError("INSERT INTO trials", {},
+                                              sqlite3.OperationalError(why))
+    assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value)
+
+
+def test_a_damaged_study_is_one_line_and_a_new_name_works(workspace: Path) -> None:
+    folder = workspace / "tune"
+    folder.mkdir(exist_ok=True)
+    (folder / "damaged.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 300)
+    base = ["tune", "-w", str(workspace), "--model", "logreg", "--trials", "1", "--epochs", "1"]
+    result = CliRunner().invoke(app, [*base, "--study", "damaged"])
+    assert result.exit_code == 1
+    assert "damaged.db: the study is damaged (" in result.output
+    assert "pass --study NEW_NAME" in result.output
+    result = CliRunner().invoke(app, [*base, "--study", "fresh"])
+    assert result.exit_code == 0, result.output
