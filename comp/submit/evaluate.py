@@ -45,9 +45,13 @@ class Evaluation:
     def load(cls, path: Path) -> Evaluation | None:
         try:
             data = json.loads(path.read_text())
-            return cls(**{f.name: data[f.name] for f in fields(cls)})
+            saved = cls(**{f.name: data[f.name] for f in fields(cls)})
         except (OSError, ValueError, KeyError, TypeError):
-            return None
+            return None  # a cache: scored again
+        scores = (saved.balanced_accuracy, saved.balanced_accuracy_at_half, saved.accuracy)
+        if not all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in scores):
+            return None  # values no evaluation gives (an edited file): scored again
+        return saved
 
 
 def scored_rows(ws: Workspace, index: pd.DataFrame, run_dir: RunDir) -> pd.DataFrame:

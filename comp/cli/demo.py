@@ -1,0 +1,53 @@
+"""`comp demo-data` and `comp demo`: the synthetic challenge, and the whole challenge on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from comp.cli.base import (
+    Verbose,
+    app,
+    clear_errors,
+    echo_json,
+    quiet_tensorflow,
+)
+
+
+@app.command("demo-data")
+@clear_errors
+def demo_data(
+    out: Annotated[Path, typer.Argument(help="Folder to write the demo challenge into.")],
+    train: Annotated[int, typer.Option(help="Training images (planted copies included).")] =
+    116_157,
+    val: Annotated[int, typer.Option(help="Validation images (all copies of train).")] = 5_000,
+    test: Annotated[int, typer.Option(help="Phase-2 test images.")] = 20_000,
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 56,
+    classes: Annotated[int, typer.Option(help="2 (glasses) or 4 (glasses x smile).")] = 2,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write a synthetic two-phase face challenge with planted duplicates, conflicts and leaks."""
+    from comp.demo.generate import DemoSpec, make_demo
+
+    spec = DemoSpec(train=train, val=val, test=test, size=size, classes=classes, seed=seed)
+    echo_json(make_demo(out, spec))
+    typer.echo(f"demo challenge written to {out}")
+
+
+@app.command()
+@clear_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo challenge and its outputs.")]
+    = Path("data/demo"),
+    train: Annotated[int, typer.Option(min=20, help="Training images.")] = 12_000,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs of b3.")] = 5,
+    seed: Annotated[int, typer.Option()] = 0,
+    verbose: Verbose = False,
+) -> None:
+    """The whole two-phase challenge on the demo data: generate, prepare, train, submit."""
+    quiet_tensorflow(verbose)
+    from comp.demo.pipeline import run_demo
+
+    run_demo(out, n_train=train, epochs=epochs, seed=seed, echo=typer.echo)

@@ -1,0 +1,120 @@
+"""`comp train`: models on the prepared workspace (one per fold by default)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from comp import config as c
+from comp.cli.base import (
+    Checkpoints,
+    Seed,
+    Verbose,
+    Workspace,
+    app,
+    clear_errors,
+    quiet_tensorflow,
+)
+
+
+@app.command()
+@clear_errors
+def train(
+    workspace: Workspace = c.DEFAULT_WORKSPACE,
+    model: Annotated[c.Model, typer.Option("--model", "-m", case_sensitive=False,
+                                           help="The report's models, or res (comp's "
+                                           "residual net).")] = c.Model.RES,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, help=f"Epochs (default {c.DEFAULT_EPOCHS}; on --resume, the run's own).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")]
+    = c.DEFAULT_BATCH_SIZE,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: the model's).")]
+    = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment",
+                                                 help="Default: on for b3 and res.")] = None,
+    plateau_factor: Annotated[float, typer.Option(
+        help="Multiply the learning rate by this on a plateau of the validation loss.")]
+    = c.DEFAULT_PLATEAU_FACTOR,
+    plateau_patience: Annotated[int, typer.Option(min=1, help="Epochs without improvement.")]
+    = c.DEFAULT_PLATEAU_PATIENCE,
+    weights: Annotated[str, typer.Option(
+        help="tl*: imagenet (the Keras cache, downloaded there when online), a weights "
+        "file, or none.")] = "imagenet",
+    tpu: Annotated[bool, typer.Option(
+        "--tpu", help="Train on a TPU in bfloat16: this TPU VM's (Kaggle, Colab, Cloud), "
+        "else the one TPU_NAME names.")] = False,
+    tpu_name: Annotated[str | None, typer.Option(
+        help="Train on this named TPU (implies --tpu).")] = None,
+    seed: Seed = c.DEFAULT_SEED,
+    checkpoints: Checkpoints = c.DEFAULT_CHECKPOINTS,
+    name: Annotated[str | None, typer.Option(help="Run name (default: model-timestamp).")]
+    = None,
+    resume: Annotated[str | None, typer.Option(help="Continue an interrupted run by name.")]
+    = None,
+    max_images: Annotated[int | None, typer.Option(
+        min=1, help="Use at most this many training images (quick experiments).")] = None,
+    folds: Annotated[int | None, typer.Option(
+        min=1, help="Default: one model per prepared fold (out-of-fold predictions for "
+        "every label); 1: one model on the train/val split.")] = None,
+    schedule: Annotated[c.Schedule | None, typer.Option(
+        help="Learning-rate schedule (default: the model's; cosine for res).")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(
+        help="Label smoothing of the loss (default: the model's; 0.1 for res).")] = None,
+    params: Annotated[str | None, typer.Option(
+        help="Tuned parameters: 'best' (comp tune's best for this model) or a JSON file; "
+        "they override the options they set.")] = None,
+    l1: Annotated[float, typer.Option(min=0, help="L1 penalty on every kernel.")] = 0.0,
+    l2: Annotated[float, typer.Option(min=0, help="L2 penalty on every kernel.")] = 0.0,
+    init: Annotated[c.Init | None, typer.Option(
+        help="Kernel initialisation: glorot or he (default: the model's own).")] = None,
+    balance: Annotated[c.Balance, typer.Option(
+        help="Class balance: none, weights (loss weighted by N / (K x class count)) or "
+        "oversample (each class drawn equally often).")] = c.Balance.NONE,
+    dropout: Annotated[float | None, typer.Option(
+        help="Dropout rate of the hidden layers (default: the model's own).")] = None,
+    width: Annotated[float, typer.Option(
+        help="Multiply every convolution's filters and hidden units by this (b1-b3, "
+        "res).")] = 1.0,
+    augment_strength: Annotated[float, typer.Option(
+        help="Multiply the augmentation's rotation (10 degrees) and zoom (10 %) ranges by "
+        "this.")] = 1.0,
+    input_scale: Annotated[float, typer.Option(
+        help="Resize the stored images by this inside the model (0-1]; prediction feeds "
+        "the stored size as is.")] = 1.0,
+    mixup: Annotated[float, typer.Option(
+        min=0, help="mixup: blend image pairs with weights from Beta(alpha, alpha); "
+        "0: off.")] = 0.0,
+    verbose: Verbose = False,
+) -> None:
+    """Train a model (one per fold by default) on the prepared workspace."""
+    quiet_tensorflow(verbose)
+    from comp.train import train as run_train
+
+    cfg = c.TrainConfig(
+        workspace=workspace, model=model, epochs=epochs, batch_size=batch_size,
+        learning_rate=lr, augment=augment, plateau_factor=plateau_factor,
+        plateau_patience=plateau_patience, weights=weights, tpu=tpu,
+        tpu_name=tpu_name, seed=seed,
+        checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images,
+        folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup,
+        balance=balance, l1=l1, l2=l2, init=init, dropout=dropout, width=width,
+        input_scale=input_scale, augment_strength=augment_strength)
+    if params is not None:
+        from comp.tune import load_params, params_path, tuned_epochs, with_params
+        from comp.workspace import Workspace as Ws
+
+        cfg = with_params(cfg, load_params(params, Ws(workspace), str(model)),
+                          source=params_path(params, Ws(workspace), str(model)))
+        tuned_for = tuned_epochs(params, Ws(workspace), str(model))
+        budget = cfg.epochs or c.DEFAULT_EPOCHS
+        if tuned_for is not None and tuned_for != budget:
+            typer.echo(f"warning: --params {params} was tuned with {tuned_for} epochs per "
+                       f"trial; this run trains {budget}, and the best options for one "
+                       "budget are not always the best for another", err=True)
+    record = run_train(cfg)
+    score = record.best_val_balanced_accuracy or 0.0
+    where = (f"mean over {record.folds} fold models" if record.folds
+             else f"at epoch {record.best_epoch}")
+    typer.echo(f"run {record.run}: best val balanced accuracy {score:.4f} ({where}); "
+               f"{checkpoints / record.run}")
