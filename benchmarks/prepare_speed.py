@@ -125,7 +125,7 @@ def main() -> None:
     summary = result.summary
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    val = summary.get("val_images", 0)
+    val = summary.val_images
     print(f"\n{n:,} images ({n - val:,} training + {val:,} validation), "
           f"{args.workers} processes")
     print("| what | seconds | images/s | vs libpng decode | vs PIL decode |")
@@ -142,9 +142,9 @@ def main() -> None:
     print("comp prepare's stages (--profile):\n" + result.clock.table())
     print(f"peak memory: main process {anon.peak:,.0f} MiB private ({peak_self:,.0f} MiB resident "
           f"with the memory-mapped store's pages), largest worker {peak_child:,.0f} MiB "
-          f"(store {summary['store_mb']} MB)")
-    print(f"found: {summary['duplicate_groups']} duplicate groups, {summary['conflict_groups']} "
-          f"conflicts, {summary.get('val_in_train', 0)} of {val} val images in train")
+          f"(store {summary.store_mb} MB)")
+    print(f"found: {summary.duplicate_groups} duplicate groups, {summary.conflict_groups} "
+          f"conflicts, {summary.val_in_train} of {val} val images in train")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from comp import report
+from comp import pictures
 from comp.commit import reading, replace_folder
 from comp.config import AuditConfig
 from comp.errors import CompError
@@ -111,11 +111,11 @@ def audit(cfg: AuditConfig) -> Audit:
             columns={"suggested_label": "label"}))
         store = ws.load_store("train")
         shown = ranked[:MONTAGE]
-        pictures = np.asarray(store[rows["row"].to_numpy()[shown]])
-        cells = [(pictures[j], f"#{j + 1} {ids[r]}\ngiven {classes[labels[r]]} "
+        shown_px = np.asarray(store[rows["row"].to_numpy()[shown]])
+        cells = [(shown_px[j], f"#{j + 1} {ids[r]}\ngiven {classes[labels[r]]} "
                   f"p={probs[r, labels[r]]:.2f}\nsays {classes[suggested[r]]}")
                  for j, r in enumerate(shown)]
-        report.montage([cells[s:s + 10] for s in range(0, len(cells), 10)],
+        pictures.montage([cells[s:s + 10] for s in range(0, len(cells), 10)],
                        f"run {name}: the {len(shown)} likeliest label errors of "
                        f"{len(ranked)} (cleanlab, ranked by {cfg.rank_by})",
                        tmp / "suspects.png")

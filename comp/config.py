@@ -32,8 +32,8 @@ DEFAULT_PLATEAU_FACTOR = 0.1
 DEFAULT_PLATEAU_PATIENCE = 12
 MAX_TOP = 50  # images per row of inspect's montages
 MIN_SIDE = 16  # pixels: the smallest image side comp stores or reads (hash, pixel check, models)
+DEMO_TRAIN, DEMO_EPOCHS = 4_000, 8  # `comp demo`: about 3 minutes on 2 cores, end to end
 DEFAULT_FOLDS = 5  # K of prepare's folds; holdout folds of the threshold and the stacker
-DEMO_LEARNING_RATE = 1e-3  # `comp demo` trains a few epochs: the report's 1e-4 needs far more
 
 
 class Fit(StrEnum):

@@ -78,6 +78,14 @@ class RunDir:
     def holdout_predictions(self, tta: bool) -> Path:
         return self.path / f"holdout{'-tta' if tta else ''}.npz"
 
+    @property
+    def submit_score(self) -> Path:
+        return self.path / "submit" / "score.json"  # its candidates, as the last submit scored
+
+    @property
+    def made(self) -> Path:
+        return self.path / "submit" / "made"  # <submission>.json per submission it made
+
     def decision_cache(self, key: str) -> Path:
         return self.path / "submit" / key
 

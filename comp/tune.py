@@ -239,9 +239,9 @@ def _plot(study: Any, path: Path) -> None:
     trials, the parameter importances (Optuna's fANOVA)."""
     import optuna
 
-    from comp import report
+    from comp import pictures
 
-    plt = report._pyplot()
+    plt = pictures.pyplot()
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     numbers = [t.number for t in finished]
@@ -269,7 +269,7 @@ def _plot(study: Any, path: Path) -> None:
     else:
         axes[1].text(0.5, 0.5, "importances need more finished trials", ha="center")
         axes[1].axis("off")
-    report._save_figure(fig, path)
+    pictures.save_figure(fig, path)
 
 
 def params_path(spec: str, ws: Workspace, model: str) -> Path:

@@ -77,7 +77,7 @@ def test_exclude_and_relabel_make_new_data(audited: tuple[Path, Path], demo_dir:
     dropped = prepare(PrepareConfig(challenge=demo_dir, workspace=tmp_path / "a", workers=2,
                                     exclude=tmp_path / "drop.csv"))
     index = Workspace(tmp_path / "a").load_index()
-    assert dropped.summary["excluded"] == 3 and not set(ids) & set(index["id"].astype(str))
+    assert dropped.summary.excluded == 3 and not set(ids) & set(index["id"].astype(str))
     labels = pd.read_csv(demo_dir / "train.csv", dtype=str).set_index("id")["label"]
     flip = {i: "1" if labels[i] == "0" else "0" for i in ids}
     (tmp_path / "flip.csv").write_text("id,label\n" + "".join(
@@ -85,7 +85,7 @@ def test_exclude_and_relabel_make_new_data(audited: tuple[Path, Path], demo_dir:
     relabelled = prepare(PrepareConfig(challenge=demo_dir, workspace=tmp_path / "b", workers=2,
                                        relabel=tmp_path / "flip.csv"))
     rows = Workspace(tmp_path / "b").load_index().set_index("id")
-    assert relabelled.summary["relabelled"] == 3
+    assert relabelled.summary.relabelled == 3
     assert [str(rows.loc[i, "original_label"]) for i in ids] == [flip[i] for i in ids]
     prints = {before, Workspace(tmp_path / "a").load_meta().fingerprint,
               Workspace(tmp_path / "b").load_meta().fingerprint}

@@ -83,7 +83,7 @@ def test_images_without_a_face_are_kept_or_skipped_and_shown(
                                        fit="face", size=(24, 24), no_face=no_face,
                                        workers=1, folds=2, split=(0.5, 0.25, 0.25),
                                        ))  # type: ignore[arg-type]
-    assert result.summary["no_face"] == 16
+    assert result.summary.no_face == 16
     index = pd.read_csv(ws / "current" / "index.csv", dtype={"id": str})
     assert len(index) == (32 if no_face == "keep" else 16)
     store = np.load(ws / "current" / "images-train.npy")

@@ -85,3 +85,53 @@ def test_numeric_spellings_of_one_class_are_one_class() -> None:
 def test_a_single_class_is_refused(values: list[str]) -> None:
     with pytest.raises(CompError, match="a classifier needs at least two classes"):
         encode_labels(pd.Series(values), classes=None, source="x")
+
+
+def _series(values: list[str]) -> pd.Series:
+    return pd.Series(values, index=[f"id{k}" for k in range(len(values))])
+
+
+def test_whole_number_labels_are_k_classes_sorted_numerically() -> None:
+    values = [str(k % 12) for k in range(120)]  # 0..11: "10" and "11" after "9"
+    codes, classes = encode_labels(_series(values), classes=None, source="l.csv")
+    assert classes == [str(k) for k in range(12)]
+    assert codes.tolist() == [k % 12 for k in range(120)]
+    codes, classes = encode_labels(_series(["1", "2"] * 5), classes=None, source="l.csv")
+    assert classes == ["1", "2"] and codes.tolist() == [0, 1] * 5
+
+
+@pytest.mark.parametrize(("values", "rare"), [
+    (["0", "1"] * 20 + ["7"], "'7'"),  # one image of 41: a typo, not a class
+    (["0", "1", "2"] * 1000 + ["3", "3"], "'3'"),  # 2 of 3,002 images
+    (["0", "1"] * 2000 + ["2"] * 3, "'2'"),  # 3 of 4,003: under 0.1 %
+])
+def test_a_whole_number_rare_enough_to_be_a_typo_is_refused(values: list[str],
+                                                           rare: str) -> None:
+    with pytest.raises(CompError, match=f"has label {rare}, which is not one of .*a typo"):
+        encode_labels(_series(values), classes=None, source="l.csv")
+    codes, classes = encode_labels(_series(values), classes=sorted(set(values)),
+                                   source="l.csv")  # named by --classes: a class
+    assert classes == sorted(set(values))
+
+
+def test_a_five_class_integer_challenge_prepares_with_no_flags(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from comp.config import PrepareConfig
+    from comp.prepare import prepare
+    from comp.workspace import Workspace
+
+    root = tmp_path / "c"
+    (root / "train").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(60):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), np.uint8)).save(
+            root / "train" / f"{k}.png")
+        rows.append(f"{k},{k % 5}")
+    (root / "train.csv").write_text("id,label\n" + "\n".join(rows) + "\n")
+    result = prepare(PrepareConfig(challenge=root, workspace=tmp_path / "ws", workers=1))
+    assert result.summary.classes == ["0", "1", "2", "3", "4"]
+    assert "classes: 0, 1, 2, 3, 4" in result.lines()[0]
+    index = Workspace(tmp_path / "ws").load_index()
+    assert index.set_index("id")["label"].loc[["0", "7", "14"]].tolist() == [0, 2, 4]

@@ -77,7 +77,7 @@ def test_phase2_ingests_only_the_test_images(demo_dir: Path, workspace: Path,
     overlap = pd.read_csv(Workspace(ws).overlap, dtype={"id": str, "train_ids": str})
     test = overlap[overlap["source"] == "test"]
     assert set(test["id"]) == set(leaks["id"])
-    assert summary["test_in_train"] == len(leaks)
+    assert summary.test_in_train == len(leaks)
     assert set(overlap[overlap["source"] == "val"]["id"]) == set(
         pd.read_csv(demo_dir / "answers/val.csv", dtype=str)["id"])
     index = _index(ws)
@@ -116,7 +116,7 @@ def test_class_folders(tmp_path: Path) -> None:
                 tmp_path / "c" / "train" / cls / f"{k}.png")
     summary = prepare(PrepareConfig(challenge=tmp_path / "c", workspace=tmp_path / "ws",
                                     workers=1, split=(0.5, 0.25, 0.25))).summary
-    assert summary["images_read"] == 12
+    assert summary.images_read == 12
     assert Workspace(tmp_path / "ws").load_meta().classes == ["cs", "law"]
 
 
@@ -207,8 +207,8 @@ def test_smilesmiled_identical_pairs_and_conflicts(tmp_path: Path) -> None:
                                     workspace=tmp_path / "ws")).summary
     pairs = pd.read_csv(Workspace(tmp_path / "ws").pairs)
     assert (pairs["pixel"] == 0).sum() == 7  # the 7 identical pairs
-    assert summary["conflict_groups"] == 5
-    assert summary["dropped_conflicts"] == 10
+    assert summary.conflict_groups == 5
+    assert summary.dropped_conflicts == 10
 
 
 def _with_val(root: Path, side: int) -> Path:

@@ -49,9 +49,9 @@ def test_prepare_train_submit_on_real_faces(case: str, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     summary = prepare(PrepareConfig(train=images, labels=labels, workspace=ws, workers=2,
                                     **options)).summary
-    assert summary["images_read"] == 300
+    assert summary.images_read == 300
     if "groups" in options:
-        assert summary["identity_groups"] > 0
+        assert summary.identity_groups > 0
         index = Workspace(ws).load_index()
         train_rows = index[index["source"] == "train"]
         # ids keep their leading zeros; one person never sits on two sides of the split
@@ -95,7 +95,7 @@ def test_four_hair_colours_on_real_faces(tmp_path: Path) -> None:
     ws, ck = tmp_path / "ws", tmp_path / "ck"
     summary = prepare(PrepareConfig(challenge=slice_, workspace=ws, workers=2, size=(32, 32),
                                     folds=3)).summary
-    assert summary["class_balance"]["train"].keys() == set(names)
+    assert summary.class_balance["train"].keys() == set(names)
     run = train(TrainConfig(workspace=ws, model="res", epochs=1, batch_size=32,
                             checkpoints=ck, progress=False))
     assert run.folds == 3 and run.classes == names

@@ -19,6 +19,7 @@ from comp.cli import (  # noqa: F401 (each module registers its command on `app`
     inspect,
     predict,
     prepare,
+    runs,
     submit,
     train,
     tune,

@@ -26,6 +26,7 @@ Seed = Annotated[int, typer.Option(help="Random seed (splits, folds, training)."
 Folds = Annotated[int, typer.Option(min=2, help="Holdout folds for out-of-fold decisions.")]
 Profile = Annotated[bool, typer.Option("--profile", help="Print the time of each stage.")]
 Verbose = Annotated[bool, typer.Option("--verbose", help="Show TensorFlow's own start-up log.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
 
 
 def quiet_tensorflow(verbose: bool) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from comp import config as c
 from comp.cli.base import (
     Verbose,
     app,
@@ -41,12 +42,14 @@ def demo_data(
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo challenge and its outputs.")]
     = Path("data/demo"),
-    train: Annotated[int, typer.Option(min=20, help="Training images.")] = 12_000,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs of b3.")] = 5,
+    train: Annotated[int, typer.Option(min=100, help="Training images.")] = c.DEMO_TRAIN,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs of each fold's res.")]
+    = c.DEMO_EPOCHS,
     seed: Annotated[int, typer.Option()] = 0,
     verbose: Verbose = False,
 ) -> None:
-    """The whole two-phase challenge on the demo data: generate, prepare, train, submit."""
+    """The whole two-phase challenge on the demo data, by comp's defaults: generate, prepare,
+    train one res per fold, submit by the out-of-fold rule, then phase 2."""
     quiet_tensorflow(verbose)
     from comp.demo.pipeline import run_demo
 

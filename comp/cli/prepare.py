@@ -9,6 +9,7 @@ import typer
 
 from comp import config as c
 from comp.cli.base import (
+    Json,
     Profile,
     Seed,
     Workspace,
@@ -86,6 +87,7 @@ def prepare(
         help="val/test images of another native size than train (without --size).")]
     = c.SizeMismatch.FAIL,
     profile: Profile = False,
+    json: Json = False,
 ) -> None:
     """Decode, hash, de-duplicate and split a challenge into a workspace."""
     from comp.prepare import prepare as run_prepare
@@ -101,7 +103,11 @@ def prepare(
         folds=folds, seed=seed, groups=groups, skip_bad=skip_bad, workers=workers,
         exclude=exclude, relabel=relabel,
         on_size_mismatch=on_size_mismatch))
-    echo_json({k: v for k, v in result.summary.items() if k != "bad_files"})
+    if json:
+        echo_json({**result.summary.to_json(), "report": str(result.report),
+                   "phase2": result.phase2})
+        return
+    lines = result.lines()
     if profile:
-        typer.echo("stages:\n" + result.clock.table())
-    typer.echo(f"workspace: {workspace} (report: {result.report})")
+        lines[-1:-1] = ["stages:", result.clock.table()]
+    typer.echo("\n".join(lines))

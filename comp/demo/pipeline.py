@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from comp.config import (
-    DEMO_LEARNING_RATE,
+    DEMO_EPOCHS,
+    DEMO_TRAIN,
     Leaks,
-    Model,
     PrepareConfig,
     SubmitConfig,
     Target,
@@ -18,51 +18,61 @@ from comp.config import (
 )
 from comp.demo.generate import DemoSpec, make_demo
 from comp.prepare import prepare
-from comp.submit import evaluate, submit
+from comp.submit import submit
+from comp.submit.rule import describe
 from comp.submit.submission import score_against
 from comp.train import train
 
 
-def run_demo(out: Path, *, n_train: int = 12_000, epochs: int = 5, seed: int = 0,
-             echo: Callable[[str], None] = print) -> dict[str, float]:
-    """Generate, prepare, train b3, submit phase 1 (val) and phase 2 (test), score phase 2.
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo measured: the rule's own out-of-fold estimate, and phase 2 scored
+    against the demo's answers with and without the leak override."""
 
-    Returns the phase-2 balanced accuracies with and without the leak override.
-    """
+    oof_balanced_accuracy: float
+    with_leaks: float
+    without_leaks: float
+    phase1_csv: Path
+    phase2_csv: Path
+
+
+def run_demo(out: Path, *, n_train: int = DEMO_TRAIN, epochs: int = DEMO_EPOCHS, seed: int = 0,
+             echo: Callable[[str], None] = print) -> DemoResult:
+    """Generate, prepare, train the default (one `res` per fold), submit phase 1 (val) by the
+    out-of-fold rule, then phase 2 (the test set lands), scored against the answers."""
     started = time.perf_counter()
     challenge, ws = out / "challenge", out / "workspace"
     checkpoints, submissions = out / "checkpoints", out / "submissions"
     echo(f"1/5 demo challenge -> {challenge}")
     make_demo(challenge, DemoSpec(train=n_train, val=max(n_train // 12, 10),
                                   test=max(n_train // 4, 10), seed=seed))
-    echo(f"2/5 prepare -> {ws}")
-    summary = prepare(PrepareConfig(challenge=challenge, workspace=ws, seed=seed)).summary
-    echo(f"    {summary['images_read']} images, {summary['duplicate_groups']} duplicate groups, "
-         f"{summary['conflict_groups']} conflicts dropped, {summary['val_in_train']} of "
-         f"{summary['val_images']} val images found in train; report: {ws / 'prepare-report.md'}")
-    echo(f"3/5 train b3 for {epochs} epochs at learning rate {DEMO_LEARNING_RATE:g} (the "
-         f"report's 1e-4 needs far more epochs) -> {checkpoints}")
-    run = train(TrainConfig(workspace=ws, model=Model.B3, epochs=epochs, checkpoints=checkpoints,
-                            learning_rate=DEMO_LEARNING_RATE, seed=seed, run_name="b3-demo",
-                            folds=1))
-    result = evaluate(ws, checkpoints, [run.run])[0]
-    echo(f"    holdout balanced accuracy {result.balanced_accuracy:.4f} (tuned threshold, "
-         f"out-of-fold), {result.balanced_accuracy_at_half:.4f} at 0.5; curves: "
-         f"{checkpoints / run.run / 'curves.png'}")
-    echo("4/5 submit phase 1 (validation set)")
-    base = SubmitConfig(workspace=ws, runs=(run.run,), checkpoints=checkpoints,
-                        submissions=submissions, seed=seed)
-    phase1 = submit(base).manifest
-    echo(f"    {phase1.csv} ({phase1.leaks.overridden} predictions taken from train)")
-    echo("5/5 phase 2: the test set lands")
-    phase2 = submit(replace(base, test=challenge / "phase2/test")).manifest
+    echo(f"2/5 comp prepare {challenge} -w {ws}")
+    prepared = prepare(PrepareConfig(challenge=challenge, workspace=ws, seed=seed))
+    for line in prepared.lines():
+        echo(f"    {line}")
+    echo(f"3/5 comp train --epochs {epochs}: comp's default, one res per fold, each scored on "
+         "the fold it never saw")
+    run = train(TrainConfig(workspace=ws, epochs=epochs, checkpoints=checkpoints, seed=seed,
+                            run_name="res-demo", progress=False))
+    echo(f"    run {run.run}: {run.folds} fold models -> {checkpoints / run.run}")
+    echo("4/5 comp submit: the rule chosen out-of-fold, phase 1 (validation set)")
+    base = SubmitConfig(workspace=ws, checkpoints=checkpoints, submissions=submissions,
+                        seed=seed)
+    phase1 = submit(base)
+    for line in describe(phase1.decision) + phase1.notes:
+        echo(f"    {line}")
+    echo(f"    wrote {phase1.manifest.csv}")
+    echo(f"5/5 comp submit --test {challenge / 'phase2/test'}: the test set lands")
+    phase2 = submit(replace(base, test=challenge / "phase2/test"))
     no_leaks = submit(replace(base, target=Target.TEST, leaks=Leaks.NEVER)).manifest
     answers = challenge / "answers/test.csv"
-    with_leaks = score_against(Path(phase2.csv), answers)
+    with_leaks = score_against(Path(phase2.manifest.csv), answers)
     without = score_against(Path(no_leaks.csv), answers)
-    echo(f"    {phase2.csv} written in {phase2.seconds} s")
-    echo(f"    phase-2 balanced accuracy against the demo's answers: {with_leaks:.4f} with the "
-         f"leak override as gated, {without:.4f} without ({phase2.leaks.overridden} leaks)")
+    echo(f"    {phase2.manifest.csv} written in {phase2.manifest.seconds} s; "
+         f"{phase2.notes[-1]}")
+    echo(f"    phase-2 balanced accuracy against the demo's answers: {with_leaks:.4f} as "
+         f"submitted, {without:.4f} without the leak override (the rule's out-of-fold "
+         f"estimate: {phase1.decision.oof_balanced_accuracy:.4f})")
     echo(f"done in {time.perf_counter() - started:.0f} s")
-    return {"with_leaks": with_leaks, "without_leaks": without,
-            "holdout": result.balanced_accuracy}
+    return DemoResult(phase1.decision.oof_balanced_accuracy, with_leaks, without,
+                      Path(phase1.manifest.csv), Path(phase2.manifest.csv))

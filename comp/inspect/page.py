@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from comp import report as pictures
+from comp import pictures
 from comp.inspect.stats import REGIONS, Clue, region_mask
 from comp.metrics import confusion, per_class_accuracy
 from comp.runs import RunDir
@@ -39,10 +39,10 @@ class Page:
         self.parts: list[str] = []
 
     def _plt(self) -> Any:
-        return pictures._pyplot()
+        return pictures.pyplot()
 
     def _save(self, fig: Any, name: str) -> str:
-        pictures._save_figure(fig, self.folder / name)
+        pictures.save_figure(fig, self.folder / name)
         return name
 
     def _section(self, title: str, body: str) -> None:

@@ -72,10 +72,29 @@ def _is_number(value: str) -> bool:
         return False
 
 
+RARE_SHARE, RARE_COUNT = 0.001, 3  # a whole-number label this rare is taken for a typo
+
+
+def integer_classes(values: pd.Series) -> list[str]:
+    """The classes of labels that are all numbers: every whole number that is common enough,
+    sorted numerically ('0'..'4' for a 5-class challenge). A value held by fewer than 3
+    images, or under 0.1 % of them, is left out (its rows are then refused, naming it);
+    fractions are left out too. At least 0 and 1 are classes (binary labels)."""
+    counts = values.value_counts()
+    rare = max(RARE_COUNT, RARE_SHARE * len(values))
+    whole = [v for v in counts.index if "." not in v and "e" not in v.lower()]
+    common = [v for v in whole if counts[v] >= rare]
+    if len(common) < 2:
+        common = sorted({"0", "1", *common}, key=float)
+    return sorted(common, key=float)
+
+
 def encode_labels(texts: pd.Series, *, classes: list[str] | None,
                   source: str) -> tuple[np.ndarray, list[str]]:
-    """Label texts -> class indices. Without `classes`: 0/1 labels stay 0/1, names are sorted.
-    Numeric spellings of one number are one class ('1' and '1.0').
+    """Label texts -> class indices. Without `classes`: whole numbers are K classes sorted
+    numerically (0/1 stay 0/1; a number so rare it is more likely a typo is refused, see
+    `integer_classes`), names are sorted. Numeric spellings of one number are one class ('1'
+    and '1.0').
 
     Raises:
         CompError naming the first row whose label is missing (empty, NaN) or not a known
@@ -91,13 +110,17 @@ def encode_labels(texts: pd.Series, *, classes: list[str] | None,
     if numeric:
         values = np.array([_canonical(v) for v in values], dtype=object)
     if classes is None:
-        classes = ["0", "1"] if numeric else sorted(set(values))
+        classes = integer_classes(pd.Series(values)) if numeric else sorted(set(values))
     lookup = {(_canonical(c) if numeric else c): i for i, c in enumerate(classes)}
     codes = np.array([lookup.get(v, -1) for v in values], dtype=np.int64)
     if (codes < 0).any():
         row = int(np.argmax(codes < 0))
+        rare = int((values == values[row]).sum())
+        why = (f" (only {rare} image{'s' if rare > 1 else ''} of {len(values):,} "
+               "has it: a typo?)" if numeric and rare < len(values) else "")
         raise CompError(f"{source}: row {row + 2} (id {texts.index[row]!r}) has label "
-                        f"{str(texts.iloc[row])!r}, which is not one of {', '.join(classes)}; "
+                        f"{str(texts.iloc[row])!r}, which is not one of {', '.join(classes)}"
+                        f"{why}; "
                         "fix the label or pass --classes with every class name")
     present = np.unique(codes)
     given = list(classes)

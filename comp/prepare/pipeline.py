@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from comp import report
 from comp.commit import CURRENT, Staging
 from comp.config import PrepareConfig, SizeMismatch, as_record
 from comp.errors import CompError
@@ -27,6 +25,7 @@ from comp.prepare.duplicates import OVERLAP_COLUMNS, find_duplicates, find_overl
 from comp.prepare.faces import MARGIN
 from comp.prepare.files import TrainSet, file_id, find_train, list_images
 from comp.prepare.labels import encode_labels, resolve_groups
+from comp.prepare.report import PrepareSummary, no_face_montage, summarise, write_prepare_report
 from comp.prepare.splits import (
     assign_folds,
     check_fold_count,
@@ -53,11 +52,21 @@ INDEX_COLUMNS = ["id", "source", "label", "dhash", "group", "kept", "conflict", 
 
 @dataclass
 class Prepared:
-    """What `prepare` hands to the report and the CLI."""
+    """What `prepare` hands to the CLI."""
 
-    summary: dict[str, Any]
+    summary: PrepareSummary  # of the whole workspace, as meta.json records it
     clock: Stopwatch
     report: Path  # through <workspace>/current
+    phase2: bool = False  # only new test images were ingested
+
+    def lines(self) -> list[str]:
+        """The short human form (the report's path comes last)."""
+        if self.phase2:
+            body = [f"phase 2: ingested {self.summary.test_images:,} test images in "
+                    f"{self.summary.seconds} s"] + self.summary.target_lines(("test",))
+        else:
+            body = self.summary.lines()
+        return [*body, f"report: {self.report}"]
 
 
 def _target_rows(ids: list[str], source: str, decoded: DecodeResult) -> pd.DataFrame:
@@ -203,7 +212,7 @@ def given_codes(found: TrainSet, codes: np.ndarray) -> np.ndarray:
 def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.ndarray,
            classes: list[str], identity: np.ndarray | None,
            targets: list[tuple[str, Path, list[str]]], test: Path | None,
-           clock: Stopwatch, corrected: dict[str, int]) -> dict[str, Any]:
+           clock: Stopwatch, corrected: dict[str, int]) -> PrepareSummary:
     """Steps 2-7, every file written into `out` (the staging folder)."""
     with clock.stage("decode train"):  # 2.
         decoded = decode_to_store(found.paths, out.store("train"), size=cfg.size,
@@ -235,19 +244,18 @@ def _build(cfg: PrepareConfig, out: Workspace, *, found: TrainSet, codes: np.nda
     overlap = (pd.concat(overlaps, ignore_index=True) if overlaps
                else pd.DataFrame(columns=OVERLAP_COLUMNS))
     with clock.stage("report and index"):  # 7.
-        summary = report.prepare_summary(index, pairs, overlap, found.skipped + decoded.bad,
-                                         meta, clock.total())
-        summary.update({k: v for k, v in corrected.items() if v})  # --exclude, --relabel
-        summary.update(faceless)
+        summary = summarise(index, pairs, overlap, found.skipped + decoded.bad, meta,
+                            clock.total(), folds=cfg.folds, corrected=corrected,
+                            no_face=faceless,
+                            no_face_action=str(cfg.no_face) if cfg.fit == "face" else None)
         if cfg.fit == "face":
-            summary["no_face_action"] = str(cfg.no_face)
-            report.no_face_montage(decoded.no_face, ws=out, size=(meta.size[0], meta.size[1]),
-                                   gray=cfg.gray)
-        meta = replace(meta, summary=summary, store_rows=_store_rows(index))
+            no_face_montage(decoded.no_face, ws=out, size=(meta.size[0], meta.size[1]),
+                            gray=cfg.gray)
+        meta = replace(meta, summary=summary.to_json(), store_rows=_store_rows(index))
         write_csv(out.pairs, pairs.assign(id_i=ids[pairs["i"]], id_j=ids[pairs["j"]]))
         write_csv(out.overlap, overlap)
         write_csv(out.index, index)
-        report.write_prepare_report(out, index, pairs, overlap, summary, store, classes)
+        write_prepare_report(out, index, pairs, overlap, summary, store, classes)
         write_json(out.meta, meta.to_json())
     return summary
 
@@ -288,15 +296,14 @@ def prepare_test(cfg: PrepareConfig) -> Prepared:
             write_csv(out.overlap, overlap)
             write_csv(out.index, index)
             test_overlap = overlap[overlap["source"] == "test"]
-            summary = {"test_images": len(rows), "test_in_train": len(test_overlap),
-                       "test_in_train_consistent": int(
-                           test_overlap["consistent"].astype(bool).sum()),
-                       "seconds": round(clock.total(), 2)}
-            if meta.fit == "face":
-                summary["test_no_face"] = len(no_face)
-            write_json(out.meta, replace(meta, summary={**meta.summary, **summary},
+            summary = PrepareSummary.from_json(meta.summary).with_test(
+                images=len(rows), in_train=len(test_overlap),
+                consistent=int(test_overlap["consistent"].astype(bool).sum()),
+                no_face=len(no_face) if meta.fit == "face" else None,
+                seconds=round(clock.total(), 2))
+            write_json(out.meta, replace(meta, summary=summary.to_json(),
                                          test_dir=str(test_dir),
                                          store_rows=_store_rows(index)).to_json())
         fault_point("ingest:staged")
         stage.commit()
-    return Prepared(summary, clock, ws.root / CURRENT / out.report.name)
+    return Prepared(summary, clock, ws.root / CURRENT / out.report.name, phase2=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from comp import metrics, report
+from comp import metrics, pictures
 from comp.commit import reading
 from comp.errors import CompError
 from comp.metrics import probability_matrix
@@ -150,7 +150,7 @@ def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: 
         threshold=best_threshold(y, pred.prob)[0] if k == 2 else None,
         model_tag=run_dir.model_tag(),
         scored_on="out-of-fold" if run_dir.cross_fitted else "holdout")
-    report.confusion_plot(matrix, classes, run_dir.confusion,
+    pictures.confusion_plot(matrix, classes, run_dir.confusion,
                           f"{run_dir.name}: {result.scored_on}, balanced accuracy "
                           f"{result.balanced_accuracy:.4f}")
     write_json(run_dir.evaluation, asdict(result))

@@ -210,4 +210,22 @@ def _submit(cfg: SubmitConfig, clock: Stopwatch, target: Target) -> Submitted:
             command=" ".join(sys.argv), seconds=round(clock.total(), 2))
         manifest = submission.write(frame, manifest, cfg.submissions,
                                     submission.submission_stem(decision.runs))
+        _record(decision, manifest, [run_dir for run_dir, _ in opened.values()])
     return Submitted(manifest, decision, clock, notes)
+
+
+def _record(decision: Decision, manifest: submission.Manifest, considered: list[RunDir]
+            ) -> None:
+    """What `comp runs` shows: each considered run's own scores, and the submission in the
+    folder of each run the rule read."""
+    candidates = [asdict(c) for c in decision.candidates]
+    scored_on = "out-of-fold" if decision.cross_fitted else "holdout"
+    for run_dir in considered:
+        submission.record_scores(run_dir, candidates=candidates, scored_on=scored_on,
+                                 images=decision.images)
+    made = submission.Submission(name=Path(manifest.csv).stem, created=manifest.created,
+                                 target=manifest.target,
+                                 oof_balanced_accuracy=decision.oof_balanced_accuracy)
+    for run_dir in considered:
+        if run_dir.name in decision.runs:
+            submission.record_submission(run_dir, made)

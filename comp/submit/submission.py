@@ -16,7 +16,8 @@ import pandas as pd
 from comp.errors import CompError
 from comp.faults import fault_point
 from comp.metrics import balanced_accuracy
-from comp.workspace import claim_name, fsync_file, remove_dead_temps, write_new
+from comp.runs import RunDir
+from comp.workspace import claim_name, fsync_file, remove_dead_temps, write_json, write_new
 
 
 def read_sample(path: Path, id_column: str) -> pd.DataFrame:
@@ -144,6 +145,39 @@ def write(frame: pd.DataFrame, manifest: Manifest, folder: Path, stem: str) -> M
 
 def _write_manifest(manifest: Manifest, path: Path) -> None:
     path.write_text(json.dumps(asdict(manifest), indent=2, default=str) + "\n")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One submission made from a run (`<run>/submit/made/<name>.json`), and its leaderboard
+    score once given (`comp runs --lb`)."""
+
+    name: str  # the CSV's stem
+    created: str
+    target: str
+    oof_balanced_accuracy: float  # the rule's nested out-of-fold headline
+    leaderboard: float | None = None
+
+
+def record_scores(run_dir: RunDir, *, candidates: list[dict[str, Any]], scored_on: str,
+                  images: int) -> None:
+    """The run's own candidates' out-of-fold scores, as `comp submit` just printed them."""
+    mine = [c for c in candidates
+            if c["name"] == run_dir.name or c["name"].startswith(f"{run_dir.name} ")]
+    write_json(run_dir.submit_score, {"candidates": mine, "scored_on": scored_on,
+                                      "images": images})
+
+
+def record_submission(run_dir: RunDir, made: Submission) -> None:
+    """The submission, in the folder of a run its rule read (a new file each: no race)."""
+    run_dir.made.mkdir(parents=True, exist_ok=True)
+    path = run_dir.made / f"{made.name}.json"
+    if not path.exists():
+        write_new(path, functools.partial(_write_made, made))
+
+
+def _write_made(made: Submission, path: Path) -> None:
+    path.write_text(json.dumps(asdict(made), indent=2))
 
 
 def submission_stem(run_names: list[str]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import pandas as pd
 
-from comp import report
+from comp import pictures
 from comp.commit import Staging
 from comp.errors import CompError
 from comp.faults import fault_point
@@ -164,7 +164,7 @@ class Recorder(keras.callbacks.Callback):
             stage.link_current(skip=EPOCH_FILES - ({"best.keras"} if not improved else set()))
             frame = pd.DataFrame(state.history)
             write_csv(out.history, frame)
-            report.learning_curves(frame, out.curves, out.name)
+            pictures.learning_curves(frame, out.curves, out.name)
             if improved:
                 save_model(self.model, out.best)
             save_model(self.model, out.last)
