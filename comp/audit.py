@@ -21,7 +21,7 @@ import pandas as pd
 
 from comp import pictures
 from comp.commit import reading, replace_folder
-from comp.config import AuditConfig
+from comp.config import DEFAULT_SEED, AuditConfig
 from comp.errors import CompError
 from comp.metrics import probability_matrix
 from comp.runs import open_run
@@ -71,7 +71,7 @@ def audit(cfg: AuditConfig) -> Audit:
     ws = Workspace(cfg.workspace)
     meta, index = ws.load_meta(), ws.load_index()
     name = cfg.run or best_run(ws, cfg.checkpoints, fingerprint=meta.fingerprint,
-                               folds=cfg.folds, seed=cfg.seed)
+                               folds=None, seed=DEFAULT_SEED, cross_fitted=True)
     run_dir, record = open_run(cfg.checkpoints, name, fingerprint=meta.fingerprint,
                                pixels=meta.pixels)
     if not run_dir.cross_fitted:

@@ -173,6 +173,14 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return values[0], values[1]
 
 
+OPTION_OF = {"learning_rate": "--lr", "run_name": "--name", "workspace": "--workspace"}
+
+
+def option(field_name: str) -> str:
+    """The command-line option that sets a config field (`learning_rate` -> `--lr`)."""
+    return OPTION_OF.get(field_name, "--" + field_name.replace("_", "-"))
+
+
 def as_record(cfg: Any) -> dict[str, Any]:
     """A config as JSON-ready values (paths and enums as strings, tuples as lists)."""
     out: dict[str, Any] = {}
@@ -182,6 +190,8 @@ def as_record(cfg: Any) -> dict[str, Any]:
             value = str(value)
         elif isinstance(value, tuple):
             value = list(value)
+        elif isinstance(value, frozenset):
+            value = sorted(value)
         out[f.name] = value
     return out
 
@@ -268,6 +278,7 @@ class TrainConfig:
     width: float = 1.0  # filters and hidden units x this (b1-b3, res)
     input_scale: float = 1.0  # the network sees the stored images resized by this (0-1]
     augment_strength: float = 1.0  # rotation (10 degrees) and zoom (10 %) ranges x this
+    given: frozenset[str] = frozenset()  # the fields typed on the command line (checked)
 
     def __post_init__(self) -> None:
         _coerce(self, {"model": (Model, "--model"), "balance": (Balance, "--balance")})
@@ -312,11 +323,9 @@ class RankBy(StrEnum):
 @dataclass(frozen=True)
 class AuditConfig:
     workspace: Path = DEFAULT_WORKSPACE
-    run: str | None = None  # None: the best run (it must be cross-fitted)
+    run: str | None = None  # None: the best cross-fitted run
     checkpoints: Path = DEFAULT_CHECKPOINTS
     rank_by: RankBy = RankBy.SELF_CONFIDENCE
-    folds: int = DEFAULT_FOLDS  # for choosing the best run
-    seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
         _coerce(self, {"rank_by": (RankBy, "--rank-by")})
@@ -369,7 +378,7 @@ class InspectConfig:
     runs: tuple[str, ...] = ()  # empty: the best run by out-of-fold score; several: curves
     checkpoints: Path = DEFAULT_CHECKPOINTS
     top: int = 5  # images per montage row and saliency panel
-    folds: int = DEFAULT_FOLDS  # a one-model run's out-of-fold decisions on its holdout
+    folds: int | None = None  # a one-model run's holdout folds (None: DEFAULT_FOLDS)
     seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
@@ -391,7 +400,7 @@ class SubmitConfig:
     tta: Tta = Tta.AUTO
     ensemble: bool = True  # the LightGBM stacker and the level-2 stack are candidates
     leaks: Leaks = Leaks.AUTO
-    folds: int = DEFAULT_FOLDS
+    folds: int | None = None  # a one-model run's holdout folds (None: DEFAULT_FOLDS)
     seed: int = DEFAULT_SEED
     sample_submission: Path | None = None
     id_column: str = "id"

@@ -26,7 +26,7 @@ from comp.workspace import Workspace, write_json
 
 LEADERBOARD = "leaderboard.json"  # in the submissions folder: stem -> score
 NOT_OPTIONS = frozenset({"workspace", "checkpoints", "run_name", "resume", "progress", "epochs",
-                         "tpu_name"})  # where and how long, not what was trained
+                         "tpu_name", "given"})  # where and how long, not what was trained
 SORTS = ("created", "name", "oof", "lb", "time")
 
 

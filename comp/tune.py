@@ -45,15 +45,16 @@ def space_for(model: str, side: int) -> dict[str, tuple[str, Any]]:
     """`SPACE` as it applies to `model` on stored images whose shorter side is `side`: no
     width for logreg and ResNet50, no dropout for logreg, and only the input scales that
     leave the model an image it takes (the store's own size always)."""
-    from comp.train.models import MIN_SIDE, WIDTH_MODELS
+    from comp.specs import spec
 
+    model_spec = spec(model)
     space = dict(SPACE)
-    if model not in WIDTH_MODELS:
+    if not model_spec.width:
         del space["width"]
-    if model == "logreg":
+    if not model_spec.hidden:
         del space["dropout"]
     scales = tuple(f for f in SPACE["input_scale"][1]
-                   if f == 1.0 or round(side * f) >= MIN_SIDE[model])
+                   if f == 1.0 or round(side * f) >= model_spec.min_side)
     if len(scales) > 1:
         space["input_scale"] = ("choice", scales)
     else:
@@ -321,7 +322,14 @@ def _kinds(kind: str, bounds: Any) -> set[type]:
 def with_params(cfg: TrainConfig, params: dict[str, Any], *, source: Path) -> TrainConfig:
     """The config with the tuned parameters of the file `source` (options given on the
     command line are kept only where the parameters do not set them). A value of the wrong
-    kind or out of range is refused naming the file and the parameter."""
+    kind or out of range is refused naming the file and the parameter, and so is a parameter
+    that an option typed on the same command line also sets."""
+    from comp.config import option
+
+    both = sorted(set(params) & cfg.given)
+    if both:
+        raise CompError(f"{source} sets {both[0]}, and {option(both[0])} on the command line "
+                        "sets it too: drop one of them")
     for name, value in params.items():
         kind, bounds = SPACE[name]
         kinds = _kinds(kind, bounds)

@@ -67,7 +67,7 @@ def test_evaluate_prints_the_table(workspace: Path, trained: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "| b1 | B1 |" in result.output and RunDir(trained / "b1").confusion.exists()
     saved = json.loads(RunDir(trained / "b1").evaluation.read_text())
-    assert sum(map(sum, saved["confusion"])) == saved["holdout_images"]
+    assert sum(map(sum, saved["confusion"])) == saved["images"]
 
 
 def test_submit_phase1_then_phase2(demo_dir: Path, workspace: Path, trained: Path,

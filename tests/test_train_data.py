@@ -71,7 +71,7 @@ def test_augmentation_transform_by_hand() -> None:
     degree turn maps (x, y) about the centre to (y', -x')."""
     import keras
 
-    from comp.train.models import augment_transforms
+    from comp.train.layers import augment_transforms
 
     def t(angle: float, scale: float, flip: float) -> np.ndarray:
         return keras.ops.convert_to_numpy(augment_transforms(
@@ -90,7 +90,7 @@ def test_augmentation_transform_by_hand() -> None:
 def test_augmentation_layer_trains_only_and_mirrors_exactly() -> None:
     """Inactive at prediction; with no rotation and no zoom each image is itself or its exact
     mirror, about half of them mirrored; with the report's ranges pixels change."""
-    from comp.train.models import Augment
+    from comp.train.layers import Augment
 
     x = np.random.default_rng(1).integers(0, 256, (64, 9, 9, 1)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(Augment()(x, training=False)), x)

@@ -27,7 +27,7 @@ def test_parameter_counts_match_the_report(name: str) -> None:
 @pytest.mark.parametrize("classes", [2, 4])
 def test_balanced_accuracy_metric_equals_sklearn(classes: int) -> None:
     from comp.metrics import balanced_accuracy
-    from comp.train.models import BalancedAccuracy
+    from comp.train.layers import BalancedAccuracy
 
     rng = np.random.default_rng(classes)
     y = rng.choice(classes, size=500, p=[0.6] + [0.4 / (classes - 1)] * (classes - 1))
@@ -47,7 +47,7 @@ def test_balanced_accuracy_metric_reads_mixup_targets_by_the_class_they_lean_to(
     """Blended targets 0.7, 0.3, 0.6, 0.2 are classes 1, 0, 1, 0; predictions 0.9, 0.1, 0.6,
     0.6 are 1, 0, 1, 1: class 1 recall 2/2, class 0 recall 1/2, balanced accuracy 0.75
     (casting the blends to int would call every target class 0)."""
-    from comp.train.models import BalancedAccuracy
+    from comp.train.layers import BalancedAccuracy
 
     metric = BalancedAccuracy(2)
     metric.update_state(np.array([[0.7], [0.3], [0.6], [0.2]], np.float32),
@@ -86,7 +86,7 @@ def test_missing_imagenet_weights_say_what_to_do(tmp_path: Path,
     """Offline (nothing listens on the address): one line naming the file and where it goes."""
     import socket
 
-    from comp.train.models import RESNET_NOTOP, resolve_weights
+    from comp.train.weights import RESNET_NOTOP, resolve_weights
 
     monkeypatch.setattr("keras.config.keras_home", lambda: str(tmp_path), raising=False)
     with socket.socket() as closed:  # a free port on the loopback address, then closed
@@ -128,7 +128,7 @@ def test_imagenet_weights_are_downloaded_into_the_keras_cache(
     call finds it there without the network."""
     import hashlib
 
-    from comp.train.models import RESNET_NOTOP, resolve_weights
+    from comp.train.weights import RESNET_NOTOP, resolve_weights
 
     url, body = weights_server
     home = tmp_path / "keras-home"
@@ -141,7 +141,7 @@ def test_imagenet_weights_are_downloaded_into_the_keras_cache(
 
 def test_a_download_that_fails_its_hash_is_refused_and_removed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_server) -> None:
-    from comp.train.models import RESNET_NOTOP, resolve_weights
+    from comp.train.weights import RESNET_NOTOP, resolve_weights
 
     url, _ = weights_server
     monkeypatch.setattr("keras.config.keras_home", lambda: str(tmp_path), raising=False)

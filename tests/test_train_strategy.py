@@ -111,7 +111,7 @@ from comp.config import TrainConfig
 from comp.runs import RunDir
 from comp.train import train
 from comp.train.data import load_training_data, make_batches
-from comp.train.models import BalancedAccuracy
+from comp.train.layers import BalancedAccuracy
 from comp.train.strategy import choose_hardware
 from comp.workspace import Workspace
 run = train(TrainConfig(workspace=Path(sys.argv[1]), model="b1", epochs=1, batch_size=8, folds=1,

@@ -9,8 +9,6 @@ import typer
 from comp import config as c
 from comp.cli.base import (
     Checkpoints,
-    Folds,
-    Seed,
     Verbose,
     Workspace,
     app,
@@ -23,13 +21,11 @@ from comp.cli.base import (
 @clear_errors
 def audit(
     run: Annotated[str | None, typer.Argument(
-        help="A cross-fitted run (default: the best).")] = None,
+        help="A cross-fitted run (default: the best cross-fitted run).")] = None,
     workspace: Workspace = c.DEFAULT_WORKSPACE,
     checkpoints: Checkpoints = c.DEFAULT_CHECKPOINTS,
     rank_by: Annotated[c.RankBy, typer.Option(help="cleanlab's ranking of the suspects.")]
     = c.RankBy.SELF_CONFIDENCE,
-    folds: Folds = c.DEFAULT_FOLDS,
-    seed: Seed = c.DEFAULT_SEED,
     verbose: Verbose = False,
 ) -> None:
     """Find likely label errors among the training images (cleanlab, out-of-fold)."""
@@ -37,7 +33,7 @@ def audit(
     from comp.audit import audit as run_audit
 
     result = run_audit(c.AuditConfig(workspace=workspace, run=run, checkpoints=checkpoints,
-                                     rank_by=rank_by, folds=folds, seed=seed))
+                                     rank_by=rank_by))
     typer.echo(f"{result.suspects:,} of {result.images:,} labelled images are likely "
                "mislabelled; by given label: " + ", ".join(
                    f"{c} {n:,} (estimated noise {result.noise_rate[c]:.3f})"

@@ -22,8 +22,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 Workspace = Annotated[Path, typer.Option("--workspace", "-w", help="Prepared workspace folder.")]
 Checkpoints = Annotated[Path, typer.Option(help="Where run folders are.")]
-Seed = Annotated[int, typer.Option(help="Random seed (splits, folds, training).")]
-Folds = Annotated[int, typer.Option(min=2, help="Holdout folds for out-of-fold decisions.")]
+Seed = Annotated[int, typer.Option(help="Random seed of what this command draws.")]
+Folds = Annotated[int | None, typer.Option(
+    min=2, help="A one-model run's holdout folds for its out-of-fold decisions (default 5); "
+    "a cross-fitted run is scored on the workspace's prepared folds.")]
 Profile = Annotated[bool, typer.Option("--profile", help="Print the time of each stage.")]
 Verbose = Annotated[bool, typer.Option("--verbose", help="Show TensorFlow's own start-up log.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
@@ -64,6 +66,14 @@ def clear_errors(func: F) -> F:
             typer.echo("interrupted: nothing half-written was left behind", err=True)
             raise typer.Exit(code=130) from None
     return wrapper  # type: ignore[return-value]
+
+
+def typed_options(ctx: typer.Context, *, rename: dict[str, str] | None = None
+                  ) -> frozenset[str]:
+    """The parameters the user typed (not left at their defaults), by config field name."""
+    rename = rename or {}
+    return frozenset(rename.get(name, name) for name in ctx.params
+                     if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE")
 
 
 def echo_json(data: Any) -> None:

@@ -10,7 +10,6 @@ from comp import config as c
 from comp.cli.base import (
     Checkpoints,
     Folds,
-    Seed,
     Verbose,
     Workspace,
     app,
@@ -25,11 +24,13 @@ def evaluate(
     runs: Annotated[list[str], typer.Argument(help="Run names (folders under --checkpoints).")],
     workspace: Workspace = c.DEFAULT_WORKSPACE,
     checkpoints: Checkpoints = c.DEFAULT_CHECKPOINTS,
-    folds: Folds = c.DEFAULT_FOLDS,
-    seed: Seed = c.DEFAULT_SEED,
+    folds: Folds = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Seed of a one-model run's holdout folds (default 42).")] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Score runs on the holdout split: balanced accuracy, per-class accuracy, confusion."""
+    """Score runs out-of-fold (a cross-fitted run on every labelled image, a one-model run on
+    its holdout split): balanced accuracy, per-class accuracy, confusion."""
     quiet_tensorflow(verbose)
     from comp.submit import evaluate as run_evaluate
 
@@ -37,7 +38,7 @@ def evaluate(
     for r in results:
         scored = ("images, each predicted by the fold model that did not train on it"
                   if r.scored_on == "out-of-fold" else "holdout images")
-        typer.echo(f"\n{r.run} ({r.model}), {r.holdout_images} {scored}")
+        typer.echo(f"\n{r.run} ({r.model}), {r.images} {scored}")
         typer.echo("  per-class accuracy: " + ", ".join(
             f"{name} {v:.4f}" for name, v in r.per_class_accuracy.items()))
         typer.echo("  confusion (rows true, columns predicted; counts | row-normalised):")

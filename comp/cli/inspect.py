@@ -30,7 +30,7 @@ def inspect(
     checkpoints: Checkpoints = c.DEFAULT_CHECKPOINTS,
     top: Annotated[int, typer.Option(min=1, help="Images per montage row and saliency "
                                      "panel.")] = 5,
-    folds: Folds = c.DEFAULT_FOLDS,
+    folds: Folds = None,
     seed: Seed = c.DEFAULT_SEED,
     profile: Profile = False,
     verbose: Verbose = False,

@@ -44,7 +44,7 @@ def submit(
         help="Give leaked images their training copies' label: auto (when the duplicates' "
         "label agreement beats the rule's out-of-fold accuracy), always or never.")]
     = c.Leaks.AUTO,
-    folds: Folds = c.DEFAULT_FOLDS,
+    folds: Folds = None,
     seed: Seed = c.DEFAULT_SEED,
     sample: Annotated[Path | None, typer.Option(
         help="sample_submission.csv to follow (ids, order, columns).")] = None,

@@ -15,12 +15,14 @@ from comp.cli.base import (
     app,
     clear_errors,
     quiet_tensorflow,
+    typed_options,
 )
 
 
 @app.command()
 @clear_errors
 def train(
+    ctx: typer.Context,
     workspace: Workspace = c.DEFAULT_WORKSPACE,
     model: Annotated[c.Model, typer.Option("--model", "-m", case_sensitive=False,
                                            help="The report's models, or res (comp's "
@@ -99,7 +101,8 @@ def train(
         checkpoints=checkpoints, run_name=name, resume=resume, max_images=max_images,
         folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup,
         balance=balance, l1=l1, l2=l2, init=init, dropout=dropout, width=width,
-        input_scale=input_scale, augment_strength=augment_strength)
+        input_scale=input_scale, augment_strength=augment_strength,
+        given=typed_options(ctx, rename={"lr": "learning_rate", "name": "run_name"}))
     if params is not None:
         from comp.tune import load_params, params_path, tuned_epochs, with_params
         from comp.workspace import Workspace as Ws

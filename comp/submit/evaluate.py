@@ -16,6 +16,7 @@ import pandas as pd
 
 from comp import metrics, pictures
 from comp.commit import reading
+from comp.config import DEFAULT_FOLDS, DEFAULT_SEED
 from comp.errors import CompError
 from comp.metrics import probability_matrix
 from comp.prepare.splits import assign_folds
@@ -31,13 +32,13 @@ class Evaluation:
 
     run: str
     model: str
-    holdout_images: int  # images scored (every labelled image for a cross-fitted run)
+    images: int  # images scored: every labelled image (cross-fitted), else the holdout split
     balanced_accuracy: float  # threshold tuned out-of-fold (arg-max for K classes)
     balanced_accuracy_at_half: float
     accuracy: float
     per_class_accuracy: dict[str, float]
     confusion: list[list[int]]
-    threshold: float | None  # tuned on the whole holdout (for reference)
+    threshold: float | None  # tuned on every scored image (for reference)
     model_tag: str = ""  # the best checkpoint it scored (`RunDir.model_tag`)
     scored_on: str = "holdout"  # or "out-of-fold": every labelled image (cross-fitted run)
 
@@ -62,13 +63,21 @@ def scored_rows(ws: Workspace, index: pd.DataFrame, run_dir: RunDir) -> pd.DataF
     return ws.split_rows("holdout", index)
 
 
-def scoring_folds(rows: pd.DataFrame, y: np.ndarray, run_dir: RunDir, *, folds: int,
+def scoring_folds(rows: pd.DataFrame, y: np.ndarray, run_dir: RunDir, *, folds: int | None,
                   seed: int) -> np.ndarray:
     """Folds of the out-of-fold decisions: the prepared folds the models were cross-fitted
-    on, or for a one-model run K folds of its holdout."""
+    on, or for a one-model run `folds` (default 5) folds of its holdout.
+
+    Raises:
+        CompError when `folds` is given for a cross-fitted run (it would not be used).
+    """
     if run_dir.cross_fitted:
+        if folds is not None:
+            raise CompError(f"--folds {folds}: run {run_dir.name!r} is cross-fitted, so it is "
+                            "scored on the workspace's prepared folds; --folds sets a "
+                            "one-model run's holdout folds: drop it")
         return rows["fold"].to_numpy(np.int64)
-    return holdout_folds(rows, y, folds=folds, seed=seed)
+    return holdout_folds(rows, y, folds=folds or DEFAULT_FOLDS, seed=seed)
 
 
 def _out_of_fold(ws: Workspace, rows: pd.DataFrame, run_dir: RunDir, *, tta: bool
@@ -124,7 +133,7 @@ def holdout_folds(rows: pd.DataFrame, y: np.ndarray, *, folds: int, seed: int) -
 
 
 def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: str,
-                 classes: list[str], fingerprint: str, folds: int, seed: int,
+                 classes: list[str], fingerprint: str, folds: int | None, seed: int,
                  tta: bool = False) -> Evaluation:
     """One run's out-of-fold scores; writes holdout.json and confusion.png in the run
     folder."""
@@ -139,7 +148,7 @@ def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: 
     tuned = oof_decisions(pred.prob, y, fold, num_classes=k)
     matrix = metrics.confusion(y, tuned, k)
     result = Evaluation(
-        run=run_dir.name, model=model, holdout_images=int(len(y)),
+        run=run_dir.name, model=model, images=int(len(y)),
         balanced_accuracy=metrics.balanced_accuracy(y, tuned),
         balanced_accuracy_at_half=metrics.balanced_accuracy(y, metrics.predict_labels(
             pred.prob)),
@@ -158,35 +167,48 @@ def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: 
 
 
 @reading()  # a run resumed meanwhile keeps the versions read here
-def evaluate(workspace: Path, checkpoints: Path, names: list[str], *, folds: int = 5,
-             seed: int = 42, tta: bool = False) -> list[Evaluation]:
+def evaluate(workspace: Path, checkpoints: Path, names: list[str], *, folds: int | None = None,
+             seed: int | None = None, tta: bool = False) -> list[Evaluation]:
     """Out-of-fold scores of each run (`scored_rows`): balanced accuracy at 0.5 and at a tuned
-    threshold (tuned out-of-fold), per-class accuracy, confusion matrix (printed and PNG)."""
+    threshold (tuned out-of-fold), per-class accuracy, confusion matrix (printed and PNG).
+    `folds` and `seed` draw a one-model run's holdout folds; a cross-fitted run refuses them
+    (it is scored on the prepared folds)."""
     ws = Workspace(workspace)
     meta, index = ws.load_meta(), ws.load_index()
     results = []
     for name in names:
         run_dir, record = open_run(checkpoints, name, fingerprint=meta.fingerprint,
                                    pixels=meta.pixels)
+        if seed is not None and run_dir.cross_fitted:
+            raise CompError(f"--seed {seed}: run {name!r} is cross-fitted, so it is scored on "
+                            "the workspace's prepared folds and evaluate draws nothing: drop "
+                            "it")
         results.append(evaluate_run(ws, index, run_dir, model=record.model,
                                     classes=meta.classes, fingerprint=meta.fingerprint,
-                                    folds=folds, seed=seed, tta=tta))
+                                    folds=folds, seed=DEFAULT_SEED if seed is None else seed,
+                                    tta=tta))
     return results
 
 
-def best_run(ws: Workspace, checkpoints: Path, *, fingerprint: str, folds: int,
-             seed: int) -> str:
+def best_run(ws: Workspace, checkpoints: Path, *, fingerprint: str, folds: int | None,
+             seed: int, cross_fitted: bool = False) -> str:
     """The run with the best out-of-fold balanced accuracy among those trained on this data
-    (a cross-fitted run's over every labelled image, a one-model run's over the holdout)."""
+    (a cross-fitted run's over every labelled image, a one-model run's over the holdout);
+    with `cross_fitted`, among the cross-fitted runs only."""
     candidates = runs_for(checkpoints, fingerprint)
+    if cross_fitted:
+        candidates = [n for n in candidates if RunDir(checkpoints / n).cross_fitted]
     if not candidates:
-        raise CompError(f"no run trained on this workspace in {checkpoints}; run `comp train` "
-                        "first or pass --run")
+        kind = "cross-fitted run (comp train, the default)" if cross_fitted else "run"
+        raise CompError(f"no {kind} trained on this workspace in {checkpoints}; run `comp "
+                        "train` first or pass --run")
     scores = {}
     for name in candidates:
         run_dir = RunDir(checkpoints / name)
         saved = Evaluation.load(run_dir.evaluation)
         if saved is None or saved.model_tag != run_dir.model_tag():
-            saved = evaluate(ws.root, checkpoints, [name], folds=folds, seed=seed)[0]
+            own = not run_dir.cross_fitted  # holdout folds are a one-model run's only
+            saved = evaluate(ws.root, checkpoints, [name], folds=folds if own else None,
+                             seed=seed if own else None)[0]
         scores[name] = saved.balanced_accuracy
     return max(scores, key=lambda n: scores[n])

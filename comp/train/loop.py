@@ -60,16 +60,47 @@ class Recipe:
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Recipe:
-        from comp.train.models import DEFAULTS
+        from comp.specs import spec
 
-        d = DEFAULTS[cfg.model]
+        d = spec(cfg.model)
         return cls(
             learning_rate=d.learning_rate if cfg.learning_rate is None else cfg.learning_rate,
             augment=d.augment if cfg.augment is None else cfg.augment,
-            schedule=Schedule(d.schedule) if cfg.schedule is None else cfg.schedule,
+            schedule=d.schedule if cfg.schedule is None else cfg.schedule,
             weight_decay=d.weight_decay,
             label_smoothing=(d.label_smoothing if cfg.label_smoothing is None
                              else cfg.label_smoothing))
+
+
+RESUME_OPTIONS = frozenset({"resume", "epochs", "checkpoints", "workspace"})
+
+
+def check_given(cfg: TrainConfig, recipe: Recipe) -> None:
+    """Every option typed acts on this run, or it is refused here, before any work."""
+    from comp.config import option
+    from comp.specs import SPECS, spec
+
+    typed = cfg.given & {f.name for f in fields(TrainConfig)}
+    if cfg.resume is not None:
+        extra = sorted(typed - RESUME_OPTIONS)
+        if extra:
+            raise CompError(f"--resume {cfg.resume} continues the run with its own options, so "
+                            f"{option(extra[0])} would not be used: drop it, or train a new run "
+                            "with it")
+        return
+    plateau = sorted(typed & {"plateau_factor", "plateau_patience"})
+    if plateau and recipe.schedule != Schedule.PLATEAU:
+        raise CompError(f"{option(plateau[0])} applies to the plateau schedule; this run "
+                        f"follows {recipe.schedule} ({cfg.model}'s default): pass --schedule "
+                        "plateau to use it, or drop it")
+    if "weights" in typed and spec(cfg.model).pretrained is None:
+        bases = ", ".join(s.model for s in SPECS.values() if s.pretrained)
+        raise CompError(f"--weights applies to the models with a pretrained base ({bases}); "
+                        f"{cfg.model} has none: drop it")
+    if "augment_strength" in typed and not recipe.augment:
+        raise CompError("--augment-strength scales the augmentation, which is off for this "
+                        f"run (--no-augment, or {cfg.model}'s default): pass --augment to use "
+                        "it, or drop it")
 
 
 def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, RunDir, RunRecord]:
@@ -88,6 +119,7 @@ def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, RunDir, RunRecord]:
     saved = {k: v for k, v in record.config.items() if k in known}
     workspace = (cfg.workspace if cfg.workspace != DEFAULT_WORKSPACE  # -w given: it wins
                  else Path(saved["workspace"]))
+    saved.pop("given", None)
     resumed = TrainConfig(**{**saved, "workspace": workspace,
                              "checkpoints": cfg.checkpoints, "resume": cfg.resume,
                              "epochs": cfg.epochs or saved["epochs"],
@@ -106,7 +138,8 @@ def _compile(cfg: TrainConfig, recipe: Recipe, *, input_shape: tuple[int, int, i
     balanced-accuracy metric."""
     import keras
 
-    from comp.train.models import BalancedAccuracy, Shape, build_model, regularise
+    from comp.train.layers import BalancedAccuracy
+    from comp.train.models import Shape, build_model, regularise
 
     shape = Shape(dropout=cfg.dropout, width=cfg.width, input_scale=cfg.input_scale,
                   augment_strength=cfg.augment_strength)
@@ -281,6 +314,7 @@ def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> Ru
     from comp.train.strategy import choose_hardware
 
     # 1. data and hardware
+    check_given(cfg, Recipe.of(cfg))
     resumed = _resume_config(cfg) if cfg.resume else None
     if resumed is not None:
         cfg = resumed[0]

@@ -1,185 +1,32 @@
-"""The report's models: B1/B2/B3 (small CNNs from scratch) and ResNet50 transfer TL1/TL2/TL3,
-and `res`, a compact residual network for small faces.
+"""The builders of the models `comp.specs` describes: the report's B1/B2/B3 (small CNNs from
+scratch) and ResNet50 transfer TL1/TL2/TL3, logistic regression, and `res`, a compact
+residual network for small faces.
 
-`build_model(name, input_shape, num_classes, weights=...)` is the one entry point; `MODELS` maps
-names to builders. Every model takes float32 pixels in 0..255 and does its own rescaling, so the
-store feeds any of them unchanged and a saved model predicts from raw pixels.
+`build_model(name, input_shape, num_classes, weights=...)` is the one entry point; it reads
+the model's `ModelSpec` (builder, minimum side, what --width and --dropout act on). Every
+model takes float32 pixels in 0..255 and does its own rescaling, so the store feeds any of
+them unchanged and a saved model predicts from raw pixels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
 from keras import layers
 
 from comp.errors import CompError
+from comp.specs import SPECS, spec
+from comp.train.layers import ROTATION_DEGREES, ZOOM, Augment, Grayscale, ResNetPreprocess
+from comp.train.weights import resolve_weights
 
-RESNET_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 TL2_FIRST_TRAINABLE = "conv5_block2_2_conv"  # the report's res5b_branch2b (158 frozen layers)
 EMBEDDING = "embedding"  # name of the penultimate layer, read by the ensemble
-CNN_MIN_SIDE = 22  # 22 -> conv 20 -> pool 10 -> conv 8 -> pool 4 -> conv 2 -> pool 1
 
 
-@dataclass(frozen=True)
-class ModelDefaults:
-    """How a model is trained by default. The report's models: Adam, the learning rate
-    divided by 10 on a plateau of the validation loss. `res`: AdamW with decoupled weight
-    decay, a cosine schedule after one warm-up epoch, label smoothing."""
-
-    learning_rate: float
-    augment: bool
-    schedule: str = "plateau"  # plateau (ReduceLROnPlateau) or cosine (warm-up + cosine decay)
-    weight_decay: float = 0.0  # > 0: AdamW
-    label_smoothing: float = 0.0
-
-
-DEFAULTS = {
-    "logreg": ModelDefaults(1e-3, False),
-    "b1": ModelDefaults(1e-3, False), "b2": ModelDefaults(1e-3, False),
-    "b3": ModelDefaults(1e-4, True), "tl1": ModelDefaults(1e-3, False),
-    "tl2": ModelDefaults(1e-4, False), "tl3": ModelDefaults(1e-4, False),
-    "res": ModelDefaults(3e-3, True, schedule="cosine", weight_decay=5e-4,
-                         label_smoothing=0.1),
-}
 RES_STEM = 16  # a stride-2 3x3 convolution: 56x56 -> 28x28
 RES_WIDTHS = (16, 32, 64, 128)  # one basic block per stage; stages 2-4 halve the resolution
-
-
-@keras.saving.register_keras_serializable(package="comp")
-class ResNetPreprocess(layers.Layer):
-    """keras.applications.resnet50.preprocess_input ('caffe': RGB->BGR, minus ImageNet means)
-    as a layer, so it is saved with the model; grayscale input is repeated to 3 channels."""
-
-    MEAN = (103.939, 116.779, 123.68)
-
-    def call(self, inputs):  # type: ignore[override]
-        x = keras.ops.cast(inputs, self.compute_dtype)
-        if x.shape[-1] == 1:
-            x = keras.ops.repeat(x, 3, axis=-1)
-        x = x[..., ::-1]
-        return x - keras.ops.convert_to_tensor(self.MEAN, dtype=self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):  # type: ignore[override]
-        return (*input_shape[:-1], 3)
-
-
-@keras.saving.register_keras_serializable(package="comp")
-class Grayscale(layers.Layer):
-    """RGB -> one luma channel (ITU-R 601, as PIL's "L"); one-channel input passes through."""
-
-    def call(self, inputs):  # type: ignore[override]
-        x = keras.ops.cast(inputs, self.compute_dtype)
-        if x.shape[-1] == 1:
-            return x
-        weights = keras.ops.convert_to_tensor([0.299, 0.587, 0.114], dtype=self.compute_dtype)
-        return keras.ops.sum(x * weights, axis=-1, keepdims=True)
-
-    def compute_output_shape(self, input_shape):  # type: ignore[override]
-        return (*input_shape[:-1], 1)
-
-
-@keras.saving.register_keras_serializable(package="comp")
-class BalancedAccuracy(keras.metrics.Metric):
-    """Mean per-class recall over the classes seen so far (scikit-learn's
-    `balanced_accuracy_score`), accumulated as a confusion matrix so it is exact per epoch and
-    aggregates correctly across replicas."""
-
-    def __init__(self, num_classes: int = 2, threshold: float = 0.5,
-                 name: str = "balanced_accuracy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.num_classes = num_classes
-        self.threshold = threshold
-        self.matrix = self.add_variable(shape=(num_classes, num_classes), initializer="zeros",
-                                        name="matrix", dtype="float32")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):  # type: ignore[override]
-        ops = keras.ops
-        if self.num_classes == 2 and y_pred.shape[-1] == 1:
-            pred = ops.cast(ops.reshape(y_pred, (-1,)) >= self.threshold, "int32")
-            # a mixup target is a blend: its class is the one it leans to (ties: class 1)
-            true = ops.cast(ops.reshape(y_true, (-1,)) >= 0.5, "int32")
-        else:
-            pred = ops.argmax(y_pred, axis=-1)
-            true = ops.argmax(y_true, axis=-1) if len(y_true.shape) > 1 and y_true.shape[-1] > 1 \
-                else ops.reshape(y_true, (-1,))
-            pred, true = ops.cast(pred, "int32"), ops.cast(true, "int32")
-        cells = ops.one_hot(true * self.num_classes + pred, self.num_classes ** 2)
-        counts = ops.reshape(ops.sum(cells, axis=0), (self.num_classes, self.num_classes))
-        self.matrix.assign_add(ops.cast(counts, "float32"))
-
-    def result(self):  # type: ignore[override]
-        ops = keras.ops
-        totals = ops.sum(self.matrix, axis=1)
-        recall = ops.diagonal(self.matrix) / ops.maximum(totals, 1.0)
-        present = ops.cast(totals > 0, "float32")
-        return ops.sum(recall * present) / ops.maximum(ops.sum(present), 1.0)
-
-    def reset_state(self):  # type: ignore[override]
-        self.matrix.assign(keras.ops.zeros(self.matrix.shape, dtype="float32"))
-
-    def get_config(self):  # type: ignore[override]
-        return {**super().get_config(), "num_classes": self.num_classes,
-                "threshold": self.threshold}
-
-
-ROTATION_DEGREES = 10.0  # the report's augmentation: rotation +-10 degrees,
-ZOOM = 0.1  # zoom +-10 %, horizontal flip
-
-
-def augment_transforms(angle, scale, flip, height: int, width: int):
-    """(N, 8) projective transforms (Keras' `affine_transform` convention: output pixel (x, y)
-    samples input (a0 x + a1 y + a2, b0 x + b1 y + b2)) composing a mirror (`flip` -1 or 1),
-    a rotation by `angle` radians and a zoom by `scale` about the image centre."""
-    ops = keras.ops
-    cos, sin = ops.cos(angle) / scale, ops.sin(angle) / scale
-    a0, a1, b0, b1 = cos * flip, -sin, sin * flip, cos
-    cx, cy = (width - 1) / 2, (height - 1) / 2
-    a2, b2 = cx - a0 * cx - a1 * cy, cy - b0 * cx - b1 * cy
-    zeros = ops.zeros_like(angle)
-    return ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-
-
-@keras.saving.register_keras_serializable(package="comp")
-class Augment(layers.Layer):
-    """The report's augmentation (rotation +-10 degrees, zoom +-10 %, horizontal flip) as the
-    first layer of a model, active in training only: flip, rotation and zoom are composed
-    into one transform per image, so each image is resampled once (bilinear, edges
-    repeated), in float32 whatever the training precision, on the device that trains.
-    Built on `keras.ops` alone, so it runs on any Keras backend; its random draws come from
-    the layer's seed generator, whose state a resumed run restores."""
-
-    def __init__(self, rotation_degrees: float = ROTATION_DEGREES, zoom: float = ZOOM,
-                 seed: int | None = None, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.rotation_degrees, self.zoom, self.seed = rotation_degrees, zoom, seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs, training=None):  # type: ignore[override]
-        x = keras.ops.cast(inputs, "float32")
-        if not training:
-            return x
-        n = keras.ops.shape(x)[0]
-        rad = self.rotation_degrees * np.pi / 180
-        angle = keras.random.uniform((n,), -rad, rad, seed=self.seed_generator)
-        scale = keras.random.uniform((n,), 1 - self.zoom, 1 + self.zoom,
-                                     seed=self.seed_generator)
-        flip = keras.ops.where(keras.random.uniform((n,), seed=self.seed_generator) < 0.5,
-                               -1.0, 1.0)
-        transforms = augment_transforms(angle, scale, flip, x.shape[1], x.shape[2])
-        return keras.ops.image.affine_transform(x, transforms, interpolation="bilinear",
-                                                fill_mode="nearest")
-
-    def compute_output_shape(self, input_shape):  # type: ignore[override]
-        return input_shape
-
-    def get_config(self):  # type: ignore[override]
-        return {**super().get_config(), "rotation_degrees": self.rotation_degrees,
-                "zoom": self.zoom, "seed": self.seed}
 
 
 @dataclass(frozen=True)
@@ -312,59 +159,6 @@ def build_res(input_shape, num_classes, weights=None, augment=False,  # noqa: AR
     return keras.Model(inputs, _output(x, num_classes), name="res")
 
 
-RESNET_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-              + RESNET_NOTOP)
-RESNET_NOTOP_MD5 = "4d473c1dd8becc155b73f8504c6f6626"  # Keras' own hash of that file
-DOWNLOAD_TIMEOUT_S = 60
-
-
-def resolve_weights(weights: str | None, *, url: str = RESNET_URL,
-                    md5: str = RESNET_NOTOP_MD5) -> str | None:
-    """ResNet50's ImageNet weights: a local file, the Keras cache, or Keras' own download into
-    that cache (checked against its hash) when the network can be reached; none for `none`.
-
-    Raises:
-        CompError naming the file and where to put it when the weights are absent and cannot
-        be downloaded, or when a download does not match the expected hash.
-    """
-    if weights is None or weights.lower() == "none":
-        return None
-    if weights.lower() != "imagenet":
-        if not Path(weights).exists():
-            raise CompError(f"--weights {weights}: file not found; pass the path of a ResNet50 "
-                            "weights file (.h5), or --weights none")
-        return weights
-    home = Path(keras.config.keras_home())
-    cached = home / "models" / RESNET_NOTOP
-    if cached.exists():
-        return str(cached)
-    import socket
-
-    try:  # Keras falls back to /tmp/.keras when the cache folder is missing
-        cached.parent.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        pass
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        return str(keras.utils.get_file(RESNET_NOTOP, origin=url, cache_dir=str(home),
-                                        cache_subdir="models", file_hash=md5,
-                                        hash_algorithm="md5"))
-    except ValueError:  # the hash check
-        cached.unlink(missing_ok=True)
-        raise CompError(f"{url}: the downloaded {RESNET_NOTOP} does not match its expected "
-                        f"hash; run again, or put a good copy in {cached.parent}/ or pass "
-                        "--weights PATH") from None
-    except Exception as exc:  # noqa: BLE001 - Keras wraps every fetch failure in Exception
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise CompError(f"ImageNet weights for ResNet50 are not in the Keras cache and could "
-                        f"not be downloaded ({reason}): put {RESNET_NOTOP} in "
-                        f"{cached.parent}/ or pass --weights PATH (or --weights none to train "
-                        "from random initialisation)") from None
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
 def _transfer(input_shape, num_classes, weights, trainable_from: str | None, name: str,
               augment: bool, shape: Shape):
     inputs, x = _pixels(input_shape, augment, shape)
@@ -406,49 +200,30 @@ def build_tl3(input_shape, num_classes, weights="imagenet", augment=False, shape
     return _transfer(input_shape, num_classes, weights, None, "tl3", augment, shape)
 
 
-WIDTH_MODELS = ("b1", "b2", "b3", "res")  # models whose width `Shape.width` scales
-MIN_SIDE = {"logreg": 1, "b1": CNN_MIN_SIDE, "b2": CNN_MIN_SIDE, "b3": CNN_MIN_SIDE,
-            "res": 16, "tl1": 32, "tl2": 32, "tl3": 32}  # the smallest image side each takes
-MODELS: dict[str, Callable[..., keras.Model]] = {
-    "logreg": build_logreg, "b1": build_b1, "b2": build_b2, "b3": build_b3,
-    "tl1": build_tl1, "tl2": build_tl2, "tl3": build_tl3, "res": build_res,
-}
-
-
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
                 weights: str | None = "imagenet", augment: bool = False, *,
                 shape: Shape = PLAIN) -> keras.Model:
-    """Build one of `MODELS` for (H, W, C) inputs and `num_classes` classes; with `augment`,
+    """Build one of `SPECS` for (H, W, C) inputs and `num_classes` classes; with `augment`,
     the report's augmentation is its first layer (active in training only); `shape` scales
     its width, its input side, or sets its dropout."""
-    if name not in MODELS:
-        raise CompError(f"--model must be one of {', '.join(MODELS)}. Received: {name!r}")
-    if shape.width != 1 and name not in WIDTH_MODELS:
-        raise CompError(f"--width applies to {', '.join(WIDTH_MODELS)} (ResNet50's width is "
-                        f"fixed by its weights; logreg has none). Received: --model {name}")
-    if shape.dropout is not None and name == "logreg":
-        raise CompError("--dropout does not apply to logreg (it has no hidden layer); "
+    if name not in SPECS:
+        raise CompError(f"--model must be one of {', '.join(SPECS)}. Received: {name!r}")
+    model_spec = spec(name)
+    if shape.width != 1 and not model_spec.width:
+        widths = ", ".join(s.model for s in SPECS.values() if s.width)
+        raise CompError(f"--width applies to {widths} (ResNet50's width is fixed by its "
+                        f"weights; logreg has none). Received: --model {name}")
+    if shape.dropout is not None and not model_spec.hidden:
+        raise CompError(f"--dropout does not apply to {name} (it has no hidden layer); "
                         "use --l1 or --l2 to regularise it")
     stored = input_shape
-    input_shape = (*shape.side(input_shape), input_shape[2])
-    scaled = (f" (--input-scale {shape.input_scale:g} of the stored "
-              f"{stored[0]}x{stored[1]})" if shape.input_scale != 1 else "")
-    small = min(input_shape[:2]) < MIN_SIDE[name]
-    if name == "res" and small:
-        raise CompError(f"res needs images of at least 16x16 (it halves the resolution four "
-                        f"times). Received: {input_shape[0]}x{input_shape[1]}{scaled}; "
-                        "prepare with --size 32x32 or larger, or train --model logreg")
-    if name in ("b1", "b2", "b3") and small:
-        raise CompError(f"{name} needs images of at least {CNN_MIN_SIDE}x{CNN_MIN_SIDE} (three "
-                        f"3x3 convolutions, each followed by a 2x2 pooling). Received: "
-                        f"{input_shape[0]}x{input_shape[1]}{scaled}; prepare with --size 32x32 or "
-                        "larger, or train --model logreg")
-    if name.startswith("tl") and small:
-        raise CompError(f"ResNet50 needs images of at least 32x32. Received: "
-                        f"{input_shape[0]}x{input_shape[1]}{scaled}; "
-                        "prepare with --size 32x32 or larger")
-    return MODELS[name](tuple(stored), num_classes, weights=weights, augment=augment,
-                        shape=shape)
+    problem = model_spec.too_small(shape.side(input_shape))
+    if problem is not None:
+        scaled = (f" (--input-scale {shape.input_scale:g} of the stored "
+                  f"{stored[0]}x{stored[1]})" if shape.input_scale != 1 else "")
+        raise CompError(problem.replace("; prepare", f"{scaled}; prepare", 1))
+    build = globals()[model_spec.builder]
+    return build(tuple(stored), num_classes, weights=weights, augment=augment, shape=shape)
 
 
 def _weighted_layers(model: keras.Model, *, nested: bool) -> list[layers.Layer]:

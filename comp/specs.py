@@ -1,0 +1,76 @@
+"""The models comp trains, one frozen `ModelSpec` each, in one registry (`SPECS`): how each is
+built (its builder in `comp.train.models`), trained by default, and what its options change.
+
+`comp train` (the recipe, the option checks), `build_model`, `comp tune`'s search space and
+the `--model` help all read it; `config.Model` names the same models (a test holds them
+equal). No Keras here: the command line and the search space read it without loading one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from comp.config import Model, Schedule
+
+CNN_MIN_SIDE = 22  # 22 -> conv 20 -> pool 10 -> conv 8 -> pool 4 -> conv 2 -> pool 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model: its builder, its training defaults, and what its options act on."""
+
+    model: Model
+    builder: str  # the function of comp.train.models that builds it
+    summary: str  # one line, for --help and the README
+    learning_rate: float  # Adam's (AdamW's with weight decay) peak rate
+    augment: bool  # trained with the report's augmentation by default
+    schedule: Schedule = Schedule.PLATEAU
+    weight_decay: float = 0.0  # > 0: AdamW with decoupled weight decay
+    label_smoothing: float = 0.0
+    min_side: int = 1  # the smallest image side it takes
+    min_side_why: str = ""
+    width: bool = False  # --width scales its filters and hidden units
+    hidden: bool = True  # it has hidden layers, so --dropout applies
+    pretrained: str | None = None  # its pretrained base: --weights applies
+
+    def too_small(self, side: tuple[int, int]) -> str | None:
+        """Why an input of this side cannot be taken (None: it can)."""
+        if min(side) >= self.min_side:
+            return None
+        fallback = "" if self.model == Model.LOGREG else ", or train --model logreg"
+        return (f"{self.model} needs images of at least {self.min_side}x{self.min_side} "
+                f"({self.min_side_why}). Received: {side[0]}x{side[1]}; prepare with --size "
+                f"32x32 or larger{fallback}")
+
+
+def _cnn(model: Model, builder: str, summary: str, learning_rate: float,
+         augment: bool) -> ModelSpec:
+    return ModelSpec(model, builder, summary, learning_rate, augment, min_side=CNN_MIN_SIDE,
+                     width=True,
+                     min_side_why="three 3x3 convolutions, each followed by a 2x2 pooling")
+
+
+def _resnet50(model: Model, builder: str, summary: str, learning_rate: float) -> ModelSpec:
+    return ModelSpec(model, builder, summary, learning_rate, False, min_side=32,
+                     pretrained="ResNet50 (ImageNet)",
+                     min_side_why="ResNet50 halves the resolution five times")
+
+
+SPECS: dict[Model, ModelSpec] = {s.model: s for s in (
+    ModelSpec(Model.LOGREG, "build_logreg", "logistic regression on grayscale pixels", 1e-3,
+              False, hidden=False),
+    _cnn(Model.B1, "build_b1", "the report's B1: 3 convolutions, Dense 512", 1e-3, False),
+    _cnn(Model.B2, "build_b2", "B1 with a second Dense 512 and dropout 0.3", 1e-3, False),
+    _cnn(Model.B3, "build_b3", "B2 trained with augmentation", 1e-4, True),
+    _resnet50(Model.TL1, "build_tl1", "ResNet50 frozen, a new head", 1e-3),
+    _resnet50(Model.TL2, "build_tl2", "ResNet50 fine-tuned from res5b_branch2b", 1e-4),
+    _resnet50(Model.TL3, "build_tl3", "ResNet50 fine-tuned end to end", 1e-4),
+    ModelSpec(Model.RES, "build_res", "comp's compact residual net (batch norm, AdamW, "
+              "cosine, label smoothing)", 3e-3, True, schedule=Schedule.COSINE,
+              weight_decay=5e-4, label_smoothing=0.1, min_side=16, width=True,
+              min_side_why="it halves the resolution four times"),
+)}
+
+
+def spec(model: str) -> ModelSpec:
+    return SPECS[Model(model)]

@@ -1,0 +1,63 @@
+"""Pretrained weights: ResNet50's ImageNet file from a local path, the Keras cache, or Keras'
+own download (checked against its hash), with one clear line when none can be had."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from comp.errors import CompError
+
+RESNET_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+RESNET_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+              + RESNET_NOTOP)
+RESNET_NOTOP_MD5 = "4d473c1dd8becc155b73f8504c6f6626"  # Keras' own hash of that file
+DOWNLOAD_TIMEOUT_S = 60
+
+
+def resolve_weights(weights: str | None, *, url: str = RESNET_URL,
+                    md5: str = RESNET_NOTOP_MD5) -> str | None:
+    """ResNet50's ImageNet weights: a local file, the Keras cache, or Keras' own download into
+    that cache (checked against its hash) when the network can be reached; none for `none`.
+
+    Raises:
+        CompError naming the file and where to put it when the weights are absent and cannot
+        be downloaded, or when a download does not match the expected hash.
+    """
+    if weights is None or weights.lower() == "none":
+        return None
+    if weights.lower() != "imagenet":
+        if not Path(weights).exists():
+            raise CompError(f"--weights {weights}: file not found; pass the path of a ResNet50 "
+                            "weights file (.h5), or --weights none")
+        return weights
+    home = Path(keras.config.keras_home())
+    cached = home / "models" / RESNET_NOTOP
+    if cached.exists():
+        return str(cached)
+    import socket
+
+    try:  # Keras falls back to /tmp/.keras when the cache folder is missing
+        cached.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return str(keras.utils.get_file(RESNET_NOTOP, origin=url, cache_dir=str(home),
+                                        cache_subdir="models", file_hash=md5,
+                                        hash_algorithm="md5"))
+    except ValueError:  # the hash check
+        cached.unlink(missing_ok=True)
+        raise CompError(f"{url}: the downloaded {RESNET_NOTOP} does not match its expected "
+                        f"hash; run again, or put a good copy in {cached.parent}/ or pass "
+                        "--weights PATH") from None
+    except Exception as exc:  # noqa: BLE001 - Keras wraps every fetch failure in Exception
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise CompError(f"ImageNet weights for ResNet50 are not in the Keras cache and could "
+                        f"not be downloaded ({reason}): put {RESNET_NOTOP} in "
+                        f"{cached.parent}/ or pass --weights PATH (or --weights none to train "
+                        "from random initialisation)") from None
+    finally:
+        socket.setdefaulttimeout(previous)
