@@ -22,7 +22,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from comp.prepare import faces  # noqa: E402
-from comp.prepare.decode import fit_image  # noqa: E402
+from comp.prepare.image import fit_image  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -52,7 +52,7 @@ def _floor(paths: list[str]) -> int:
 def _libpng_floor(paths: list[str]) -> int:
     import imagecodecs
 
-    from comp.prepare.decode import read_bytes
+    from comp.prepare.image import read_bytes
 
     return sum(imagecodecs.png_decode(read_bytes(p)).shape[0] for p in paths)
 

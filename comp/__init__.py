@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from comp.version import __version__
+
+__all__ = ["__version__", "predict"]
 
 if TYPE_CHECKING:
     import pandas as pd

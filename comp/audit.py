@@ -10,9 +10,6 @@ cleanlab does the statistics (`find_label_issues`, `get_label_quality_scores`,
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from comp import pictures
-from comp.commit import reading, replace_folder
+from comp.commit import fresh_folder, reading
 from comp.config import DEFAULT_SEED, AuditConfig
 from comp.errors import CompError
 from comp.metrics import probability_matrix
@@ -101,11 +98,7 @@ def audit(cfg: AuditConfig) -> Audit:
     given = joint.sum(axis=1)
     noise = {c: float(1 - joint[k, k] / given[k]) if given[k] > 0 else 0.0
              for k, c in enumerate(classes)}
-    for stale in run_dir.path.glob(".audit-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a killed audit
-    tmp = run_dir.path / f".audit-{time.time_ns()}-{os.getpid()}"
-    tmp.mkdir()
-    try:
+    with fresh_folder(run_dir.path / "audit") as tmp:  # an earlier audit is replaced whole
         write_csv(tmp / "audit.csv", frame)
         write_csv(tmp / "relabel.csv", frame[["id", "suggested_label"]].rename(
             columns={"suggested_label": "label"}))
@@ -121,9 +114,6 @@ def audit(cfg: AuditConfig) -> Audit:
                        tmp / "suspects.png")
         write_text(tmp / "summary.md", _summary(name, record.model, len(rows), frame,
                                                 per_class, noise, cfg.rank_by))
-        replace_folder(tmp, run_dir.path / "audit")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return Audit(run_dir.path / "audit", len(frame), len(rows), per_class, noise)
 
 

@@ -15,7 +15,8 @@ import fcntl
 import os
 import shutil
 import time
-from contextlib import ContextDecorator
+from collections.abc import Iterator
+from contextlib import ContextDecorator, contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -265,6 +266,22 @@ def _remove_unread(root: Path, name: str) -> None:
         lock.unlink(missing_ok=True)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def fresh_folder(final: Path) -> Iterator[Path]:
+    """A private folder beside `final` to write a report into; when the block ends without
+    an error it replaces `final` whole (`replace_folder`), else it is removed. What a killed
+    writer left beside `final` is removed first."""
+    for stale in final.parent.glob(f".{final.name}-new-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = final.parent / f".{final.name}-new-{time.time_ns()}-{os.getpid()}"
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        replace_folder(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def replace_folder(tmp: Path, final: Path) -> None:

@@ -16,8 +16,8 @@ import pandas as pd
 from comp.commit import reading
 from comp.config import PredictConfig
 from comp.errors import CompError
-from comp.prepare.decode import decode_file
 from comp.prepare.files import IMAGE_SUFFIXES, list_images
+from comp.prepare.image import decode_file
 from comp.runs import open_run
 from comp.workspace import Workspace, write_csv
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,25 +23,46 @@ from comp.config import TrainConfig, TuneConfig
 from comp.errors import CompError
 from comp.workspace import Workspace, write_json
 
+
+@dataclass(frozen=True)
+class Param:
+    """One searched option: a float drawn on a log scale or uniformly between two bounds, or
+    one of a few choices."""
+
+    kind: Literal["log", "float", "choice"]
+    values: tuple[Any, ...]  # (low, high), or the choices
+
+    def draw(self, trial: Any, name: str) -> Any:
+        if self.kind == "choice":
+            return trial.suggest_categorical(name, list(self.values))
+        return trial.suggest_float(name, *self.values, log=self.kind == "log")
+
+    def kinds(self) -> set[type]:
+        """The Python types a parameters file may hold for it (an int is a float too)."""
+        kinds: set[type] = ({float} if self.kind != "choice"
+                            else {type(v) for v in self.values})
+        return kinds | {int} if float in kinds else kinds
+
+
 # what a trial may change: TrainConfig fields, each with its search range
-SPACE: dict[str, tuple[str, Any]] = {
-    "learning_rate": ("log", (1e-4, 1e-2)),
-    "batch_size": ("choice", (32, 64, 128)),
-    "augment": ("choice", (True, False)),
-    "augment_strength": ("float", (0.5, 2.0)),
-    "label_smoothing": ("float", (0.0, 0.2)),
-    "mixup": ("choice", (0.0, 0.2, 0.4)),
-    "schedule": ("choice", ("plateau", "cosine")),
-    "balance": ("choice", ("none", "weights", "oversample")),
-    "l2": ("choice", (0.0, 1e-5, 1e-4, 1e-3)),  # weight decay as a kernel penalty
-    "init": ("choice", ("glorot", "he")),
-    "dropout": ("float", (0.0, 0.5)),
-    "width": ("choice", (0.5, 1.0, 1.5, 2.0)),
-    "input_scale": ("choice", (1.0, 0.75, 0.5)),
+SPACE: dict[str, Param] = {
+    "learning_rate": Param("log", (1e-4, 1e-2)),
+    "batch_size": Param("choice", (32, 64, 128)),
+    "augment": Param("choice", (True, False)),
+    "augment_strength": Param("float", (0.5, 2.0)),
+    "label_smoothing": Param("float", (0.0, 0.2)),
+    "mixup": Param("choice", (0.0, 0.2, 0.4)),
+    "schedule": Param("choice", ("plateau", "cosine")),
+    "balance": Param("choice", ("none", "weights", "oversample")),
+    "l2": Param("choice", (0.0, 1e-5, 1e-4, 1e-3)),  # weight decay as a kernel penalty
+    "init": Param("choice", ("glorot", "he")),
+    "dropout": Param("float", (0.0, 0.5)),
+    "width": Param("choice", (0.5, 1.0, 1.5, 2.0)),
+    "input_scale": Param("choice", (1.0, 0.75, 0.5)),
 }
 
 
-def space_for(model: str, side: int) -> dict[str, tuple[str, Any]]:
+def space_for(model: str, side: int) -> dict[str, Param]:
     """`SPACE` as it applies to `model` on stored images whose shorter side is `side`: no
     width for logreg and ResNet50, no dropout for logreg, and only the input scales that
     leave the model an image it takes (the store's own size always)."""
@@ -53,10 +74,10 @@ def space_for(model: str, side: int) -> dict[str, tuple[str, Any]]:
         del space["width"]
     if not model_spec.hidden:
         del space["dropout"]
-    scales = tuple(f for f in SPACE["input_scale"][1]
+    scales = tuple(f for f in SPACE["input_scale"].values
                    if f == 1.0 or round(side * f) >= model_spec.min_side)
     if len(scales) > 1:
-        space["input_scale"] = ("choice", scales)
+        space["input_scale"] = Param("choice", scales)
     else:
         del space["input_scale"]
     return space
@@ -82,17 +103,9 @@ def best_params_path(ws: Workspace, study: str) -> Path:
     return tune_folder(ws) / f"{study}-best.json"
 
 
-def suggest(trial: Any, space: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+def suggest(trial: Any, space: dict[str, Param]) -> dict[str, Any]:
     """One point of `space`, drawn by the trial's sampler."""
-    params: dict[str, Any] = {}
-    for name, (kind, bounds) in space.items():
-        if kind == "log":
-            params[name] = trial.suggest_float(name, *bounds, log=True)
-        elif kind == "float":
-            params[name] = trial.suggest_float(name, *bounds)
-        else:
-            params[name] = trial.suggest_categorical(name, list(bounds))
-    return params
+    return {name: param.draw(trial, name) for name, param in space.items()}
 
 
 def _reporter(trial: Any) -> Any:
@@ -313,12 +326,6 @@ def load_params(spec: str, ws: Workspace, model: str) -> dict[str, Any]:
 KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a name"}
 
 
-def _kinds(kind: str, bounds: Any) -> set[type]:
-    """The Python types a parameter of `SPACE` may hold in a file (an int is a float too)."""
-    kinds: set[type] = {float} if kind in ("log", "float") else {type(b) for b in bounds}
-    return kinds | {int} if float in kinds else kinds
-
-
 def with_params(cfg: TrainConfig, params: dict[str, Any], *, source: Path) -> TrainConfig:
     """The config with the tuned parameters of the file `source` (options given on the
     command line are kept only where the parameters do not set them). A value of the wrong
@@ -331,8 +338,7 @@ def with_params(cfg: TrainConfig, params: dict[str, Any], *, source: Path) -> Tr
         raise CompError(f"{source} sets {both[0]}, and {option(both[0])} on the command line "
                         "sets it too: drop one of them")
     for name, value in params.items():
-        kind, bounds = SPACE[name]
-        kinds = _kinds(kind, bounds)
+        kinds = SPACE[name].kinds()
         problem = "" if type(value) in kinds else (
             "expected " + " or ".join(sorted(KIND_WORDS[k] for k in kinds - {int} or kinds)))
         if not problem:

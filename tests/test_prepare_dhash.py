@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comp.prepare.decode import decode_file
 from comp.prepare.dhash import dhash, hash_to_hex, hex_to_hash, to_gray
+from comp.prepare.image import decode_file
 
 from .conftest import SHARED_DATA
 

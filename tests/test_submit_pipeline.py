@@ -162,7 +162,7 @@ def test_four_classes_use_argmax(workspace4: Path, tmp_path: Path) -> None:
                       checkpoints=tmp_path, run_name="four", progress=False))
     manifest = submit(SubmitConfig(workspace=workspace4, runs=("four",), checkpoints=tmp_path,
                                    submissions=tmp_path / "subs", folds=3)).manifest
-    assert manifest.decision["threshold"] is None
-    assert manifest.decision["rule"] in ("arg-max", "offsets")
+    assert manifest.decision.threshold is None
+    assert manifest.decision.rule in ("arg-max", "offsets")
     frame = pd.read_csv(manifest.csv, dtype=str)
     assert set(frame["label"]) <= {"plain", "glasses", "smile", "glasses_smile"}

@@ -13,16 +13,13 @@ Every section samples at most a fixed number of images and says how many it used
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from comp.commit import reading, replace_folder
+from comp.commit import fresh_folder, reading
 from comp.config import InspectConfig
 from comp.errors import CompError
 from comp.inspect import page, saliency, stats
@@ -103,13 +100,9 @@ def inspect(cfg: InspectConfig) -> Inspected:
         labelled = ws.labelled(index)
         store = ws.load_store("train")
     out_root = run_dir.path / "inspect"
-    tmp = run_dir.path / f".inspect-{time.time_ns()}-{os.getpid()}"
-    for stale in run_dir.path.glob(".inspect-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a killed inspect
-    tmp.mkdir()
-    report = page.Page(tmp, title=f"comp inspect: {run_dir.name} ({record.model})")
     used: dict[str, str] = {}
-    try:
+    with fresh_folder(out_root) as tmp:  # an earlier report is replaced whole
+        report = page.Page(tmp, title=f"comp inspect: {run_dir.name} ({record.model})")
         with clock.stage("average images"):  # 1.
             pick = _sample(len(labelled), AVERAGE_SAMPLE, cfg.seed)
             x = np.asarray(store[labelled["row"].to_numpy()[pick]])
@@ -161,9 +154,6 @@ def inspect(cfg: InspectConfig) -> Inspected:
             report.clues(stats.rank_statistics(named, y, classes), named, y, classes)
             used["image statistics"] = f"{len(x):,} training images"
         report.write(used)
-        replace_folder(tmp, out_root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return Inspected(out_root / "index.html", used, clock)
 
 

@@ -155,7 +155,7 @@ def summarise(index: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFrame,
 def no_face_montage(paths: list[str], *, ws: Workspace, size: tuple[int, int], gray: bool,
                     limit: int = 24) -> None:
     """The training images in which `--faces` found no face (centre-cropped), up to `limit`."""
-    from comp.prepare.decode import decode_file
+    from comp.prepare.image import decode_file
 
     shown = []
     for path in paths[:limit]:

@@ -197,7 +197,7 @@ def _submit(cfg: SubmitConfig, clock: Stopwatch, target: Target) -> Submitted:
         manifest = submission.Manifest(
             csv="", created=datetime.now().isoformat(), target=str(target), images=len(ids),
             runs=_runs_summary([opened[n][1] for n in decision.runs]), tta=decision.tta,
-            decision=asdict(decision),
+            decision=decision,
             leaks=submission.LeakRecord(policy=str(cfg.leaks), used=use, matched=matched,
                                         overridden=overridden, changed=changed,
                                         agreement=check.match_label_accuracy,

@@ -17,6 +17,7 @@ from comp.errors import CompError
 from comp.faults import fault_point
 from comp.metrics import balanced_accuracy
 from comp.runs import RunDir
+from comp.submit.rule import Decision
 from comp.workspace import claim_name, fsync_file, remove_dead_temps, write_json, write_new
 
 
@@ -102,7 +103,7 @@ class Manifest:
     images: int
     runs: list[dict[str, Any]]  # run, model, best_epoch, best_val_balanced_accuracy
     tta: bool
-    decision: dict[str, Any]  # the Decision, as saved
+    decision: Decision  # the rule, as saved beside the runs
     leaks: LeakRecord
     predicted_counts: dict[str, int]
     sample_submission: str | None

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from comp import __version__
 from comp.config import DEFAULT_EPOCHS, Balance, Schedule, TrainConfig, as_record
 from comp.errors import CompError
 from comp.native_log import load_keras, native_stderr_silenced
 from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run, other_data
+from comp.version import __version__
 from comp.workspace import DEFAULT_WORKSPACE, Workspace
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comp.prepare import decode
-from comp.prepare.decode import decode_file
+from comp.prepare import image
+from comp.prepare.image import decode_file
 from comp.prepare.dhash import to_gray
 
 
@@ -54,10 +54,10 @@ def test_fast_png_path_equals_pil_path(tmp_path: Path, monkeypatch: pytest.Monke
         path.write_bytes(_interlaced_png(rgba[..., :3]))
     else:
         Image.fromarray(rgba, "RGBA").convert(mode).save(path)
-    assert (decode._fast_png(path) is not None) == (mode in ("RGB", "L", "RGBA", "RGB-tRNS",
+    assert (image._fast_png(path) is not None) == (mode in ("RGB", "L", "RGBA", "RGB-tRNS",
                                                           "L-tRNS"))
     fast = decode_file(path, size, gray)
-    monkeypatch.setattr(decode, "_fast_png", lambda _path: None)
+    monkeypatch.setattr(image, "_fast_png", lambda _path: None)
     slow = decode_file(path, size, gray)
     assert fast[0].dtype == slow[0].dtype == np.uint8
     np.testing.assert_array_equal(fast[0], slow[0])
