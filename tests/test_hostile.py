@@ -554,10 +554,12 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
                                                (*TRAIN, "--params", "{base}/p.json"),
                                                "p.json: parameter 'augment' is 3: expected "
                                                "true or false"),
-    "params file with text for a number": (_params('{"batch_size": "x"}'),
+    "params file with text for a number": (_params('{"mixup": "x"}'),
                                            (*TRAIN, "--params", "{base}/p.json"),
-                                           "parameter 'batch_size' is 'x': expected a whole "
-                                           "number"),
+                                           "parameter 'mixup' is 'x': expected a number"),
+    "params file and a typed option setting one thing": (
+        _params('{"batch_size": 16}'), (*TRAIN, "--params", "{base}/p.json"),
+        "p.json sets batch_size, and --batch-size on the command line sets it too"),
     "params file with an unknown schedule": (_params('{"schedule": "weird"}'),
                                              (*TRAIN, "--params", "{base}/p.json"),
                                              "p.json: parameter 'schedule' is 'weird': "

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from comp.prepare import image
-from comp.prepare.image import decode_file
 from comp.prepare.dhash import to_gray
+from comp.prepare.image import decode_file
 
 
 def _interlaced_png(rgb: np.ndarray) -> bytes:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import balanced_accuracy_score
 
 from comp.errors import CompError
 
@@ -22,37 +21,6 @@ def test_parameter_counts_match_the_report(name: str) -> None:
     from comp.train.models import build_model, count_params
 
     assert count_params(build_model(name, (56, 56, 3), 2, weights="none")) == REPORT_COUNTS[name]
-
-
-@pytest.mark.parametrize("classes", [2, 4])
-def test_balanced_accuracy_metric_equals_sklearn(classes: int) -> None:
-    from comp.metrics import balanced_accuracy
-    from comp.train.layers import BalancedAccuracy
-
-    rng = np.random.default_rng(classes)
-    y = rng.choice(classes, size=500, p=[0.6] + [0.4 / (classes - 1)] * (classes - 1))
-    prob = rng.random((500, 1 if classes == 2 else classes)).astype(np.float32)
-    pred = (prob[:, 0] >= 0.5).astype(int) if classes == 2 else prob.argmax(1)
-    metric = BalancedAccuracy(classes)
-    for s in range(0, 500, 124):  # several batches accumulate into one epoch figure
-        yb = y[s:s + 124]
-        yt = yb[:, None].astype(np.float32) if classes == 2 else np.eye(classes)[yb]
-        metric.update_state(yt, prob[s:s + 124])
-    want = balanced_accuracy_score(y, pred)
-    assert float(metric.result()) == pytest.approx(want, abs=1e-6)
-    assert balanced_accuracy(y, pred) == pytest.approx(want, abs=1e-12)
-
-
-def test_balanced_accuracy_metric_reads_mixup_targets_by_the_class_they_lean_to() -> None:
-    """Blended targets 0.7, 0.3, 0.6, 0.2 are classes 1, 0, 1, 0; predictions 0.9, 0.1, 0.6,
-    0.6 are 1, 0, 1, 1: class 1 recall 2/2, class 0 recall 1/2, balanced accuracy 0.75
-    (casting the blends to int would call every target class 0)."""
-    from comp.train.layers import BalancedAccuracy
-
-    metric = BalancedAccuracy(2)
-    metric.update_state(np.array([[0.7], [0.3], [0.6], [0.2]], np.float32),
-                        np.array([[0.9], [0.1], [0.6], [0.6]], np.float32))
-    assert float(metric.result()) == pytest.approx(0.75)
 
 
 def test_logreg_is_logistic_regression_on_gray_pixels() -> None:
@@ -79,75 +47,6 @@ def test_weights_file_is_loaded(workspace: Path, tmp_path: Path) -> None:
     loaded = model.get_layer("resnet50").get_weights()
     for want, got in zip(base.get_weights(), loaded, strict=True):
         np.testing.assert_array_equal(want, got)
-
-
-def test_missing_imagenet_weights_say_what_to_do(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline (nothing listens on the address): one line naming the file and where it goes."""
-    import socket
-
-    from comp.train.weights import RESNET_NOTOP, resolve_weights
-
-    monkeypatch.setattr("keras.config.keras_home", lambda: str(tmp_path), raising=False)
-    with socket.socket() as closed:  # a free port on the loopback address, then closed
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    with pytest.raises(CompError, match=f"could not be downloaded .*: put {RESNET_NOTOP} in "
-                       f"{tmp_path}/models/ or pass --weights PATH .*--weights none"):
-        resolve_weights("imagenet", url=f"http://127.0.0.1:{port}/{RESNET_NOTOP}")
-    assert not (tmp_path / "models" / RESNET_NOTOP).exists()
-    with pytest.raises(CompError, match="file not found"):
-        resolve_weights(str(tmp_path / "nope.h5"))
-
-
-@pytest.fixture
-def weights_server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """An HTTP server on the loopback address serving a stand-in weights file."""
-    import functools
-    import http.server
-    import threading
-
-    served = tmp_path / "served"
-    served.mkdir()
-    body = np.random.default_rng(0).bytes(50_000)
-    (served / "weights.h5").write_bytes(body)
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
-            pass
-
-    handler = functools.partial(Quiet, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/weights.h5", body
-    server.shutdown()
-
-
-def test_imagenet_weights_are_downloaded_into_the_keras_cache(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_server) -> None:
-    """Online: Keras' own download, checked against the hash, lands in the cache; the next
-    call finds it there without the network."""
-    import hashlib
-
-    from comp.train.weights import RESNET_NOTOP, resolve_weights
-
-    url, body = weights_server
-    home = tmp_path / "keras-home"
-    monkeypatch.setattr("keras.config.keras_home", lambda: str(home), raising=False)
-    path = resolve_weights("imagenet", url=url, md5=hashlib.md5(body).hexdigest())
-    assert path == str(home / "models" / RESNET_NOTOP)
-    assert Path(path).read_bytes() == body
-    assert resolve_weights("imagenet", url="http://127.0.0.1:9/unreachable") == path
-
-
-def test_a_download_that_fails_its_hash_is_refused_and_removed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_server) -> None:
-    from comp.train.weights import RESNET_NOTOP, resolve_weights
-
-    url, _ = weights_server
-    monkeypatch.setattr("keras.config.keras_home", lambda: str(tmp_path), raising=False)
-    with pytest.raises(CompError, match="does not match its expected hash"):
-        resolve_weights("imagenet", url=url, md5="0" * 32)
-    assert not (tmp_path / "models" / RESNET_NOTOP).exists()
 
 
 def test_penalties_equal_a_hand_computation(tmp_path: Path) -> None:

@@ -1,0 +1,79 @@
+"""ResNet50's ImageNet weights: a local file, the Keras cache, or Keras' own download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from comp.errors import CompError
+
+
+def test_missing_imagenet_weights_say_what_to_do(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline (nothing listens on the address): one line naming the file and where it goes."""
+    import socket
+
+    from comp.train.weights import RESNET_NOTOP, resolve_weights
+
+    monkeypatch.setattr("keras.config.keras_home", lambda: str(tmp_path), raising=False)
+    with socket.socket() as closed:  # a free port on the loopback address, then closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(CompError, match=f"could not be downloaded .*: put {RESNET_NOTOP} in "
+                       f"{tmp_path}/models/ or pass --weights PATH .*--weights none"):
+        resolve_weights("imagenet", url=f"http://127.0.0.1:{port}/{RESNET_NOTOP}")
+    assert not (tmp_path / "models" / RESNET_NOTOP).exists()
+    with pytest.raises(CompError, match="file not found"):
+        resolve_weights(str(tmp_path / "nope.h5"))
+
+
+@pytest.fixture
+def weights_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An HTTP server on the loopback address serving a stand-in weights file."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    body = np.random.default_rng(0).bytes(50_000)
+    (served / "weights.h5").write_bytes(body)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    handler = functools.partial(Quiet, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/weights.h5", body
+    server.shutdown()
+
+
+def test_imagenet_weights_are_downloaded_into_the_keras_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_server) -> None:
+    """Online: Keras' own download, checked against the hash, lands in the cache; the next
+    call finds it there without the network."""
+    import hashlib
+
+    from comp.train.weights import RESNET_NOTOP, resolve_weights
+
+    url, body = weights_server
+    home = tmp_path / "keras-home"
+    monkeypatch.setattr("keras.config.keras_home", lambda: str(home), raising=False)
+    path = resolve_weights("imagenet", url=url, md5=hashlib.md5(body).hexdigest())
+    assert path == str(home / "models" / RESNET_NOTOP)
+    assert Path(path).read_bytes() == body
+    assert resolve_weights("imagenet", url="http://127.0.0.1:9/unreachable") == path
+
+
+def test_a_download_that_fails_its_hash_is_refused_and_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_server) -> None:
+    from comp.train.weights import RESNET_NOTOP, resolve_weights
+
+    url, _ = weights_server
+    monkeypatch.setattr("keras.config.keras_home", lambda: str(tmp_path), raising=False)
+    with pytest.raises(CompError, match="does not match its expected hash"):
+        resolve_weights("imagenet", url=url, md5="0" * 32)
+    assert not (tmp_path / "models" / RESNET_NOTOP).exists()
