@@ -91,8 +91,8 @@ def test_the_search_space_fits_each_model_and_store() -> None:
     from comp.tune import SPACE, space_for
 
     assert set(space_for("res", 56)) == set(SPACE)
-    assert space_for("res", 56)["input_scale"][1] == (1.0, 0.75, 0.5)  # 28x28 still >= 16
-    assert space_for("res", 24)["input_scale"][1] == (1.0, 0.75)  # 12x12 is below res's 16
+    assert space_for("res", 56)["input_scale"].values == (1.0, 0.75, 0.5)  # 28x28 still >= 16
+    assert space_for("res", 24)["input_scale"].values == (1.0, 0.75)  # 12x12 is below res's 16
     assert "input_scale" not in space_for("b1", 24)  # 18 < 22: only the store's own size
     logreg, tl3 = space_for("logreg", 50), space_for("tl3", 64)
     assert "width" not in logreg and "dropout" not in logreg
