@@ -88,3 +88,22 @@ def test_runs_of_other_data_are_named_not_mixed_in(scored: Path, tmp_path: Path)
     assert [r.run for r in rows] == ["r1"] and others == ["r2"]
     assert options_changed(replace(record, config={**record.config, "mixup": 0.4})) == {
         "batch_size": 8, "folds": 1, "l2": 0.001, "mixup": 0.4}
+
+
+def test_json_is_the_machine_form_of_each_summary(scored: Path, tmp_path: Path) -> None:
+    evaluated = json.loads(run(scored, "evaluate", "r1", "-w", "{ws}", "--checkpoints", "{ck}",
+                               "--folds", "2", "--json").output)
+    assert evaluated[0]["run"] == "r1" and evaluated[0]["scored_on"] == "holdout"
+    assert 0 <= evaluated[0]["balanced_accuracy"] <= 1
+    submitted = run(scored, *SUBMIT, "--json")
+    assert submitted.code == 0, submitted.output
+    manifest = json.loads(submitted.output)
+    assert manifest["images"] == 6 and manifest["runs"][0]["run"] == "r1"
+    assert manifest["decision"]["runs"] == ["r1"] and manifest["notes"]
+    made = run(scored, "demo-data", str(tmp_path / "d"), "--train", "40", "--val", "4",
+               "--test", "4", "--size", "16", "--json")
+    assert json.loads(made.output)["test_leaks"] >= 0
+    shown = run(scored, "demo-data", str(tmp_path / "e"), "--train", "40", "--val", "4",
+                "--test", "4", "--size", "16")
+    assert shown.output.startswith("wrote 40 training images (")
+    assert len(shown.output.strip().splitlines()) == 2

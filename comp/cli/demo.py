@@ -9,6 +9,7 @@ import typer
 
 from comp import config as c
 from comp.cli.base import (
+    Json,
     Verbose,
     app,
     clear_errors,
@@ -28,13 +29,23 @@ def demo_data(
     size: Annotated[int, typer.Option(help="Image side in pixels.")] = 56,
     classes: Annotated[int, typer.Option(help="2 (glasses) or 4 (glasses x smile).")] = 2,
     seed: Annotated[int, typer.Option()] = 0,
+    json: Json = False,
 ) -> None:
     """Write a synthetic two-phase face challenge with planted duplicates, conflicts and leaks."""
     from comp.demo.generate import DemoSpec, make_demo
 
     spec = DemoSpec(train=train, val=val, test=test, size=size, classes=classes, seed=seed)
-    echo_json(make_demo(out, spec))
-    typer.echo(f"demo challenge written to {out}")
+    answers = make_demo(out, spec)
+    if json:
+        echo_json(answers)
+        return
+    typer.echo(f"wrote {spec.train:,} training images ({answers['exact_duplicates']:,} exact and "
+               f"{answers['near_duplicates']:,} near copies, {answers['conflicts']:,} copies "
+               f"given the other label), {spec.val:,} val images (all copies of training "
+               f"images) and {spec.test:,} phase-2 test images ({answers['test_leaks']:,} "
+               f"from train), {spec.size}x{spec.size}; classes: "
+               f"{', '.join(answers['classes'])}")
+    typer.echo(f"answers: {out / 'answers'} (and answers.json); challenge: {out}")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -10,10 +11,12 @@ from comp import config as c
 from comp.cli.base import (
     Checkpoints,
     Folds,
+    Json,
     Verbose,
     Workspace,
     app,
     clear_errors,
+    echo_json,
     quiet_tensorflow,
 )
 
@@ -27,6 +30,7 @@ def evaluate(
     folds: Folds = None,
     seed: Annotated[int | None, typer.Option(
         help="Seed of a one-model run's holdout folds (default 42).")] = None,
+    json: Json = False,
     verbose: Verbose = False,
 ) -> None:
     """Score runs out-of-fold (a cross-fitted run on every labelled image, a one-model run on
@@ -35,6 +39,9 @@ def evaluate(
     from comp.submit import evaluate as run_evaluate
 
     results = run_evaluate(workspace, checkpoints, runs, folds=folds, seed=seed)
+    if json:
+        echo_json([asdict(r) for r in results])
+        return
     for r in results:
         scored = ("images, each predicted by the fold model that did not train on it"
                   if r.scored_on == "out-of-fold" else "holdout images")

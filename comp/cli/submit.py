@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +12,14 @@ from comp import config as c
 from comp.cli.base import (
     Checkpoints,
     Folds,
+    Json,
     Profile,
     Seed,
     Verbose,
     Workspace,
     app,
     clear_errors,
+    echo_json,
     quiet_tensorflow,
 )
 
@@ -53,6 +56,7 @@ def submit(
     on_size_mismatch: Annotated[c.SizeMismatch, typer.Option(
         help="Test images of another size than the training images.")] = c.SizeMismatch.FAIL,
     profile: Profile = False,
+    json: Json = False,
     verbose: Verbose = False,
 ) -> None:
     """Choose the best rule out-of-fold (runs, flip, stacker, threshold), predict, override
@@ -67,6 +71,10 @@ def submit(
         leaks=leaks, folds=folds, seed=seed, sample_submission=sample, id_column=id_column,
         label_column=label_column, on_size_mismatch=on_size_mismatch))
     manifest, decision = result.manifest, result.decision
+    if json:
+        echo_json({**asdict(manifest), "notes": result.notes,
+                   "stages": result.clock.seconds if profile else None})
+        return
     for line in describe(decision) + result.notes:
         typer.echo(line)
     if profile:

@@ -142,9 +142,9 @@ def _frame(cfg: SubmitConfig, meta: Meta, target: Target, ids: list[str],
     return frame, sample_path
 
 
-def _runs_summary(records: list[RunRecord]) -> list[dict[str, object]]:
-    return [{"run": r.run, "model": r.model, "best_epoch": r.best_epoch,
-             "best_val_balanced_accuracy": r.best_val_balanced_accuracy} for r in records]
+def _runs_used(records: list[RunRecord]) -> list[submission.RunUsed]:
+    return [submission.RunUsed(r.run, r.model, r.best_epoch, r.best_val_balanced_accuracy)
+            for r in records]
 
 
 def submit(cfg: SubmitConfig) -> Submitted:
@@ -196,7 +196,7 @@ def _submit(cfg: SubmitConfig, clock: Stopwatch, target: Target) -> Submitted:
         frame, sample_path = _frame(cfg, meta, target, ids, labels)  # 5. validate and write
         manifest = submission.Manifest(
             csv="", created=datetime.now().isoformat(), target=str(target), images=len(ids),
-            runs=_runs_summary([opened[n][1] for n in decision.runs]), tta=decision.tta,
+            runs=_runs_used([opened[n][1] for n in decision.runs]), tta=decision.tta,
             decision=decision,
             leaks=submission.LeakRecord(policy=str(cfg.leaks), used=use, matched=matched,
                                         overridden=overridden, changed=changed,

@@ -94,6 +94,16 @@ class LeakRecord:
 
 
 @dataclass(frozen=True)
+class RunUsed:
+    """A run a submission's rule read, as the manifest names it."""
+
+    run: str
+    model: str
+    best_epoch: int
+    best_val_balanced_accuracy: float | None  # a cross-fitted run's: the mean of its folds
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The .json beside a submission CSV: what made it, and how it was checked."""
 
@@ -101,7 +111,7 @@ class Manifest:
     created: str
     target: str
     images: int
-    runs: list[dict[str, Any]]  # run, model, best_epoch, best_val_balanced_accuracy
+    runs: list[RunUsed]  # the runs the rule read
     tta: bool
     decision: Decision  # the rule, as saved beside the runs
     leaks: LeakRecord
