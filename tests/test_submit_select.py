@@ -99,3 +99,28 @@ def test_deployed_rule_is_the_procedure_on_every_fold() -> None:
     assert chosen.choice.index == 1 and chosen.choice.rule == Rule.THRESHOLD
     assert chosen.parameter == pytest.approx(best_threshold(y, good[:, 1])[0])
     assert all(p.startswith("good") for p in chosen.picked)
+
+
+def test_a_complex_candidate_must_beat_the_plain_one_by_its_spread() -> None:
+    """A flip or a stacker is chosen over a run's plain CNN only when it wins by more than
+    the paired bootstrap spread of the difference; a clear win is still chosen."""
+    rng = np.random.default_rng(5)
+    n = 1000
+    y = np.arange(n) % 2
+    fold = np.arange(n) % 5
+    plain = _two(np.clip(0.5 + 0.2 * (2 * y - 1) + rng.normal(0, 0.25, n), 0, 1))
+    wiggle = plain.copy()  # the same model with 12 decisions flipped, 7 of them mended
+    wrong = (plain[:, 1] >= 0.5) != y
+    idx = np.concatenate([np.flatnonzero(wrong)[:7], np.flatnonzero(~wrong)[:5]])
+    wiggle[idx] = 1 - wiggle[idx]
+    cands = [Candidate("r", Source.CNN, ("r",), False, plain),
+             Candidate("r +flip", Source.CNN, ("r",), True, wiggle)]
+    choice = select.choose([c.full for c in cands], y, fold, seed=0,
+                           plain=[True, False])
+    assert choice.scores[1][1] > choice.scores[0][1]  # it wins on itself ...
+    assert choice.index == 0  # ... but not by its spread: the plain CNN is kept
+    assert select.choose([c.full for c in cands], y, fold, seed=0).index == 1  # ungated
+    clear = _two(np.clip(0.5 + 0.45 * (2 * y - 1) + rng.normal(0, 0.1, n), 0, 1))
+    strong = Candidate("r LightGBM", Source.STACKER, ("r",), False, clear)
+    assert select.choose([plain, clear], y, fold, seed=0, plain=[True, False]).index == 1
+    assert select.select([cands[0], strong], y, fold, seed=0).choice.index == 1

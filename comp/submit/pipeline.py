@@ -31,7 +31,7 @@ from comp.submit.evaluate import predict_new
 from comp.submit.rule import Decision, last_rule, load_oof, remember
 from comp.workspace import Meta, Workspace
 
-SCHEMA = 4  # part of the cache key: a rule saved in another layout is fitted anew
+SCHEMA = 5  # part of the cache key: a rule saved in another layout is fitted anew
 
 
 @dataclass

@@ -4,7 +4,9 @@ threshold; the arg-max or class offsets), every choice made without the fold it 
 
 `select` runs an outer loop over the folds: for fold k, every candidate is scored on the
 other folds only (each inner fold decided by a rule tuned on the remaining ones), the best
-candidate and decision are chosen there, fitted on the other folds, and applied to fold k.
+candidate and decision are chosen there (a candidate beyond a run's plain CNN only when it
+beats the best plain one by more than their paired bootstrap spread), fitted on the other
+folds, and applied to fold k.
 The balanced accuracy of those fold-k decisions is the score of the whole procedure; it is
 the headline, and it was never measured on the data any choice was made on. The rule that
 is deployed is the same procedure run on every fold (`choose`), and each candidate's own
@@ -91,13 +93,20 @@ def pick_rule(prob: np.ndarray, y: np.ndarray, fold: np.ndarray, *, seed: int
     """The decision for these out-of-fold probabilities, and its out-of-fold score: the
     tuned one (each fold decided by a threshold or offsets tuned on the other folds) only
     when it beats the plain one by more than the bootstrap spread of their difference."""
+    rule, score, _ = _decide(prob, y, fold, seed=seed)
+    return rule, score
+
+
+def _decide(prob: np.ndarray, y: np.ndarray, fold: np.ndarray, *, seed: int
+            ) -> tuple[Rule, float, np.ndarray]:
+    """`pick_rule`, with the out-of-fold decisions it scored."""
     k = prob.shape[1]
     plain = predict_labels(prob)
     tuned = oof_decisions(prob, y, fold, num_classes=k, offsets=True)
     s_plain, s_tuned = balanced_accuracy(y, plain), balanced_accuracy(y, tuned)
     if s_tuned - s_plain > paired_spread(y, tuned, plain, seed=seed):
-        return tuned_rule(k), s_tuned
-    return plain_rule(k), s_plain
+        return tuned_rule(k), s_tuned, tuned
+    return plain_rule(k), s_plain, plain
 
 
 def fit_rule(prob: np.ndarray, y: np.ndarray, rule: Rule) -> float | list[float] | None:
@@ -127,11 +136,21 @@ class Choice:
     scores: list[tuple[Rule, float]]  # every candidate's rule and out-of-fold score
 
 
-def choose(probs: list[np.ndarray], y: np.ndarray, fold: np.ndarray, *, seed: int) -> Choice:
-    """The best candidate and its decision on these rows (ties: the earlier candidate, so
-    list the simpler ones first)."""
-    scores = [pick_rule(p, y, fold, seed=seed) for p in probs]
+def choose(probs: list[np.ndarray], y: np.ndarray, fold: np.ndarray, *, seed: int,
+           plain: list[bool] | None = None) -> Choice:
+    """The best candidate and its decision on these rows. `plain` marks the simplest
+    candidates (a run's own CNN, no flip): the best candidate overall is chosen only when it
+    beats the best plain one by more than the bootstrap spread of their difference, as a
+    tuned threshold must beat 0.5; else the best plain one is (ties: the earlier candidate,
+    so list the simpler ones first)."""
+    decided = [_decide(p, y, fold, seed=seed) for p in probs]
+    scores = [(rule, score) for rule, score, _ in decided]
     best = max(range(len(scores)), key=lambda i: (scores[i][1], -i))
+    simple = [i for i in range(len(probs)) if plain is None or plain[i]]
+    base = max(simple, key=lambda i: (scores[i][1], -i)) if simple else best
+    if best != base and scores[best][1] - scores[base][1] <= paired_spread(
+            y, decided[best][2], decided[base][2], seed=seed):
+        best = base
     return Choice(best, scores[best][0], scores)
 
 
@@ -153,16 +172,17 @@ def select(candidates: list[Candidate], y: np.ndarray, fold: np.ndarray, *, seed
     """Nested selection over `candidates` (see the module docstring)."""
     decided = np.zeros(len(y), np.int64)
     picked = []
+    plain = [c.source == Source.CNN and not c.tta for c in candidates]
     for k in np.unique(fold):
         inside, outside = fold != k, fold == k
         probs = [c.without(int(k))[inside] for c in candidates]
-        inner = choose(probs, y[inside], fold[inside], seed=seed)
+        inner = choose(probs, y[inside], fold[inside], seed=seed, plain=plain)
         parameter = fit_rule(probs[inner.index], y[inside], inner.rule)
         chosen = candidates[inner.index]
         decided[outside] = apply_rule(chosen.full[outside], inner.rule, parameter)
         picked.append(f"{chosen.name} ({inner.rule})")
         if progress is not None:
             progress()
-    final = choose([c.full for c in candidates], y, fold, seed=seed)
+    final = choose([c.full for c in candidates], y, fold, seed=seed, plain=plain)
     parameter = fit_rule(candidates[final.index].full, y, final.rule)
     return Selection(decided, picked, final, parameter)
