@@ -236,7 +236,8 @@ def test_every_printed_option_has_its_test() -> None:
 def test_verbose_lets_tensorflow_speak(monkeypatch: pytest.MonkeyPatch) -> None:
     import comp.train
 
-    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    monkeypatch.setenv(VERBOSE_ENV, "0")  # recorded, so the command's setting is undone after
+    monkeypatch.delenv(VERBOSE_ENV)
     monkeypatch.setattr(comp.train, "train", _stand_in)
     runner.invoke(app, ["train"])
     assert VERBOSE_ENV not in os.environ

@@ -106,6 +106,8 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
 
 def load_checkpoint(path: Path, *, compile: bool = True) -> keras.Model:
     """A saved model, or one line saying the file is missing or damaged."""
+    import comp.train.layers  # noqa: F401 (registers comp's layers and metric with Keras)
+
     if not path.exists():
         raise CompError(f"{path}: checkpoint not found; the run is incomplete, train a new one "
                         "with `comp train`")
