@@ -36,9 +36,11 @@ def train(
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment",
                                                  help="Default: on for b3 and res.")] = None,
     plateau_factor: Annotated[float, typer.Option(
-        help="Multiply the learning rate by this on a plateau of the validation loss.")]
+        help="Plateau schedule: multiply the learning rate by this when the validation "
+        "loss stalls.")]
     = c.DEFAULT_PLATEAU_FACTOR,
-    plateau_patience: Annotated[int, typer.Option(min=1, help="Epochs without improvement.")]
+    plateau_patience: Annotated[int, typer.Option(
+        min=1, help="Plateau schedule: epochs without improvement before a cut.")]
     = c.DEFAULT_PLATEAU_PATIENCE,
     weights: Annotated[str, typer.Option(
         help="tl*: imagenet (the Keras cache, downloaded there when online), a weights "
@@ -52,7 +54,9 @@ def train(
     checkpoints: Checkpoints = c.DEFAULT_CHECKPOINTS,
     name: Annotated[str | None, typer.Option(help="Run name (default: model-timestamp).")]
     = None,
-    resume: Annotated[str | None, typer.Option(help="Continue an interrupted run by name.")]
+    resume: Annotated[str | None, typer.Option(
+        help="Continue an interrupted run by name, with its own options (--epochs may raise "
+        "a plateau run's budget).")]
     = None,
     max_images: Annotated[int | None, typer.Option(
         min=1, help="Use at most this many training images (quick experiments).")] = None,
@@ -65,7 +69,7 @@ def train(
         help="Label smoothing of the loss (default: the model's; 0.1 for res).")] = None,
     params: Annotated[str | None, typer.Option(
         help="Tuned parameters: 'best' (comp tune's best for this model) or a JSON file; "
-        "they override the options they set.")] = None,
+        "an option typed beside it that the file also sets is refused.")] = None,
     l1: Annotated[float, typer.Option(min=0, help="L1 penalty on every kernel.")] = 0.0,
     l2: Annotated[float, typer.Option(min=0, help="L2 penalty on every kernel.")] = 0.0,
     init: Annotated[c.Init | None, typer.Option(
@@ -79,8 +83,8 @@ def train(
         help="Multiply every convolution's filters and hidden units by this (b1-b3, "
         "res).")] = 1.0,
     augment_strength: Annotated[float, typer.Option(
-        help="Multiply the augmentation's rotation (10 degrees) and zoom (10 %) ranges by "
-        "this.")] = 1.0,
+        help="With augmentation: multiply its rotation (10 degrees) and zoom (10 %) ranges "
+        "by this.")] = 1.0,
     input_scale: Annotated[float, typer.Option(
         help="Resize the stored images by this inside the model (0-1]; prediction feeds "
         "the stored size as is.")] = 1.0,
