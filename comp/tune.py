@@ -333,6 +333,9 @@ def with_params(cfg: TrainConfig, params: dict[str, Any], *, source: Path) -> Tr
     that an option typed on the same command line also sets."""
     from comp.config import option
 
+    if cfg.resume is not None:
+        raise CompError(f"--params {source}: --resume {cfg.resume} continues the run with its "
+                        "own options, so the file's would not be used: drop --params")
     both = sorted(set(params) & cfg.given)
     if both:
         raise CompError(f"{source} sets {both[0]}, and {option(both[0])} on the command line "

@@ -307,6 +307,9 @@ def test_params_and_a_typed_option_setting_one_thing_are_refused(
     result = runner.invoke(app, ["train", "--params", str(tmp_path / "p.json"), "--lr", "0.1"])
     assert result.exit_code == 1
     assert "p.json sets learning_rate, and --lr on the command line sets it too" in result.output
+    result = runner.invoke(app, ["train", "--params", str(tmp_path / "p.json"), "--resume", "r"])
+    assert result.exit_code == 1 and "--resume r continues the run with its own options, so " \
+        "the file's would not be used: drop --params" in result.output
     result = runner.invoke(app, ["train", "--params", str(tmp_path / "p.json"), "--l2", "0.1"])
     assert isinstance(result.exception, Called)
     assert result.exception.config.l2 == 0.1 and result.exception.config.mixup == 0.2
