@@ -89,7 +89,8 @@ class Leaks(StrEnum):
 
 
 class Model(StrEnum):
-    """The report's models (and its logistic-regression baseline), and comp's residual net."""
+    """The report's models (and its logistic-regression baseline), comp's residual net, and
+    ImageNet backbones from keras.applications, fine-tuned."""
 
     LOGREG = "logreg"
     B1 = "b1"
@@ -99,6 +100,9 @@ class Model(StrEnum):
     TL2 = "tl2"
     TL3 = "tl3"
     RES = "res"  # compact residual network (batch norm, AdamW, cosine, label smoothing)
+    MOBILENETV2 = "mobilenetv2"
+    EFFICIENTNETV2B0 = "efficientnetv2b0"
+    CONVNEXTTINY = "convnexttiny"
 
 
 class RankBy(StrEnum):

@@ -60,6 +60,7 @@ DEFAULT_EPOCHS = 100  # the report's budget
 DEFAULT_BATCH_SIZE = 124  # the report's batch
 DEFAULT_PLATEAU_FACTOR = 0.1
 DEFAULT_PLATEAU_PATIENCE = 12
+MAX_INPUT_SCALE = 8  # a pretrained base may see the stored image enlarged up to this
 MAX_TOP = 50  # images per row of inspect's montages
 MIN_SIDE = 16  # pixels: the smallest image side comp stores or reads (hash, pixel check, models)
 DEMO_TRAIN, DEMO_EPOCHS = 4_000, 8  # `comp demo`: about 3 minutes on 2 cores, end to end
@@ -211,7 +212,7 @@ class TrainConfig:
     init: Init | None = None  # None: each model's own (res: He; the report's: Glorot)
     dropout: float | None = None  # None: each model's own (b2, b3: 0.3; res: 0.2; else none)
     width: float = 1.0  # filters and hidden units x this (b1-b3, res)
-    input_scale: float = 1.0  # the network sees the stored images resized by this (0-1]
+    input_scale: float = 1.0  # the network sees the stored images resized by this
     augment_strength: float = 1.0  # rotation (10 degrees) and zoom (10 %) ranges x this
     given: frozenset[str] = frozenset()  # the fields typed on the command line (checked)
 
@@ -228,10 +229,10 @@ class TrainConfig:
         if not (math.isfinite(self.augment_strength) and 0 <= self.augment_strength <= 4):
             raise CompError(f"--augment-strength must be from 0 to 4 (times the rotation of "
                             f"10 degrees and zoom of 10 %). Received: {self.augment_strength!r}")
-        if not (math.isfinite(self.input_scale) and 0 < self.input_scale <= 1):
-            raise CompError(f"--input-scale must be above 0 and at most 1 (a share of the "
-                            f"stored image side; prepare with a larger --size to go up). "
-                            f"Received: {self.input_scale!r}")
+        if not (math.isfinite(self.input_scale) and 0 < self.input_scale <= MAX_INPUT_SCALE):
+            raise CompError(f"--input-scale must be above 0 and at most {MAX_INPUT_SCALE} (the "
+                            "stored image side times this, inside the model; above 1 for a "
+                            f"pretrained base only). Received: {self.input_scale!r}")
         _at_least(self.l2, 0, "--l2")
         if self.schedule is not None:
             _coerce(self, {"schedule": (Schedule, "--schedule")})

@@ -56,6 +56,15 @@ def _resnet50(model: Model, builder: str, summary: str, learning_rate: float) ->
                      min_side_why="ResNet50 halves the resolution five times")
 
 
+def _imagenet(model: Model, builder: str, base: str) -> ModelSpec:
+    """A keras.applications backbone with ImageNet weights, fine-tuned end to end at a low
+    rate with its batch norm in inference mode (Keras' fine-tuning guide); it sees the
+    stored image enlarged by --input-scale (e.g. 4: 56 px -> 224 px)."""
+    return ModelSpec(model, builder, f"{base} (ImageNet, keras.applications), fine-tuned", 1e-4,
+                     False, min_side=32, pretrained=f"{base} (ImageNet)",
+                     min_side_why=f"{base} halves the resolution five times")
+
+
 SPECS: dict[Model, ModelSpec] = {s.model: s for s in (
     ModelSpec(Model.LOGREG, "build_logreg", "logistic regression on grayscale pixels", 1e-3,
               False, hidden=False),
@@ -69,6 +78,9 @@ SPECS: dict[Model, ModelSpec] = {s.model: s for s in (
               "cosine, label smoothing)", 3e-3, True, schedule=Schedule.COSINE,
               weight_decay=5e-4, label_smoothing=0.1, min_side=16, width=True,
               min_side_why="it halves the resolution four times"),
+    _imagenet(Model.MOBILENETV2, "build_mobilenetv2", "MobileNetV2"),
+    _imagenet(Model.EFFICIENTNETV2B0, "build_efficientnetv2b0", "EfficientNetV2B0"),
+    _imagenet(Model.CONVNEXTTINY, "build_convnexttiny", "ConvNeXtTiny"),
 )}
 
 

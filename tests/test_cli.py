@@ -269,7 +269,8 @@ def _train_config(args: list[str], monkeypatch: pytest.MonkeyPatch) -> TrainConf
                                   "follows cosine (res's default)"),
     (["--model", "res", "--plateau-patience", "3"], "--plateau-patience applies to the plateau"),
     (["--model", "b1", "--weights", "none"], "--weights applies to the models with a pretrained "
-                                             "base (tl1, tl2, tl3); b1 has none"),
+                                             "base (tl1, tl2, tl3, mobilenetv2, efficientnetv2b0, "
+                                             "convnexttiny); b1 has none"),
     (["--model", "b1", "--augment-strength", "2"], "--augment-strength scales the augmentation, "
                                                    "which is off for this run"),
     (["--no-augment", "--augment-strength", "2"], "--augment-strength scales the augmentation"),

@@ -53,9 +53,9 @@ def test_prepare_options_are_refused_with_the_option_named(kwargs: dict, message
     ({"dropout": 1.0}, "--dropout must be from 0 to below 1"),
     ({"width": 0.0}, "--width must be from 0.125 to 8"),
     ({"width": float("inf")}, "--width must be from 0.125 to 8"),
-    ({"input_scale": 1.5}, "--input-scale must be above 0 and at most 1"),
+    ({"input_scale": 9.0}, "--input-scale must be above 0 and at most 8"),
     ({"augment_strength": -1.0}, "--augment-strength must be from 0 to 4"),
-    ({"input_scale": 0.0}, "--input-scale must be above 0 and at most 1"),
+    ({"input_scale": 0.0}, "--input-scale must be above 0 and at most 8"),
 ])
 def test_train_options_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(CompError, match=message.replace("(", r"\(")):

@@ -32,4 +32,5 @@ def test_minimum_sides_and_what_scales() -> None:
     assert "width" in space_for("res", 56) and "width" not in space_for("tl1", 56)
     assert "dropout" not in space_for("logreg", 56)
     assert space_for("b1", 32)["input_scale"].values == (1.0, 0.75)  # 0.5 x 32 < 22
-    assert [s.model for s in SPECS.values() if s.pretrained] == ["tl1", "tl2", "tl3"]
+    assert [s.model for s in SPECS.values() if s.pretrained] == [
+        "tl1", "tl2", "tl3", "mobilenetv2", "efficientnetv2b0", "convnexttiny"]

@@ -128,3 +128,66 @@ def test_shape_options_that_do_not_apply_are_one_line() -> None:
         build_model("logreg", (24, 24, 1), 2, shape=Shape(width=2.0))
     with pytest.raises(CompError, match="--dropout does not apply to logreg"):
         build_model("logreg", (24, 24, 1), 2, shape=Shape(dropout=0.2))
+
+
+BACKBONES = {"mobilenetv2": "MobileNetV2", "efficientnetv2b0": "EfficientNetV2B0",
+             "convnexttiny": "ConvNeXtTiny"}
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_an_imagenet_backbone_is_its_keras_application_plus_a_head(name: str) -> None:
+    """The keras.applications network without its top, global average pooling (the
+    embedding), dropout and one sigmoid unit: parameters counted from the application."""
+    import keras
+
+    from comp.train.models import EMBEDDING, build_model, count_params
+
+    model = build_model(name, (32, 32, 3), 2, weights="none")
+    make = getattr(keras.applications, BACKBONES[name])
+    options = {} if name == "mobilenetv2" else {"include_preprocessing": True}
+    base = make(include_top=False, weights=None, input_shape=(32, 32, 3), **options)
+    width = base.output.shape[-1]
+    assert count_params(model)[0] == base.count_params() + width + 1
+    assert model.get_layer(EMBEDDING).output.shape[-1] == width
+    gray = build_model(name, (32, 32, 1), 3, weights="none")  # gray repeated to RGB
+    assert gray.output.shape[-1] == 3
+    x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 1)).astype(np.float32)
+    assert np.asarray(gray(x)).shape == (2, 3)
+
+
+def test_a_pretrained_base_sees_the_stored_image_enlarged() -> None:
+    from comp.train.models import Shape, build_model
+
+    model = build_model("mobilenetv2", (56, 56, 3), 2, weights="none",
+                        shape=Shape(input_scale=4.0))
+    assert model.get_layer("mobilenetv2_1.00_224").input.shape[1:3] == (224, 224)
+    assert model.input.shape[1:3] == (56, 56)  # prediction feeds the stored images
+    for name in ("b1", "res"):
+        with pytest.raises(CompError, match=f"--input-scale above 1 enlarges the image for a "
+                           f"pretrained base .*; {name} learns from the stored pixels"):
+            build_model(name, (56, 56, 3), 2, weights="none", shape=Shape(input_scale=2.0))
+
+
+def test_backbone_weights_from_a_file_and_one_line_offline(tmp_path: Path) -> None:
+    import keras
+
+    from comp.train.models import build_model
+    from comp.train.weights import build_application
+
+    source = keras.applications.MobileNetV2(include_top=False, weights=None,
+                                            input_shape=(32, 32, 3))
+    path = tmp_path / "mobilenet.weights.h5"
+    source.save_weights(path)
+    model = build_model("mobilenetv2", (32, 32, 3), 2, weights=str(path))
+    loaded = model.get_layer(source.name).get_weights()
+    for want, got in zip(source.get_weights(), loaded, strict=True):
+        np.testing.assert_array_equal(want, got)
+    with pytest.raises(CompError, match="--weights .*nope.h5: file not found"):
+        build_model("mobilenetv2", (32, 32, 3), 2, weights=str(tmp_path / "nope.h5"))
+
+    def offline(**kwargs: object) -> None:
+        raise Exception("URL fetch failure: [Errno 101] Network is unreachable")  # noqa: TRY002
+
+    with pytest.raises(CompError, match="ImageNet weights for MobileNetV2 are not in the Keras "
+                       "cache and could not be downloaded .*--weights none"):
+        build_application(offline, "MobileNetV2", "imagenet")

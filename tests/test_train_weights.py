@@ -77,3 +77,12 @@ def test_a_download_that_fails_its_hash_is_refused_and_removed(
     with pytest.raises(CompError, match="does not match its expected hash"):
         resolve_weights("imagenet", url=url, md5="0" * 32)
     assert not (tmp_path / "models" / RESNET_NOTOP).exists()
+
+
+def test_the_keras_cache_is_found_on_this_keras() -> None:
+    """`keras.config.keras_home` is public in some Keras versions only: the folder is found
+    either way (a missing attribute once crashed the ImageNet download path)."""
+    from comp.train.weights import keras_home
+
+    home = keras_home()
+    assert home.is_absolute() and home.name in (".keras", Path(home).name)

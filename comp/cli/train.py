@@ -25,8 +25,10 @@ def train(
     ctx: typer.Context,
     workspace: Workspace = c.DEFAULT_WORKSPACE,
     model: Annotated[c.Model, typer.Option("--model", "-m", case_sensitive=False,
-                                           help="The report's models, or res (comp's "
-                                           "residual net).")] = c.Model.RES,
+                                           help="res (comp's residual net, the "
+                                           "default); the report's logreg, b1-b3, tl1-tl3; "
+                                           "ImageNet backbones mobilenetv2, "
+                                           "efficientnetv2b0, convnexttiny.")] = c.Model.RES,
     epochs: Annotated[int | None, typer.Option(
         min=1, help=f"Epochs (default {c.DEFAULT_EPOCHS}; on --resume, the run's own).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")]
@@ -43,8 +45,9 @@ def train(
         min=1, help="Plateau schedule: epochs without improvement before a cut.")]
     = c.DEFAULT_PLATEAU_PATIENCE,
     weights: Annotated[str, typer.Option(
-        help="tl*: imagenet (the Keras cache, downloaded there when online), a weights "
-        "file, or none.")] = "imagenet",
+        help="Models with a pretrained base (tl1-tl3 and the ImageNet backbones): imagenet "
+        "(the Keras cache, downloaded there when online), a weights file, or none.")]
+    = "imagenet",
     tpu: Annotated[bool, typer.Option(
         "--tpu", help="Train on a TPU in bfloat16: this TPU VM's (Kaggle, Colab, Cloud), "
         "else the one TPU_NAME names.")] = False,
@@ -86,8 +89,9 @@ def train(
         help="With augmentation: multiply its rotation (10 degrees) and zoom (10 %) ranges "
         "by this.")] = 1.0,
     input_scale: Annotated[float, typer.Option(
-        help="Resize the stored images by this inside the model (0-1]; prediction feeds "
-        "the stored size as is.")] = 1.0,
+        help="Resize the stored images by this inside the model: below 1 to shrink; above 1 "
+        "to enlarge for a pretrained base (4: 56 px seen as 224 px). Prediction feeds the "
+        "stored size as is.")] = 1.0,
     mixup: Annotated[float, typer.Option(
         min=0, help="mixup: blend image pairs with weights from Beta(alpha, alpha); "
         "0: off.")] = 0.0,

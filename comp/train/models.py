@@ -19,7 +19,7 @@ from keras import layers
 from comp.errors import CompError
 from comp.specs import SPECS, spec
 from comp.train.layers import ROTATION_DEGREES, ZOOM, Augment, Grayscale, ResNetPreprocess
-from comp.train.weights import resolve_weights
+from comp.train.weights import application_weights, build_application, resolve_weights
 
 TL2_FIRST_TRAINABLE = "conv5_block2_2_conv"  # the report's res5b_branch2b (158 frozen layers)
 EMBEDDING = "embedding"  # name of the penultimate layer, read by the ensemble
@@ -185,6 +185,49 @@ def _transfer(input_shape, num_classes, weights, trainable_from: str | None, nam
     return keras.Model(inputs, out, name=name)
 
 
+def _backbone(input_shape, num_classes, weights, augment, shape, *, name: str, base: str,
+              make, scale_to_unit: bool = False, **options):
+    """A keras.applications backbone on the stored image (gray repeated to RGB, enlarged by
+    `--input-scale` inside the model), global average pooling as the embedding, dropout, the
+    output. With pretrained weights its batch norm runs in inference mode (Keras' transfer
+    learning guide), so fine-tuning on a few thousand images does not wreck its statistics."""
+    inputs, x = _pixels(input_shape, augment, shape)
+    if input_shape[2] == 1:
+        x = layers.Concatenate(name="to_rgb")([x, x, x])
+    if scale_to_unit:  # MobileNetV2 expects [-1, 1]; the others preprocess 0..255 themselves
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit")(x)
+    backbone = build_application(make, base, weights, include_top=False,
+                                 input_shape=(*shape.side(input_shape), 3), **options)
+    pretrained = application_weights(weights, base) is not None
+    x = backbone(x, training=False) if pretrained else backbone(x)
+    x = layers.GlobalAveragePooling2D(name=EMBEDDING)(x)
+    x = layers.Dropout(0.2 if shape.dropout is None else shape.dropout, name="dropout")(x)
+    return keras.Model(inputs, _output(x, num_classes), name=name)
+
+
+def build_mobilenetv2(input_shape, num_classes, weights="imagenet", augment=False, shape=PLAIN):
+    """MobileNetV2 (ImageNet), fine-tuned end to end."""
+    return _backbone(input_shape, num_classes, weights, augment, shape, name="mobilenetv2",
+                     base="MobileNetV2", make=keras.applications.MobileNetV2,
+                     scale_to_unit=True)
+
+
+def build_efficientnetv2b0(input_shape, num_classes, weights="imagenet", augment=False,
+                           shape=PLAIN):
+    """EfficientNetV2B0 (ImageNet; its own preprocessing of 0..255), fine-tuned end to end."""
+    return _backbone(input_shape, num_classes, weights, augment, shape,
+                     name="efficientnetv2b0", base="EfficientNetV2B0",
+                     make=keras.applications.EfficientNetV2B0, include_preprocessing=True)
+
+
+def build_convnexttiny(input_shape, num_classes, weights="imagenet", augment=False,
+                       shape=PLAIN):
+    """ConvNeXtTiny (ImageNet; its own preprocessing of 0..255), fine-tuned end to end."""
+    return _backbone(input_shape, num_classes, weights, augment, shape, name="convnexttiny",
+                     base="ConvNeXtTiny", make=keras.applications.ConvNeXtTiny,
+                     include_preprocessing=True)
+
+
 def build_tl1(input_shape, num_classes, weights="imagenet", augment=False, shape=PLAIN):
     """ResNet50 frozen; only the head (GAP, Dense 512, Dense 512, output) trains."""
     return _transfer(input_shape, num_classes, weights, "", "tl1", augment, shape)
@@ -216,6 +259,11 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
     if shape.dropout is not None and not model_spec.hidden:
         raise CompError(f"--dropout does not apply to {name} (it has no hidden layer); "
                         "use --l1 or --l2 to regularise it")
+    if shape.input_scale > 1 and model_spec.pretrained is None:
+        bases = ", ".join(s.model for s in SPECS.values() if s.pretrained)
+        raise CompError(f"--input-scale above 1 enlarges the image for a pretrained base "
+                        f"({bases}); {name} learns from the stored pixels: prepare with a "
+                        f"larger --size instead. Received: {shape.input_scale:g}")
     stored = input_shape
     problem = model_spec.too_small(shape.side(input_shape))
     if problem is not None:

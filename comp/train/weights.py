@@ -4,6 +4,7 @@ own download (checked against its hash), with one clear line when none can be ha
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -14,6 +15,17 @@ RESNET_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resn
               + RESNET_NOTOP)
 RESNET_NOTOP_MD5 = "4d473c1dd8becc155b73f8504c6f6626"  # Keras' own hash of that file
 DOWNLOAD_TIMEOUT_S = 60
+
+
+def keras_home() -> Path:
+    """Keras' cache folder (KERAS_HOME, else ~/.keras), where `keras.utils.get_file` keeps
+    downloads (public as `keras.config.keras_home` in some Keras versions only)."""
+    home = getattr(keras.config, "keras_home", None)
+    if home is None:
+        from keras.src.backend import config
+
+        home = config.keras_home
+    return Path(home())
 
 
 def resolve_weights(weights: str | None, *, url: str = RESNET_URL,
@@ -32,7 +44,7 @@ def resolve_weights(weights: str | None, *, url: str = RESNET_URL,
             raise CompError(f"--weights {weights}: file not found; pass the path of a ResNet50 "
                             "weights file (.h5), or --weights none")
         return weights
-    home = Path(keras.config.keras_home())
+    home = keras_home()
     cached = home / "models" / RESNET_NOTOP
     if cached.exists():
         return str(cached)
@@ -59,5 +71,41 @@ def resolve_weights(weights: str | None, *, url: str = RESNET_URL,
                         f"not be downloaded ({reason}): put {RESNET_NOTOP} in "
                         f"{cached.parent}/ or pass --weights PATH (or --weights none to train "
                         "from random initialisation)") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def application_weights(weights: str | None, base: str) -> str | None:
+    """What keras.applications gets for a backbone's `weights`: "imagenet" (Keras' own
+    download into its cache, checked against its hash), a local weights file, or None."""
+    if weights is None or weights.lower() == "none":
+        return None
+    if weights.lower() == "imagenet":
+        return "imagenet"
+    if not Path(weights).exists():
+        raise CompError(f"--weights {weights}: file not found; pass the path of a {base} weights "
+                        "file (.h5 or .weights.h5, without its top), or --weights none")
+    return weights
+
+
+def build_application(make: Any, base: str, weights: str | None, **kwargs: Any) -> Any:
+    """`make(weights=..., **kwargs)` (a keras.applications constructor), with one line when
+    ImageNet weights are neither in the Keras cache nor downloadable."""
+    import socket
+
+    resolved = application_weights(weights, base)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return make(weights=resolved, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - Keras wraps every fetch failure in Exception
+        if resolved != "imagenet":
+            raise
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        cache = keras_home() / "models"
+        raise CompError(f"ImageNet weights for {base} are not in the Keras cache and could not "
+                        f"be downloaded ({reason}): run once where the network is reachable "
+                        f"(Keras keeps them in {cache}/), or pass --weights PATH, or --weights "
+                        "none to train from random initialisation") from None
     finally:
         socket.setdefaulttimeout(previous)
