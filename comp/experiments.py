@@ -22,7 +22,7 @@ from comp.errors import CompError
 from comp.runs import RunDir, RunRecord, list_runs
 from comp.submit.evaluate import Evaluation
 from comp.submit.submission import Submission
-from comp.workspace import Workspace, write_json
+from comp.workspace import Workspace, read_json, write_json
 
 LEADERBOARD = "leaderboard.json"  # in the submissions folder: stem -> score
 NOT_OPTIONS = frozenset({"workspace", "checkpoints", "run_name", "resume", "progress", "epochs",
@@ -74,13 +74,10 @@ def set_leaderboard(submissions: Path, name: str, score: float) -> str:
 
 def leaderboard(submissions: Path) -> dict[str, float]:
     path = submissions / LEADERBOARD
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    except (OSError, ValueError) as exc:
-        raise CompError(f"{path}: damaged ({exc}); delete it and give the scores again with "
-                        "`comp runs --lb`") from None
+    data = read_json(path, what="leaderboard scores",
+                     fix="delete it and give the scores again with `comp runs --lb`")
     return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from comp.config import TrainConfig, TuneConfig
+from comp.config import TrainConfig, TuneConfig, option
 from comp.errors import CompError
 from comp.workspace import Workspace, write_json
 
@@ -331,8 +331,6 @@ def with_params(cfg: TrainConfig, params: dict[str, Any], *, source: Path) -> Tr
     command line are kept only where the parameters do not set them). A value of the wrong
     kind or out of range is refused naming the file and the parameter, and so is a parameter
     that an option typed on the same command line also sets."""
-    from comp.config import option
-
     if cfg.resume is not None:
         raise CompError(f"--params {source}: --resume {cfg.resume} continues the run with its "
                         "own options, so the file's would not be used: drop --params")

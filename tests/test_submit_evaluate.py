@@ -51,3 +51,14 @@ def test_a_saved_evaluation_out_of_range_is_not_trusted(tmp_path: Path) -> None:
     assert Evaluation.load(path) is None
     path.write_text("{cut")
     assert Evaluation.load(path) is None
+
+
+def test_holdout_folds_are_refused_for_a_cross_fitted_run_only(tmp_path: Path) -> None:
+    from comp.submit.evaluate import refuse_holdout_folds
+
+    one, crossed = RunDir(tmp_path / "one"), RunDir(tmp_path / "crossed")
+    (crossed.path / "fold-0").mkdir(parents=True)
+    refuse_holdout_folds(one, 3)
+    refuse_holdout_folds(crossed, None)
+    with pytest.raises(CompError, match="--folds 3: run 'crossed' is cross-fitted"):
+        refuse_holdout_folds(crossed, 3)

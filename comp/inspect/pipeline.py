@@ -85,7 +85,7 @@ def inspect(cfg: InspectConfig) -> Inspected:
     """Write the report folder of a run (atomically replacing an earlier one)."""
     from comp.native_log import load_keras
     from comp.submit.decision import threshold_scores, tune_threshold
-    from comp.submit.evaluate import best_run, scoring_folds
+    from comp.submit.evaluate import best_run, refuse_holdout_folds, scoring_folds
 
     clock = Stopwatch()
     ws = Workspace(cfg.workspace)
@@ -96,6 +96,7 @@ def inspect(cfg: InspectConfig) -> Inspected:
         opened = [open_run(cfg.checkpoints, n, fingerprint=meta.fingerprint,
                            pixels=meta.pixels) for n in names]
         run_dir, record = opened[0]
+        refuse_holdout_folds(run_dir, cfg.folds)  # before any work
         classes, k = meta.classes, len(meta.classes)
         labelled = ws.labelled(index)
         store = ws.load_store("train")

@@ -71,13 +71,19 @@ def scoring_folds(rows: pd.DataFrame, y: np.ndarray, run_dir: RunDir, *, folds: 
     Raises:
         CompError when `folds` is given for a cross-fitted run (it would not be used).
     """
+    refuse_holdout_folds(run_dir, folds)
     if run_dir.cross_fitted:
-        if folds is not None:
-            raise CompError(f"--folds {folds}: run {run_dir.name!r} is cross-fitted, so it is "
-                            "scored on the workspace's prepared folds; --folds sets a "
-                            "one-model run's holdout folds: drop it")
         return rows["fold"].to_numpy(np.int64)
     return holdout_folds(rows, y, folds=folds or DEFAULT_FOLDS, seed=seed)
+
+
+def refuse_holdout_folds(run_dir: RunDir, folds: int | None) -> None:
+    """`--folds` sets a one-model run's holdout folds: given for a cross-fitted run, it would
+    not be used, so it is refused."""
+    if run_dir.cross_fitted and folds is not None:
+        raise CompError(f"--folds {folds}: run {run_dir.name!r} is cross-fitted, so it is "
+                        "scored on the workspace's prepared folds; --folds sets a one-model "
+                        "run's holdout folds: drop it")
 
 
 def _out_of_fold(ws: Workspace, rows: pd.DataFrame, run_dir: RunDir, *, tta: bool

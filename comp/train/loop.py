@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from comp.config import DEFAULT_EPOCHS, Balance, Schedule, TrainConfig, as_record
+from comp.config import DEFAULT_EPOCHS, Balance, Schedule, TrainConfig, as_record, option
 from comp.errors import CompError
 from comp.native_log import load_keras, native_stderr_silenced
 from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run, other_data
+from comp.specs import SPECS, spec
 from comp.version import __version__
 from comp.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -60,8 +61,6 @@ class Recipe:
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Recipe:
-        from comp.specs import spec
-
         d = spec(cfg.model)
         return cls(
             learning_rate=d.learning_rate if cfg.learning_rate is None else cfg.learning_rate,
@@ -77,9 +76,6 @@ RESUME_OPTIONS = frozenset({"resume", "epochs", "checkpoints", "workspace"})
 
 def check_given(cfg: TrainConfig, recipe: Recipe) -> None:
     """Every option typed acts on this run, or it is refused here, before any work."""
-    from comp.config import option
-    from comp.specs import SPECS, spec
-
     typed = cfg.given & {f.name for f in fields(TrainConfig)}
     if cfg.resume is not None:
         extra = sorted(typed - RESUME_OPTIONS)
