@@ -4,7 +4,7 @@ it and the leaderboard scores given to them).
 
 `comp submit` writes what the table reads (`submission.record_scores`, `record_submission`):
 each run it considered gets `submit/score.json` (its own candidates' out-of-fold scores), each
-run the submitted rule read gets `submit/made/<submission>.json`; `comp runs --lb SUBMISSION
+run the submitted rule read gets `submissions/<submission>.json`; `comp runs --lb SUBMISSION
 SCORE` keeps leaderboard scores in `<submissions>/leaderboard.json`.
 """
 

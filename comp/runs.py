@@ -84,7 +84,8 @@ class RunDir:
 
     @property
     def made(self) -> Path:
-        return self.path / "submit" / "made"  # <submission>.json per submission it made
+        return self.path / "submissions"  # <submission>.json per submission it made (beside,
+        # not inside, submit/: that folder holds one sub-folder per cached rule)
 
     def decision_cache(self, key: str) -> Path:
         return self.path / "submit" / key

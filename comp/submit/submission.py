@@ -160,7 +160,7 @@ def _write_manifest(manifest: Manifest, path: Path) -> None:
 
 @dataclass(frozen=True)
 class Submission:
-    """One submission made from a run (`<run>/submit/made/<name>.json`), and its leaderboard
+    """One submission made from a run (`<run>/submissions/<name>.json`), and its leaderboard
     score once given (`comp runs --lb`)."""
 
     name: str  # the CSV's stem
