@@ -100,7 +100,7 @@ def test_four_hair_colours_on_real_faces(tmp_path: Path) -> None:
                             checkpoints=ck, progress=False))
     assert run.folds == 3 and run.classes == names
     result = submit(SubmitConfig(workspace=ws, runs=(run.run,), checkpoints=ck,
-                                 submissions=tmp_path / "subs", folds=3, target="test"))
+                                 submissions=tmp_path / "subs", target="test"))
     assert result.decision.threshold is None and len(result.decision.classes) == 4
     frame = pd.read_csv(result.manifest.csv, dtype=str)
     assert sorted(frame["id"]) == sorted(test_ids)
