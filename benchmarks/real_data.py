@@ -16,7 +16,11 @@ Score = balanced accuracy on the carved-off test, with a paired bootstrap interv
 resamples of the test images) of comp minus b3. b3 and comp's models get the same epochs.
 
     python benchmarks/real_data.py [--epochs 20] [--logreg-epochs 30] [--model res]
-                                   [--only smilesmiled]
+                                   [--only smilesmiled] [--no-baselines] [--recipe]
+
+With `--recipe`: the pretrained recipe beside the default, on its workspace: a facenet run
+(frozen FaceNet features, a head per fold), submitted alone and stacked with the default's run
+by one `comp submit --run comp-res --run comp-facenet`.
 """
 
 from __future__ import annotations
@@ -175,6 +179,49 @@ def comp_default(name: str, model: str, epochs: int, challenge: Path, answers: p
     return out
 
 
+def _submitted(ws: Path, ck: Path, runs: tuple[str, ...], challenge: Path,
+               answers: pd.DataFrame, seed: int, tag: str) -> tuple[np.ndarray, float, str]:
+    """comp submit --test of these runs (default rule): test labels in answers' order,
+    wall time, and what the rule chose with its headline."""
+    started = time.perf_counter()
+    result = submit(SubmitConfig(workspace=ws, runs=runs, test=challenge / "test",
+                                 checkpoints=ck, submissions=ws.parent / f"subs-{tag}",
+                                 seed=seed))
+    csv = pd.read_csv(result.manifest.csv, dtype={"id": str})
+    pred = answers["id"].map(dict(zip(csv["id"], csv["label"], strict=True))).to_numpy()
+    d = result.decision
+    how = (f"headline (OOF, nested) {d.oof_balanced_accuracy:.4f}; rule {d.candidate} "
+           f"({d.rule}); candidates: " + "; ".join(f"{c.name} {c.balanced_accuracy:.4f}"
+                                                  for c in d.candidates))
+    return pred.astype(int), time.perf_counter() - started, how
+
+
+def pretrained_recipe(name: str, model: str, challenge: Path, answers: pd.DataFrame, *,
+                      seed: int, default_seconds: float, epochs: int
+                      ) -> dict[str, tuple[np.ndarray, float, str]]:
+    """On the default's workspace: `comp train --model facenet` (frozen FaceNet features, a
+    head per fold), submitted alone, and the best recipe: `comp submit --run comp-res --run
+    comp-facenet` (the rule chosen nested among both runs, their stackers and their stack)."""
+    ws, ck = OUT / name / "ws-comp", OUT / name / "ck"
+    started = time.perf_counter()
+    train(TrainConfig(workspace=ws, model="facenet", epochs=epochs, checkpoints=ck,
+                      run_name="comp-facenet", seed=seed, progress=False))
+    trained = time.perf_counter() - started
+    out = {}
+    pred, seconds, how = _submitted(ws, ck, ("comp-facenet",), challenge, answers, seed,
+                                    "facenet")
+    out["facenet alone (5 folds)"] = (pred, trained + seconds,
+                                      f"{epochs} epochs of the head; {how}")
+    pred, seconds, how = _submitted(ws, ck, (f"comp-{model}", "comp-facenet"), challenge,
+                                    answers, seed, "recipe")
+    out[f"best recipe: {model} + facenet, one submit"] = (
+        pred, default_seconds + trained + seconds, how)
+    for label, (p, sec, _) in out.items():
+        print(f"  {label}: {metrics.balanced_accuracy(answers['label'].to_numpy(), p):.4f} "
+              f"({sec:.0f} s)", flush=True)
+    return out
+
+
 def _single_fold_scores(ws: Path, ck: Path, decision: Decision,
                         answers: pd.DataFrame) -> list[float]:
     """Each fold model alone on the test images, through the rule's own decision (its flip,
@@ -256,10 +303,14 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
         preds[label] = (pred, seconds, f"{epochs} epochs")
         print(f"  {label}: {metrics.balanced_accuracy(y, pred):.4f} ({seconds:.0f} s)",
               flush=True)
-    for label, (pred, seconds, how) in comp_default(name, args.model, args.epochs, challenge,
-                                                    answers, args.seed).items():
+    default = comp_default(name, args.model, args.epochs, challenge, answers, args.seed)
+    for label, (pred, seconds, how) in default.items():
         preds[f"{label} ({args.model}, 5 folds)"] = (pred, seconds,
                                                      f"{args.epochs} epochs; {how}")
+    if args.recipe:
+        preds.update(pretrained_recipe(name, args.model, challenge, answers, seed=args.seed,
+                                       default_seconds=default["comp default"][1],
+                                       epochs=args.head_epochs))
     if y.max() > 1:  # K classes: each method's accuracy per class and comp's confusion
         k = int(y.max()) + 1
         print(f"  per-class accuracy on the test ({', '.join(DATASETS[name][2])}):")
@@ -270,7 +321,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
         print(f"  comp's confusion (rows true, columns predicted):\n"
               f"{metrics.confusion(y, comp_pred, k)}", flush=True)
     reference = ("report's b3 (85/15, 0.5)" if not args.no_baselines
-                 else next(m for m in preds if m.startswith("comp, --tta off")))
+                 else next(m for m in preds if m.startswith(
+                     "comp default" if args.recipe else "comp, --tta off")))
     b3 = preds[reference][0]
     rows = []
     for label, (pred, seconds, how) in preds.items():
@@ -293,6 +345,12 @@ def main() -> None:
     parser.add_argument("--no-baselines", action="store_true",
                         help="skip logreg and b3; the interval column is then the default "
                         "minus comp --tta off")
+    parser.add_argument("--recipe", action="store_true",
+                        help="also train facenet on the default's workspace and submit it "
+                        "alone and stacked with the default's run (with --no-baselines the "
+                        "interval column is then minus the comp default)")
+    parser.add_argument("--head-epochs", type=int, default=40,
+                        help="epochs of the facenet head")
     args = parser.parse_args()
     if not SHARED.exists():
         print(f"skipping: the shared datasets are not at {SHARED}")
@@ -305,7 +363,8 @@ def main() -> None:
             print(f"skipping {name}: not in {SHARED}")
             continue
         rows += run_dataset(name, args)
-    minus = "minus comp --tta off" if args.no_baselines else "minus b3"
+    minus = ("minus b3" if not args.no_baselines else
+             "minus the comp default" if args.recipe else "minus comp --tta off")
     print("\n| dataset | method | balanced accuracy on the carved-off test | accuracy | "
           f"{minus} [95 % paired bootstrap] | wall time (s) | notes |")
     print("|---|---|---|---|---|---|---|")

@@ -103,6 +103,7 @@ class Model(StrEnum):
     MOBILENETV2 = "mobilenetv2"
     EFFICIENTNETV2B0 = "efficientnetv2b0"
     CONVNEXTTINY = "convnexttiny"
+    FACENET = "facenet"
 
 
 class RankBy(StrEnum):

@@ -88,7 +88,7 @@ def predict(cfg: PredictConfig) -> Predicted:
                         "files or folders of them")
     decision, folder, rule = rule_for(run_dir, ws=ws, meta=meta, index=index,
                                       checkpoints=cfg.checkpoints)
-    prob, labels = predict_rule(decision, folder, cfg.checkpoints, x)
+    prob, labels = predict_rule(decision, folder, cfg.checkpoints, x, ws=ws)
     classes = meta.classes
     table = pd.DataFrame({"file": kept, "class": [classes[c] for c in labels],
                           "probability": prob[np.arange(len(labels)), labels]})

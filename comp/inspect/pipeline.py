@@ -24,6 +24,7 @@ from comp.config import InspectConfig
 from comp.errors import CompError
 from comp.inspect import page, saliency, stats
 from comp.runs import RunDir, open_run
+from comp.specs import spec
 from comp.stopwatch import Stopwatch
 from comp.submit.rule import Decision
 from comp.workspace import Meta, Workspace
@@ -138,10 +139,15 @@ def inspect(cfg: InspectConfig) -> Inspected:
                                  curve=curve, target=target, target_pred=target_pred)
             if target is not None:
                 used["target set"] = f"{len(target_pred):,} {target} images"
-        with clock.stage("saliency"):  # 2.
-            load_keras()
-            _saliency(report, store, rows, y_oof, decided, prob, fold, run_dir, classes,
-                      top=cfg.top, seed=cfg.seed)
+        features = spec(record.model).features
+        if features is not None:  # its gradients end at the frozen features
+            used["saliency"] = (f"not drawn: {record.model} reads frozen {features} "
+                                "features, not pixels")
+        else:
+            with clock.stage("saliency"):  # 2.
+                load_keras()
+                _saliency(report, store, rows, y_oof, decided, prob, fold, run_dir, classes,
+                          top=cfg.top, seed=cfg.seed)
             used["saliency"] = (f"{cfg.top} most confident images per class and {cfg.top} "
                                 f"worst errors; mean saliency over up to "
                                 f"{MEAN_SALIENCY_PER_CLASS} images per class")
@@ -170,7 +176,7 @@ def _target_distribution(ws: Workspace, index: pd.DataFrame, decision: Decision,
             store = ws.load_store(source)
             pick = _sample(len(rows), TARGET_SAMPLE, seed)
             x = np.asarray(store[rows["row"].to_numpy()[pick]])
-            return source, predict_rule(decision, folder, checkpoints, x)[1]
+            return source, predict_rule(decision, folder, checkpoints, x, ws=ws)[1]
     return None, np.zeros(0, np.int64)
 
 

@@ -23,6 +23,7 @@ from comp.submit.evaluate import holdout_predictions, scored_rows, scoring_folds
 from comp.submit.predict import Predictions
 from comp.submit.rule import Decision, Scored, save_oof
 from comp.submit.select import Candidate, Rule, Source, select
+from comp.train.features import flippable
 from comp.workspace import Meta, Workspace
 
 
@@ -41,16 +42,26 @@ def _excluding(fit: Callable[..., np.ndarray]) -> Callable[[int], np.ndarray]:
 
 def build(preds: dict[tuple[str, bool], Predictions], run_dirs: list[RunDir], y: np.ndarray,
           fold: np.ndarray, groups: np.ndarray, *, num_classes: int, tta: list[bool],
-          ensemble: bool, seed: int) -> list[Candidate]:
-    """Every candidate, simplest first: CNNs, then stackers, then level-2 stacks."""
+          ensemble: bool, seed: int, flipped: frozenset[str] | None = None) -> list[Candidate]:
+    """Every candidate, simplest first: CNNs, then stackers, then level-2 stacks. `flipped`:
+    the runs flip TTA applies to (None: all); the others' "+flip" candidates would repeat
+    their plain ones, and a stack + flip reads their plain predictions."""
+    flipped = frozenset(r.name for r in run_dirs) if flipped is None else flipped
+
+    def settings(r: RunDir) -> list[bool]:
+        return tta if r.name in flipped else [False]
+
+    order = [t for t in (False, True) if any(t in settings(r) for r in run_dirs)]
     k = num_classes
     out = [Candidate(_label(r.name, t), Source.CNN, (r.name,), t, preds[(r.name, t)].prob)
-           for t in tta for r in run_dirs]
+           for t in order for r in run_dirs if t in settings(r)]
     # a stacker or a stack needs every class in every part of its cross-validation
     if not ensemble or not stacker.fits(y, k, 2 * len(np.unique(fold))):
         return out
-    for t in tta:
+    for t in order:
         for r in run_dirs:
+            if t not in settings(r):  # a feature model's features are not flipped
+                continue
             pred = preds[(r.name, t)]
             name = _label(f"{r.name} LightGBM", t)
             if r.cross_fitted:  # one stacker per fold model, on its own rows only
@@ -103,10 +114,13 @@ def fit_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFra
     tta = flips(cfg.tta)
     preds = {(r.name, t): holdout_predictions(ws, index, r, tta=t,
                                               fingerprint=meta.fingerprint)
-             for t in tta for r in run_dirs}
+             for t in (False, True) for r in run_dirs if t in tta or not flippable(
+                 r.load_record().model)}
     k = len(meta.classes)
     candidates = build(preds, run_dirs, y, fold, rows["split_group"].to_numpy(),
-                       num_classes=k, tta=tta, ensemble=cfg.ensemble, seed=cfg.seed)
+                       num_classes=k, tta=tta, ensemble=cfg.ensemble, seed=cfg.seed,
+                       flipped=frozenset(r.name for r in run_dirs
+                                         if flippable(r.load_record().model)))
     with tqdm(total=len(np.unique(fold)), desc="nested choice of the rule", unit="fold",
               leave=False, disable=None) as bar:
         selection = select(candidates, y, fold, seed=cfg.seed, progress=lambda: bar.update())

@@ -23,6 +23,7 @@ from comp.prepare.splits import assign_folds
 from comp.runs import RunDir, open_run, runs_for
 from comp.submit.decision import best_threshold, oof_decisions
 from comp.submit.predict import Predictions, predict_models, predict_run
+from comp.train.features import flippable, model_inputs
 from comp.workspace import Workspace, atomic_write, read_npz, write_json
 
 
@@ -90,13 +91,15 @@ def _out_of_fold(ws: Workspace, rows: pd.DataFrame, run_dir: RunDir, *, tta: boo
                  ) -> Predictions:
     """Each labelled image predicted by the fold model that did not train on it."""
     store = ws.load_store("train")
-    fold = rows["fold"].to_numpy()
+    fold, at = rows["fold"].to_numpy(), rows["row"].to_numpy()
+    model = run_dir.load_record().model
+    features = None if flippable(model) else model_inputs(model, store[at], ws=ws)
     prob: np.ndarray | None = None
     emb: np.ndarray | None = None
     for k, member in enumerate(run_dir.fold_dirs()):
         here = np.nonzero(fold == k)[0]
-        pred = predict_run(member.best, store[rows["row"].to_numpy()[here]], tta=tta,
-                           desc=f"out-of-fold {k + 1}")
+        pred = predict_run(member.best, store[at[here]] if features is None else features[here],
+                           tta=tta, desc=f"out-of-fold {k + 1}")
         if prob is None or emb is None:
             prob = np.zeros((len(rows), *pred.prob.shape[1:]), np.float32)
             emb = np.zeros((len(rows), pred.embedding.shape[1]), np.float32)
@@ -109,6 +112,8 @@ def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, 
                         fingerprint: str) -> Predictions:
     """The run's predictions on its `scored_rows` (out-of-fold for a cross-fitted run),
     cached in the run folder (for this data and these best checkpoints)."""
+    model = run_dir.load_record().model
+    tta = tta and flippable(model)  # a feature model's features are not flipped
     cache, key = run_dir.holdout_predictions(tta), f"{fingerprint}/{run_dir.model_tag()}"
     saved = read_npz(cache, ("key", "prob", "embedding"))
     if saved is not None and str(saved["key"]) == key:  # else predicted anew
@@ -116,17 +121,20 @@ def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, 
     if run_dir.cross_fitted:
         pred = _out_of_fold(ws, ws.labelled(index), run_dir, tta=tta)
     else:
-        pred = predict_run(run_dir.best, ws.split("holdout", index)[0], tta=tta)
+        pred = predict_run(run_dir.best, model_inputs(model, ws.split("holdout", index)[0],
+                                                      ws=ws), tta=tta)
     atomic_write(cache, lambda p: np.savez(p.open("wb"), prob=pred.prob,
                                            embedding=pred.embedding, key=np.array(key)))
     return pred
 
 
-def predict_new(run_dir: RunDir, x: np.ndarray, *, tta: bool) -> Predictions:
+def predict_new(run_dir: RunDir, x: np.ndarray, *, tta: bool,
+                ws: Workspace | None = None) -> Predictions:
     """A run's predictions on new images: its model, or its fold models (as members), all in
-    one compiled call per batch."""
+    one compiled call per batch (a feature model on their features, kept in `ws`'s cache)."""
     from comp.submit.predict import members_of
 
+    x = model_inputs(run_dir.load_record().model, x, ws=ws)
     return members_of(predict_models([m.best for m in run_dir.members()], x, tta=tta))
 
 

@@ -108,11 +108,12 @@ def rule_for(run_dir: RunDir, *, ws: Workspace, meta: Meta, index: pd.DataFrame,
                               "read this run yet, so its default rule was fitted now")
 
 
-def predict_rule(decision: Decision, folder: Path, checkpoints: Path, x: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def predict_rule(decision: Decision, folder: Path, checkpoints: Path, x: np.ndarray, *,
+                 ws: Workspace | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, classes) of new images by the rule: each run it reads predicted with
-    its flip setting (fold models in one compiled call)."""
-    preds = {name: predict_new(RunDir(checkpoints / name), x, tta=decision.tta)
+    its flip setting (fold models in one compiled call; a feature model's features kept in
+    `ws`)."""
+    preds = {name: predict_new(RunDir(checkpoints / name), x, tta=decision.tta, ws=ws)
              for name in decision.runs}
     return decision.apply(preds, folder)
 
@@ -179,7 +180,7 @@ def _submit(cfg: SubmitConfig, clock: Stopwatch, target: Target) -> Submitted:
         remember([opened[n][0] for n in decision.runs], folder, cfg.checkpoints)
     with clock.stage(f"predict {target}"):
         _, labels = predict_rule(decision, folder, cfg.checkpoints,
-                                 ws.load_store(str(target)))
+                                 ws.load_store(str(target)), ws=ws)
     with clock.stage("leaks and CSV"):
         ids = rows["id"].astype(str).tolist()  # 4. leak override, where it earns its place
         overlap = ws.load_overlap()

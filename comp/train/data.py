@@ -21,7 +21,7 @@ def mixup_batch(images: np.ndarray, targets: np.ndarray, rng: np.random.Generato
     n = len(images)
     lam = rng.beta(alpha, alpha, n).astype(np.float32)
     other = rng.permutation(n)
-    lx, ly = lam[:, None, None, None], lam[:, None]
+    lx, ly = lam.reshape(n, *[1] * (images.ndim - 1)), lam[:, None]
     return (lx * images + (1 - lx) * images[other],
             (ly * targets + (1 - ly) * targets[other]).astype(np.float32))
 

@@ -93,6 +93,9 @@ def check_given(cfg: TrainConfig, recipe: Recipe) -> None:
         bases = ", ".join(s.model for s in SPECS.values() if s.pretrained)
         raise CompError(f"--weights applies to the models with a pretrained base ({bases}); "
                         f"{cfg.model} has none: drop it")
+    if spec(cfg.model).features is not None and (recipe.augment or cfg.input_scale != 1):
+        raise CompError(spec(cfg.model).pixels_only(
+            "--augment" if recipe.augment else "--input-scale"))
     if "augment_strength" in typed and not recipe.augment:
         raise CompError("--augment-strength scales the augmentation, which is off for this "
                         f"run (--no-augment, or {cfg.model}'s default): pass --augment to use "
@@ -128,7 +131,7 @@ def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, RunDir, RunRecord]:
     return resumed, run_dir, record
 
 
-def _compile(cfg: TrainConfig, recipe: Recipe, *, input_shape: tuple[int, int, int],
+def _compile(cfg: TrainConfig, recipe: Recipe, *, input_shape: tuple[int, ...],
              num_classes: int, steps_per_epoch: int, epochs: int) -> Any:
     """A new model of `cfg.model`, compiled with its optimizer, schedule and loss and the
     balanced-accuracy metric."""
@@ -263,9 +266,12 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
 
     from comp.train.callbacks import load_checkpoint, restore_rng_states
     from comp.train.data import load_training_data
+    from comp.train.features import model_inputs
 
     keras.backend.clear_session()  # a fresh graph per fold model
     data = load_training_data(ws, max_images=cfg.max_images, seed=cfg.seed, fold=fold)
+    data = replace(data, x_train=model_inputs(cfg.model, data.x_train, ws=ws),
+                   x_val=model_inputs(cfg.model, data.x_val, ws=ws))
     with native_stderr_silenced():  # Keras seeds TensorFlow too, importing it if present
         keras.utils.set_random_seed(cfg.seed + (fold or 0))
     steps = -(-len(data.x_train) // cfg.batch_size)
@@ -278,8 +284,7 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
                                 "was not part of the model; train a new run with "
                                 "`comp train`")
         else:
-            h, w, channels = data.x_train.shape[1:]
-            model = _compile(cfg, recipe, input_shape=(h, w, channels),
+            model = _compile(cfg, recipe, input_shape=tuple(data.x_train.shape[1:]),
                              num_classes=len(data.classes), steps_per_epoch=steps,
                              epochs=epochs)
     if record is None:  # a new run
@@ -307,6 +312,7 @@ def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> Ru
     load_keras()
     import keras
 
+    from comp.train.features import require
     from comp.train.strategy import choose_hardware
 
     # 1. data and hardware
@@ -317,6 +323,7 @@ def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> Ru
         hold.enter_context(resumed[1].lock())
     elif cfg.run_name is not None:
         check_run_name(cfg.run_name)
+    require(cfg.model)
     ws = Workspace(cfg.workspace)
     meta = ws.load_meta()
     if resumed is not None and resumed[2].fingerprint != meta.fingerprint:

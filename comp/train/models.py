@@ -243,10 +243,28 @@ def build_tl3(input_shape, num_classes, weights="imagenet", augment=False, shape
     return _transfer(input_shape, num_classes, weights, None, "tl3", augment, shape)
 
 
-def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
+FEATURE_HIDDEN = 256  # the feature head's hidden units (its embedding)
+FEATURE_DROPOUT = 0.5
+
+
+def build_feature_head(input_shape, num_classes, weights=None, augment=False,  # noqa: ARG001
+                       shape=PLAIN):
+    """A head on frozen features (`comp.train.features`): batch norm standardises them, one
+    hidden layer is the embedding, dropout, the output."""
+    inputs = keras.Input(input_shape, name="features")
+    x = layers.BatchNormalization(name="standardise")(inputs)
+    x = layers.Dense(shape.units(FEATURE_HIDDEN), activation="relu", name=EMBEDDING)(x)
+    dropout = FEATURE_DROPOUT if shape.dropout is None else shape.dropout
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout_1")(x)
+    return keras.Model(inputs, _output(x, num_classes), name="feature_head")
+
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int,
                 weights: str | None = "imagenet", augment: bool = False, *,
                 shape: Shape = PLAIN) -> keras.Model:
-    """Build one of `SPECS` for (H, W, C) inputs and `num_classes` classes; with `augment`,
+    """Build one of `SPECS` for (H, W, C) inputs (a feature model: (D,) features) and
+    `num_classes` classes; with `augment`,
     the report's augmentation is its first layer (active in training only); `shape` scales
     its width, its input side, or sets its dropout."""
     if name not in SPECS:
@@ -259,6 +277,11 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
     if shape.dropout is not None and not model_spec.hidden:
         raise CompError(f"--dropout does not apply to {name} (it has no hidden layer); "
                         "use --l1 or --l2 to regularise it")
+    if model_spec.features is not None:
+        if shape.input_scale != 1 or augment:
+            raise CompError(model_spec.pixels_only(
+                "--input-scale" if shape.input_scale != 1 else "--augment"))
+        return build_feature_head(tuple(input_shape), num_classes, shape=shape)
     if shape.input_scale > 1 and model_spec.pretrained is None:
         bases = ", ".join(s.model for s in SPECS.values() if s.pretrained)
         raise CompError(f"--input-scale above 1 enlarges the image for a pretrained base "
