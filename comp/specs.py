@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from comp.choices import Model, Schedule
 
+BACKBONE_WARMUP = 2  # epochs of the head alone before a backbone is fine-tuned
+WARMUP_RATE = 10.0  # the head's rate during them, times the fine-tuning rate
 CNN_MIN_SIDE = 22  # 22 -> conv 20 -> pool 10 -> conv 8 -> pool 4 -> conv 2 -> pool 1
 
 
@@ -33,6 +35,7 @@ class ModelSpec:
     hidden: bool = True  # it has hidden layers, so --dropout applies
     pretrained: str | None = None  # its pretrained base: --weights applies
     features: str | None = None  # it reads this frozen extractor's features, not pixels
+    warmup: int | None = None  # epochs with its pretrained base frozen (None: not applicable)
 
     def pixels_only(self, option: str) -> str:
         """The refusal of an option that acts on pixels, for a feature model."""
@@ -63,12 +66,15 @@ def _resnet50(model: Model, builder: str, summary: str, learning_rate: float) ->
 
 
 def _imagenet(model: Model, builder: str, base: str) -> ModelSpec:
-    """A keras.applications backbone with ImageNet weights, fine-tuned end to end at a low
-    rate with its batch norm in inference mode (Keras' fine-tuning guide); it sees the
-    stored image enlarged by --input-scale (e.g. 4: 56 px -> 224 px)."""
+    """A keras.applications backbone with ImageNet weights (Keras' fine-tuning guide): the
+    new head trained first with the base frozen (`BACKBONE_WARMUP` epochs at
+    `WARMUP_RATE` times the rate), then the whole network at a low rate with its batch norm
+    in inference mode; it sees the stored image enlarged by --input-scale (e.g. 4: 56 px ->
+    224 px)."""
     return ModelSpec(model, builder, f"{base} (ImageNet, keras.applications), fine-tuned", 1e-4,
                      False, min_side=32, pretrained=f"{base} (ImageNet)",
-                     min_side_why=f"{base} halves the resolution five times")
+                     min_side_why=f"{base} halves the resolution five times",
+                     warmup=BACKBONE_WARMUP)
 
 
 SPECS: dict[Model, ModelSpec] = {s.model: s for s in (

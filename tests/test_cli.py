@@ -108,6 +108,7 @@ ACTS: dict[str, dict[str, tuple[list[str], Any]]] = {
         "init": (["--init", "he"], lambda c: c.init == "he"),
         "balance": (["--balance", "weights"], lambda c: c.balance == "weights"),
         "dropout": (["--dropout", "0.1"], lambda c: c.dropout == 0.1),
+        "warmup_epochs": (["--warmup-epochs", "3"], lambda c: c.warmup_epochs == 3),
         "width": (["--width", "2"], lambda c: c.width == 2),
         "augment_strength": (["--augment-strength", "2"], lambda c: c.augment_strength == 2),
         "input_scale": (["--input-scale", "0.5"], lambda c: c.input_scale == 0.5),
@@ -278,6 +279,15 @@ def _train_config(args: list[str], monkeypatch: pytest.MonkeyPatch) -> TrainConf
                                           "so --model would not be used"),
     (["--resume", "r1", "--lr", "0.1"], "so --lr would not be used"),
     (["--resume", "r1", "--folds", "1"], "so --folds would not be used"),
+    (["--model", "res", "--warmup-epochs", "1"], "--warmup-epochs freezes an ImageNet backbone "
+                                                 "(mobilenetv2, efficientnetv2b0, convnexttiny) "
+                                                 "for its first epochs; res has none"),
+    (["--model", "mobilenetv2", "--weights", "none", "--warmup-epochs", "1"],
+     "with --weights none the base is random"),
+    (["--model", "mobilenetv2", "--epochs", "3", "--warmup-epochs", "3"],
+     "--warmup-epochs 3 leaves no epoch to fine-tune the base in (--epochs 3)"),
+    (["--model", "facenet", "--augment"], "--augment does not apply to facenet: it reads frozen "
+                                          "facenet features"),
 ])
 def test_an_option_that_would_not_act_is_refused(args: list[str], words: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -291,6 +301,7 @@ def test_an_option_that_would_not_act_is_refused(args: list[str], words: str,
     ["--schedule", "plateau", "--plateau-factor", "0.5"],
     ["--model", "tl1", "--weights", "none"],
     ["--model", "b3", "--augment-strength", "2"],
+    ["--model", "convnexttiny", "--epochs", "3", "--warmup-epochs", "2"],
     ["--resume", "r1", "--epochs", "9", "-w", "elsewhere", "--checkpoints", "ck"],
 ])
 def test_an_option_that_acts_is_taken(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:

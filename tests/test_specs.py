@@ -16,7 +16,7 @@ def test_every_model_has_one_spec_and_a_builder() -> None:
 
 
 def test_the_recipe_defaults_come_from_the_spec() -> None:
-    from comp.train.loop import Recipe
+    from comp.train.recipe import Recipe
 
     recipe = Recipe.of(__import__("comp.config", fromlist=["TrainConfig"]).TrainConfig())
     res = spec("res")

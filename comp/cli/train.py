@@ -92,6 +92,10 @@ def train(
         help="Resize the stored images by this inside the model: below 1 to shrink; above 1 "
         "to enlarge for a pretrained base (4: 56 px seen as 224 px). Prediction feeds the "
         "stored size as is.")] = 1.0,
+    warmup_epochs: Annotated[int | None, typer.Option(
+        min=0, help="An ImageNet backbone's first epochs with the base frozen (the new head "
+        "alone, at 10x the rate), then the whole network [default: 2; 0: fine-tune from the "
+        "start]")] = None,
     mixup: Annotated[float, typer.Option(
         min=0, help="mixup: blend image pairs with weights from Beta(alpha, alpha); "
         "0: off.")] = 0.0,
@@ -110,6 +114,7 @@ def train(
         folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup,
         balance=balance, l1=l1, l2=l2, init=init, dropout=dropout, width=width,
         input_scale=input_scale, augment_strength=augment_strength,
+        warmup_epochs=warmup_epochs,
         given=typed_options(ctx, rename={"lr": "learning_rate", "name": "run_name"}))
     if params is not None:
         from comp.tune import load_params, params_path, tuned_epochs, with_params

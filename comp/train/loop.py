@@ -17,18 +17,18 @@ from __future__ import annotations
 import platform
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from comp.config import DEFAULT_EPOCHS, Balance, Schedule, TrainConfig, as_record, option
+from comp.config import DEFAULT_EPOCHS, Balance, Schedule, TrainConfig, as_record
 from comp.errors import CompError
 from comp.native_log import load_keras, native_stderr_silenced
 from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run, other_data
-from comp.specs import SPECS, spec
+from comp.train.recipe import Recipe, check_given
 from comp.version import __version__
 from comp.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -47,59 +47,6 @@ def _versions() -> dict[str, str]:
     return {"comp": __version__, backend: importlib.import_module(backend).__version__,
             "keras": keras.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How the models of a run are trained: the options given, else the model's defaults."""
-
-    learning_rate: float
-    augment: bool
-    schedule: Schedule
-    weight_decay: float
-    label_smoothing: float
-
-    @classmethod
-    def of(cls, cfg: TrainConfig) -> Recipe:
-        d = spec(cfg.model)
-        return cls(
-            learning_rate=d.learning_rate if cfg.learning_rate is None else cfg.learning_rate,
-            augment=d.augment if cfg.augment is None else cfg.augment,
-            schedule=d.schedule if cfg.schedule is None else cfg.schedule,
-            weight_decay=d.weight_decay,
-            label_smoothing=(d.label_smoothing if cfg.label_smoothing is None
-                             else cfg.label_smoothing))
-
-
-RESUME_OPTIONS = frozenset({"resume", "epochs", "checkpoints", "workspace"})
-
-
-def check_given(cfg: TrainConfig, recipe: Recipe) -> None:
-    """Every option typed acts on this run, or it is refused here, before any work."""
-    typed = cfg.given & {f.name for f in fields(TrainConfig)}
-    if cfg.resume is not None:
-        extra = sorted(typed - RESUME_OPTIONS)
-        if extra:
-            raise CompError(f"--resume {cfg.resume} continues the run with its own options, so "
-                            f"{option(extra[0])} would not be used: drop it, or train a new run "
-                            "with it")
-        return
-    plateau = sorted(typed & {"plateau_factor", "plateau_patience"})
-    if plateau and recipe.schedule != Schedule.PLATEAU:
-        raise CompError(f"{option(plateau[0])} applies to the plateau schedule; this run "
-                        f"follows {recipe.schedule} ({cfg.model}'s default): pass --schedule "
-                        "plateau to use it, or drop it")
-    if "weights" in typed and spec(cfg.model).pretrained is None:
-        bases = ", ".join(s.model for s in SPECS.values() if s.pretrained)
-        raise CompError(f"--weights applies to the models with a pretrained base ({bases}); "
-                        f"{cfg.model} has none: drop it")
-    if spec(cfg.model).features is not None and (recipe.augment or cfg.input_scale != 1):
-        raise CompError(spec(cfg.model).pixels_only(
-            "--augment" if recipe.augment else "--input-scale"))
-    if "augment_strength" in typed and not recipe.augment:
-        raise CompError("--augment-strength scales the augmentation, which is off for this "
-                        f"run (--no-augment, or {cfg.model}'s default): pass --augment to use "
-                        "it, or drop it")
 
 
 def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, RunDir, RunRecord]:
@@ -133,11 +80,7 @@ def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, RunDir, RunRecord]:
 
 def _compile(cfg: TrainConfig, recipe: Recipe, *, input_shape: tuple[int, ...],
              num_classes: int, steps_per_epoch: int, epochs: int) -> Any:
-    """A new model of `cfg.model`, compiled with its optimizer, schedule and loss and the
-    balanced-accuracy metric."""
-    import keras
-
-    from comp.train.layers import BalancedAccuracy
+    """A new model of `cfg.model`, compiled (`compile_model`)."""
     from comp.train.models import Shape, build_model, regularise
 
     shape = Shape(dropout=cfg.dropout, width=cfg.width, input_scale=cfg.input_scale,
@@ -145,7 +88,19 @@ def _compile(cfg: TrainConfig, recipe: Recipe, *, input_shape: tuple[int, ...],
     model = regularise(build_model(cfg.model, input_shape, num_classes, weights=cfg.weights,
                                    augment=recipe.augment, shape=shape),
                        l1=cfg.l1, l2=cfg.l2, init=cfg.init and str(cfg.init), seed=cfg.seed)
-    lr: Any = recipe.learning_rate
+    return compile_model(model, recipe, num_classes=num_classes,
+                         steps_per_epoch=steps_per_epoch, epochs=epochs)
+
+
+def compile_model(model: Any, recipe: Recipe, *, num_classes: int, steps_per_epoch: int,
+                  epochs: int, rate: float | None = None) -> Any:
+    """Compile `model` with the recipe's optimizer (at `rate`, default the recipe's), schedule
+    over `epochs`, loss, and the balanced-accuracy metric."""
+    import keras
+
+    from comp.train.layers import BalancedAccuracy
+
+    lr: Any = recipe.learning_rate if rate is None else rate
     if recipe.schedule == Schedule.COSINE:  # one warm-up epoch, then cosine decay to 0
         warm = steps_per_epoch if epochs > 1 else 0
         lr = keras.optimizers.schedules.CosineDecay(
@@ -177,8 +132,10 @@ def _new_record(cfg: TrainConfig, run_dir: RunDir, data: TrainData, model: Any, 
 
 def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, record: RunRecord,
          state: TrainState, recipe: Recipe, epochs: int, resume_as: str,
-         watch: tuple[Any, ...] = ()) -> RunRecord:
-    """Steps 3-4: the input pipeline, then fit with the per-epoch callbacks."""
+         watch: tuple[Any, ...] = (), until: int | None = None) -> RunRecord:
+    """Steps 3-4: the input pipeline, then fit with the per-epoch callbacks, up to epoch
+    `until` (default: all `epochs`; the run is finished once it reaches them)."""
+    until = epochs if until is None else until
     from comp.train.callbacks import Recorder, ResumablePlateau
     from comp.train.data import class_weights, make_batches
 
@@ -197,7 +154,7 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
     recorder = Recorder(run_dir=run_dir, record=record, state=state, plateau=plateau,
                         epochs=epochs)
     try:
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=state.epoch,
+        model.fit(train_ds, validation_data=val_ds, epochs=until, initial_epoch=state.epoch,
                   shuffle=False,  # the dataset reshuffles itself each epoch
                   steps_per_epoch=-(-len(data.x_train) // cfg.batch_size),
                   class_weight=(class_weights(data.y_train, k)
@@ -208,9 +165,44 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
         run_dir.save_record(replace(recorder.record, status="interrupted"))
         raise CompError(f"interrupted after epoch {state.epoch}; continue with "
                         f"`comp train --resume {resume_as}`") from None
+    if until < epochs:
+        return recorder.record
     record = replace(recorder.record, status="finished")
     run_dir.save_record(record)
     return record
+
+
+def pretrained_base(model: Any) -> Any:
+    """The pretrained base inside a backbone model: its one nested Keras model."""
+    import keras
+
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(nested) != 1:
+        raise ValueError(f"{model.name}: expected one nested base, found {len(nested)}")
+    return nested[0]
+
+
+def _warm_up(model: Any, cfg: TrainConfig, data: TrainData, hw: Hardware, *, recipe: Recipe,
+             epochs: int, fit: Any) -> RunRecord:
+    """Keras' fine-tuning recipe: the new head trained with the base frozen until epoch
+    `recipe.warmup` (at `WARMUP_RATE` times the rate), then the whole base unfrozen and the
+    model compiled again at the recipe's rate for the remaining epochs (its batch norm stays
+    frozen, so in inference mode: `models.fine_tune`). `fit(model, until)` trains and returns
+    the record."""
+    from comp.specs import WARMUP_RATE
+    from comp.train.models import fine_tune
+
+    steps, k = -(-len(data.x_train) // cfg.batch_size), len(data.classes)
+    with hw.scope():
+        pretrained_base(model).trainable = False
+        compile_model(model, recipe, num_classes=k, steps_per_epoch=steps,
+                      epochs=recipe.warmup, rate=recipe.learning_rate * WARMUP_RATE)
+    fit(model, recipe.warmup)
+    with hw.scope():
+        fine_tune(pretrained_base(model))  # all but batch norm, which stays in inference mode
+        compile_model(model, recipe, num_classes=k, steps_per_epoch=steps,
+                      epochs=epochs - recipe.warmup)
+    return fit(model, epochs)
 
 
 def train(cfg: TrainConfig, *, watch: tuple[Any, ...] = ()) -> RunRecord:
@@ -303,8 +295,17 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
     print(f"run {label}: {cfg.model} on {hw.description}, {hw.policy}; "
           f"{len(data.x_train)} train / {len(data.x_val)} val images; epochs "
           f"{state.epoch + 1}..{epochs}", flush=True)
-    own = _fit(model, cfg, data, run_dir=member, record=own, state=state, recipe=recipe,
-               epochs=epochs, resume_as=run_dir.name, watch=watch)
+
+    def fit(model: Any, until: int) -> RunRecord:
+        nonlocal own
+        own = _fit(model, cfg, data, run_dir=member, record=own, state=state, recipe=recipe,
+                   epochs=epochs, resume_as=run_dir.name, watch=watch, until=until)
+        return own
+
+    if state.epoch < recipe.warmup:  # the head alone first, then the whole network
+        own = _warm_up(model, cfg, data, hw, recipe=recipe, epochs=epochs, fit=fit)
+    else:
+        own = fit(model, epochs)
     return (own if fold is None else record), own
 
 

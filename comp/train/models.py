@@ -189,8 +189,9 @@ def _backbone(input_shape, num_classes, weights, augment, shape, *, name: str, b
               make, scale_to_unit: bool = False, **options):
     """A keras.applications backbone on the stored image (gray repeated to RGB, enlarged by
     `--input-scale` inside the model), global average pooling as the embedding, dropout, the
-    output. With pretrained weights its batch norm runs in inference mode (Keras' transfer
-    learning guide), so fine-tuning on a few thousand images does not wreck its statistics."""
+    output. With pretrained weights its batch norm is frozen, so it runs in inference mode
+    (Keras' transfer learning guide; `fine_tune`) and fine-tuning on a few thousand images
+    does not wreck its statistics."""
     inputs, x = _pixels(input_shape, augment, shape)
     if input_shape[2] == 1:
         x = layers.Concatenate(name="to_rgb")([x, x, x])
@@ -199,10 +200,23 @@ def _backbone(input_shape, num_classes, weights, augment, shape, *, name: str, b
     backbone = build_application(make, base, weights, include_top=False,
                                  input_shape=(*shape.side(input_shape), 3), **options)
     pretrained = application_weights(weights, base) is not None
+    if pretrained:
+        fine_tune(backbone)
     x = backbone(x, training=False) if pretrained else backbone(x)
     x = layers.GlobalAveragePooling2D(name=EMBEDDING)(x)
     x = layers.Dropout(0.2 if shape.dropout is None else shape.dropout, name="dropout")(x)
     return keras.Model(inputs, _output(x, num_classes), name=name)
+
+
+def fine_tune(base: keras.Model) -> None:
+    """Make a pretrained base trainable except its batch norm, which stays frozen: a frozen
+    BatchNormalization runs in inference mode with its ImageNet statistics (under `fit`,
+    Keras 3 calls nested layers with training=True whatever the functional graph says, so
+    the freeze is what keeps them)."""
+    base.trainable = True
+    for layer in base.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
 
 
 def build_mobilenetv2(input_shape, num_classes, weights="imagenet", augment=False, shape=PLAIN):
