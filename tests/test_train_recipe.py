@@ -37,7 +37,7 @@ def test_warmup_freezes_the_base_then_fine_tunes_it(workspace: Path, tmp_path: P
                                             input_shape=(32, 32, 3))
     path = tmp_path / "mobilenet.weights.h5"
     source.save_weights(path)
-    start = [keras.ops.convert_to_numpy(w) for w in source.weights]  # the base's weights, in the same order
+    start = [keras.ops.convert_to_numpy(w) for w in source.weights]  # the base, in order
     seen: list[dict[str, Any]] = []
 
     class Watch(keras.callbacks.Callback):
