@@ -13,7 +13,9 @@ def _epochs(batches, steps: int, epochs: int) -> list[list[np.ndarray]]:
     return [[batches[e * steps + k][0] for k in range(steps)] for e in range(epochs)]
 
 
-def test_batches_are_float_pixels_and_targets() -> None:
+def test_batches_are_uint8_pixels_and_float_targets() -> None:
+    """The pixels leave the host as the store holds them (uint8: no conversion, a quarter of
+    the bytes); mixup's blends are float32."""
     from comp.train.data import make_batches
 
     x = np.random.default_rng(0).integers(0, 256, (20, 6, 6, 3), np.uint8)
@@ -21,8 +23,11 @@ def test_batches_are_float_pixels_and_targets() -> None:
     binary = make_batches(x, y % 2, num_classes=2, batch_size=8, shuffle=False, seed=0)
     assert binary.num_batches == 3
     xb, yb = binary[2]
-    assert xb.dtype == np.float32 and xb.shape == (4, 6, 6, 3)  # the last, short batch
-    np.testing.assert_array_equal(xb, x[16:].astype(np.float32))
+    assert xb.dtype == np.uint8 and xb.shape == (4, 6, 6, 3)  # the last, short batch
+    np.testing.assert_array_equal(xb, x[16:])
+    mixed = make_batches(x, y % 2, num_classes=2, batch_size=8, shuffle=False, seed=0,
+                         mixup=0.2)
+    assert mixed[0][0].dtype == np.float32
     np.testing.assert_array_equal(yb, [[0], [1], [0], [1]])
     four = make_batches(x, y, num_classes=4, batch_size=8, shuffle=False, seed=0)
     np.testing.assert_array_equal(four[0][1], np.eye(4)[y[:8]])

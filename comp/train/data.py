@@ -54,8 +54,10 @@ def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
 def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: int,
                  shuffle: bool, seed: int, epochs_from: int | None = None,
                  mixup: float = 0.0, oversample: bool = False) -> Any:
-    """Batches of float32 pixels and targets from the in-memory uint8 store, as a Keras
-    `PyDataset` (any backend): (N,1) float targets for two classes, one-hot otherwise; with
+    """Batches of pixels and targets from the in-memory uint8 store, as a Keras `PyDataset`
+    (any backend): the pixels stay uint8 (a quarter of float32's bytes, no conversion on the
+    host; the model's float32 input casts them on the device that trains), float32 only once
+    mixup has blended them; (N,1) float targets for two classes, one-hot otherwise; with
     `mixup` > 0, mixup of alpha `mixup`; with `oversample`, each epoch draws every class
     equally often (`batch_order`). The augmentation is not here: it is the model's
     first layer (`models.Augment`), so it runs on the device that trains.
@@ -83,7 +85,9 @@ def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
                 self.order = batch_order(len(x), shuffle=shuffle, seed=seed, epoch=epoch,
                                          labels=y if oversample else None)
             idx = self.order[k * batch_size:(k + 1) * batch_size]
-            xb = x[idx].astype(np.float32)
+            xb = x[idx]  # uint8 pixels travel as they are; the model's input casts them
+            if mixup > 0:
+                xb = xb.astype(np.float32)
             yb = (y[idx].astype(np.float32)[:, None] if num_classes == 2
                   else np.eye(num_classes, dtype=np.float32)[y[idx]])
             if mixup > 0:
