@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 from typer.testing import CliRunner
@@ -166,3 +167,49 @@ def test_tensorflow_start_up_lines_stay_off_the_terminal(workspace: Path, tmp_pa
         assert out.returncode == 0, out.stderr[-2000:]
         native = [x for x in out.stderr.splitlines() if LOG_LINE.match(x)]
         assert bool(native) == verbose, (args[0], out.stderr[-2000:])
+
+
+JAX_CHILD = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import jax
+from comp.config import TrainConfig
+from comp.runs import RunDir
+from comp.submit.predict import predict_run
+from comp.train import train
+from comp.workspace import Workspace
+run = train(TrainConfig(workspace=Path(sys.argv[1]), model="b1", epochs=2, batch_size=16,
+                        folds=1, checkpoints=Path(sys.argv[2]), max_images=64, progress=False))
+x = Workspace(Path(sys.argv[1])).load_store("train")[:32]
+prob = predict_run(RunDir(Path(sys.argv[2]) / run.run).last, x).prob[:, 1]
+print("RESULT", json.dumps({"hardware": run.hardware, "devices": len(jax.devices()),
+                            "loss": [h["loss"] for h in __import__("pandas").read_csv(
+                                RunDir(Path(sys.argv[2]) / run.run).history)
+                                .to_dict("records")],
+                            "prob": prob.tolist()}))
+"""
+
+
+def _jax_run(workspace: Path, out: Path, devices: int) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    done = subprocess.run([sys.executable, "-c", JAX_CHILD, str(workspace), str(out)],
+                          capture_output=True, text=True, timeout=400, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def test_jax_data_parallel_on_two_cpu_devices_equals_one(workspace: Path,
+                                                         tmp_path: Path) -> None:
+    """JAX with two host devices: keras.distribution.DataParallel splits each global batch of
+    16 into 8 + 8; the gradient is the global batch's mean either way, so two epochs give the
+    same losses and the same predictions as one device, up to float summation order."""
+    one = _jax_run(workspace, tmp_path / "one", 1)
+    two = _jax_run(workspace, tmp_path / "two", 2)
+    assert one["devices"] == 1 and two["devices"] == 2
+    assert two["hardware"].endswith(", 2 devices, data parallel) on JAX")
+    assert "devices" not in one["hardware"]
+    np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(two["prob"], one["prob"], atol=1e-4)

@@ -135,7 +135,8 @@ def _jax_hardware(*, tpu: bool, tpu_name: str | None) -> Hardware:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     policy = {"tpu": "mixed_bfloat16", "gpu": "mixed_float16"}.get(kind, "float32")
     if kind == "cpu":
-        what = f"CPU ({os.cpu_count()} cores)"
+        what = f"CPU ({os.cpu_count()} cores" + (
+            f", {len(devices)} devices, data parallel)" if len(devices) > 1 else ")")
     else:
         name = getattr(devices[0], "device_kind", kind)
         what = f"{len(devices)} x {name}" if len(devices) > 1 else f"1 {kind.upper()} ({name})"
