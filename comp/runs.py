@@ -113,6 +113,11 @@ class RunDir:
         members = [self.fold(k) for k in range(record.folds)] if record.folds else [self]
         return [m.name for m in members if not m.best.exists()]
 
+    @property
+    def engine(self) -> Path:
+        """Where the run's ONNX graphs are cached (outside its versions: keyed by content)."""
+        return self.path / "engine"
+
     def model_tag(self) -> str:
         """The best checkpoints' content hash: caches computed from other best models (the
         run trained on) are recomputed; a copied run folder keeps its caches."""

@@ -99,7 +99,7 @@ def _out_of_fold(ws: Workspace, rows: pd.DataFrame, run_dir: RunDir, *, tta: boo
     for k, member in enumerate(run_dir.fold_dirs()):
         here = np.nonzero(fold == k)[0]
         pred = predict_run(member.best, store[at[here]] if features is None else features[here],
-                           tta=tta, desc=f"out-of-fold {k + 1}")
+                           tta=tta, desc=f"out-of-fold {k + 1}", engine=run_dir.engine)
         if prob is None or emb is None:
             prob = np.zeros((len(rows), *pred.prob.shape[1:]), np.float32)
             emb = np.zeros((len(rows), pred.embedding.shape[1]), np.float32)
@@ -122,7 +122,7 @@ def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, 
         pred = _out_of_fold(ws, ws.labelled(index), run_dir, tta=tta)
     else:
         pred = predict_run(run_dir.best, model_inputs(model, ws.split("holdout", index)[0],
-                                                      ws=ws), tta=tta)
+                                                      ws=ws), tta=tta, engine=run_dir.engine)
     atomic_write(cache, lambda p: np.savez(p.open("wb"), prob=pred.prob,
                                            embedding=pred.embedding, key=np.array(key)))
     return pred
@@ -135,7 +135,8 @@ def predict_new(run_dir: RunDir, x: np.ndarray, *, tta: bool,
     from comp.submit.predict import members_of
 
     x = model_inputs(run_dir.load_record().model, x, ws=ws)
-    return members_of(predict_models([m.best for m in run_dir.members()], x, tta=tta))
+    return members_of(predict_models([m.best for m in run_dir.members()], x, tta=tta,
+                                     engine=run_dir.engine))
 
 
 def holdout_folds(rows: pd.DataFrame, y: np.ndarray, *, folds: int, seed: int) -> np.ndarray:

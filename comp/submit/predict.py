@@ -11,6 +11,8 @@ from tqdm import tqdm
 
 from comp.metrics import probability_matrix
 from comp.native_log import load_keras
+from comp.submit.engine import BATCH as ENGINE_BATCH
+from comp.submit.engine import graph_key, session
 
 
 @dataclass
@@ -33,7 +35,8 @@ class Predictions:
 
 
 def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
-                   batch_size: int | None = None, desc: str = "predict") -> list[Predictions]:
+                   batch_size: int | None = None, desc: str = "predict",
+                   engine: Path | None = None) -> list[Predictions]:
     """Probabilities and penultimate-layer embeddings of saved models, batched, every model
     in one compiled call per batch (any Keras backend), with a progress bar.
 
@@ -41,7 +44,9 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
     are cast there. With `tta`, the horizontally flipped image is predicted too and both are
     averaged (not for features). Batches of 128 on a
     CPU (measured on 2 cores: 2,400 images/s against 1,550 for Keras' `predict` at 512: the
-    activations of a small batch stay in the caches), 1024 on an accelerator.
+    activations of a small batch stay in the caches), 1024 on an accelerator. With `engine`
+    (a run's engine folder) on a CPU, ONNX Runtime runs the same graph, exported once into
+    that folder (`comp.submit.engine`), in batches of 256; Keras where it cannot.
     """
     load_keras()
     import keras
@@ -57,8 +62,16 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
     for m in models:
         outputs += keras.Model(m.input, [m.get_layer(EMBEDDING).output, m.output])(x32)
     every = keras.Model(pixels, outputs)
+    accelerated = on_accelerator()
+    step: Any = every.predict_on_batch
+    if engine is not None and not accelerated and len(x):
+        every.predict_on_batch(np.asarray(x[:1]))  # a called model, as the export needs
+        fast = session(every, folder=engine,
+                       key=graph_key(model_paths, tuple(x.shape[1:]), str(x.dtype)))
+        if fast is not None:
+            step, batch_size = fast, batch_size or ENGINE_BATCH
     if batch_size is None:
-        batch_size = 1024 if on_accelerator() else 128
+        batch_size = 1024 if accelerated else 128
 
     passes = [False, True] if tta and x.ndim == 4 else [False]  # features are not flipped
     # per pass, the batches of each output
@@ -70,7 +83,7 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
                 batch = np.asarray(x[start:start + batch_size])
                 if flip:
                     batch = np.ascontiguousarray(batch[:, :, ::-1])
-                values = every.predict_on_batch(batch)
+                values = step(batch)
                 for batches, value in zip(batches_of, values, strict=True):
                     batches.append(np.asarray(value, np.float32))
                 bar.update(len(batch))
@@ -88,9 +101,11 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
 
 
 def predict_run(model_path: Path, x: np.ndarray, *, tta: bool = False,
-                batch_size: int | None = None, desc: str = "predict") -> Predictions:
+                batch_size: int | None = None, desc: str = "predict",
+                engine: Path | None = None) -> Predictions:
     """`predict_models` of one saved model."""
-    return predict_models([model_path], x, tta=tta, batch_size=batch_size, desc=desc)[0]
+    return predict_models([model_path], x, tta=tta, batch_size=batch_size, desc=desc,
+                          engine=engine)[0]
 
 
 def members_of(preds: list[Predictions]) -> Predictions:

@@ -1,0 +1,108 @@
+"""ONNX Runtime prediction: the same probabilities and embeddings as Keras, per model kind,
+fold models in one graph, exported once per checkpoint, and Keras when it cannot run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from comp.submit import engine
+
+needs_onnx = pytest.mark.skipif(not engine.available(),
+                                reason="onnxruntime, onnx and tf2onnx are not installed")
+
+
+def _saved(name: str, shape: tuple[int, ...], classes: int, folder: Path, seed: int,
+           **options: object) -> Path:
+    import keras
+
+    from comp.train.callbacks import save_model
+    from comp.train.models import build_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(name, shape, classes, **options)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "best.keras"
+    save_model(model, path)
+    return path
+
+
+@needs_onnx
+@pytest.mark.parametrize(("name", "shape", "classes", "options"), [
+    ("res", (32, 32, 3), 2, {"augment": True}),
+    ("b1", (32, 32, 1), 4, {}),
+    ("logreg", (24, 24, 3), 2, {}),
+    ("facenet", (1792,), 2, {}),
+    ("mobilenetv2", (32, 32, 3), 2, {"weights": "none"}),
+])
+def test_onnx_runtime_predicts_what_keras_predicts(name: str, shape: tuple[int, ...],
+                                                   classes: int, options: dict,
+                                                   tmp_path: Path) -> None:
+    """Two fold models of each kind in one graph (uint8 pixels, or float32 features), 300
+    inputs (two batches of 256), with and without the flip: probabilities and embeddings
+    equal to 1e-5; the ONNX file is written once and reused."""
+    from comp.submit.predict import predict_models
+
+    paths = [_saved(name, shape, classes, tmp_path / f"fold-{k}", seed=k, **options)
+             for k in range(2)]
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(300, *shape)).astype(np.float32) if len(shape) == 1
+         else rng.integers(0, 256, (300, *shape), np.uint8))
+    for tta in (False, True):
+        want = predict_models(paths, x, tta=tta)
+        got = predict_models(paths, x, tta=tta, engine=tmp_path / "engine")
+        for w, g in zip(want, got, strict=True):
+            np.testing.assert_allclose(g.prob, w.prob, atol=1e-5)
+            np.testing.assert_allclose(g.embedding, w.embedding, atol=1e-4, rtol=1e-4)
+    files = list((tmp_path / "engine").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".onnx"
+
+
+@needs_onnx
+def test_the_graph_is_exported_once_per_checkpoint(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from comp.submit.predict import predict_models
+
+    exported: list[Path] = []
+    real = engine._export
+    monkeypatch.setattr(engine, "_export", lambda every, path: (exported.append(path),
+                                                                real(every, path)))
+    path = _saved("b1", (24, 24, 3), 2, tmp_path / "m", seed=0)
+    x = np.zeros((10, 24, 24, 3), np.uint8)
+    predict_models([path], x, engine=tmp_path / "engine")
+    predict_models([path], x[:3], engine=tmp_path / "engine")
+    assert len(exported) == 1
+    _saved("b1", (24, 24, 3), 2, tmp_path / "m", seed=1)  # retrained: other weights
+    predict_models([path], x, engine=tmp_path / "engine")
+    assert len(exported) == 2 and exported[0] != exported[1]
+
+
+@needs_onnx
+def test_keras_predicts_when_onnx_runtime_cannot(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """No onnxruntime: Keras, silently. An export that fails: Keras, and one note."""
+    from comp.submit.predict import predict_models
+
+    path = _saved("b1", (24, 24, 3), 2, tmp_path / "m", seed=0)
+    x = np.random.default_rng(1).integers(0, 256, (20, 24, 24, 3), np.uint8)
+    want = predict_models([path], x)[0].prob
+    monkeypatch.setattr(engine, "available", lambda: False)
+    np.testing.assert_array_equal(predict_models([path], x, engine=tmp_path / "e")[0].prob,
+                                  want)
+    assert not (tmp_path / "e").exists()
+
+    def broken(every: object, path: Path) -> None:
+        raise RuntimeError("conversion failed at node X")
+
+    monkeypatch.setattr(engine, "available", lambda: True)
+    monkeypatch.setattr(engine, "_export", broken)
+    monkeypatch.setattr(engine, "_FAILED", set())  # this process's memory of failures
+    np.testing.assert_array_equal(predict_models([path], x, engine=tmp_path / "e")[0].prob,
+                                  want)
+    assert "note: ONNX Runtime not used (conversion failed at node X); Keras predicts" in \
+        capsys.readouterr().err
+    predict_models([path], x, engine=tmp_path / "e")  # not tried again: no second note
+    assert "ONNX Runtime" not in capsys.readouterr().err
