@@ -5,7 +5,8 @@ with a 5-fold cross-fitted run (five models predict every image). The command ru
 so its own stage timings (ingest: decode, overlap, index; decision; prediction; CSV) print
 above the total.
 
-    python benchmarks/phase2.py --workspace W --checkpoints C --run RUN --test DIR [--answers CSV]
+    python benchmarks/phase2.py --workspace W --checkpoints C --run RUN [--run RUN2 ...]
+        --test DIR [--answers CSV]
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workspace", type=Path, required=True)
     parser.add_argument("--checkpoints", type=Path, required=True)
-    parser.add_argument("--run", required=True)
+    parser.add_argument("--run", required=True, action="append",
+                        help="a run the submit reads; repeat it for several (a recipe)")
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--answers", type=Path)
     parser.add_argument("--submissions", type=Path,
                         default=Path(__file__).resolve().parent / "out" / "submissions")
     args = parser.parse_args()
-    common = ["-w", str(args.workspace), "--checkpoints", str(args.checkpoints), "--run",
-              args.run, "--submissions", str(args.submissions)]
+    common = ["-w", str(args.workspace), "--checkpoints", str(args.checkpoints),
+              *[a for run in args.run for a in ("--run", run)], "--submissions",
+              str(args.submissions)]
     # phase 1 fits and caches the decision rule (not timed)
     subprocess.run([sys.executable, "-m", "comp.cli", "submit", *common], check=True)
     # the new images are cold: evict just those files from the page cache
@@ -50,7 +53,7 @@ def main() -> None:
     info = json.loads(manifest.read_text())
     from comp.runs import RunDir
 
-    models = len(RunDir(args.checkpoints / args.run).members())
+    models = sum(len(RunDir(args.checkpoints / run).members()) for run in args.run)
     print(f"\nphase 2: {info['images']:,} new test images -> {info['csv']} in {seconds:.1f} s "
           f"from command to validated CSV with {models} model(s) (new images evicted from the "
           f"page cache: {cold}; target < {30 if models == 1 else 45} s); "
