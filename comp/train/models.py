@@ -272,17 +272,17 @@ def build_tl3(input_shape, num_classes, weights="imagenet", augment=False, shape
     return _transfer(input_shape, num_classes, weights, None, "tl3", augment, shape)
 
 
-FEATURE_HIDDEN = 256  # the feature head's hidden units (its embedding)
-FEATURE_DROPOUT = 0.5
+FEATURE_DROPOUT = 0.2  # on the standardised features
 
 
 def build_feature_head(input_shape, num_classes, weights=None, augment=False,  # noqa: ARG001
                        shape=PLAIN):
-    """A head on frozen features (`comp.train.features`): batch norm standardises them, one
-    hidden layer is the embedding, dropout, the output."""
+    """Logistic regression on frozen features (`comp.train.features`): batch norm
+    standardises them (the embedding), dropout, the output. Measured out-of-fold against a
+    256-unit hidden layer and scikit-learn's logistic regression on the same features and
+    folds (benchmarks/feature_head.py): the best of the three on two of three datasets."""
     inputs = keras.Input(input_shape, name="features")
-    x = layers.BatchNormalization(name="standardise")(inputs)
-    x = layers.Dense(shape.units(FEATURE_HIDDEN), activation="relu", name=EMBEDDING)(x)
+    x = layers.BatchNormalization(name=EMBEDDING)(inputs)
     dropout = FEATURE_DROPOUT if shape.dropout is None else shape.dropout
     if dropout:
         x = layers.Dropout(dropout, name="dropout_1")(x)
