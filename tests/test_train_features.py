@@ -188,4 +188,4 @@ def test_a_search_leaves_a_feature_models_pixels_alone() -> None:
     from comp.tune import SPACE, space_for
 
     space = space_for("facenet", 32)
-    assert set(SPACE) - set(space) == {"augment", "augment_strength", "input_scale"}
+    assert set(SPACE) - set(space) == {"augment", "augment_strength", "input_scale", "width"}

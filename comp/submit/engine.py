@@ -72,6 +72,12 @@ def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], lis
         options = ort.SessionOptions()
         options.log_severity_level = 3
         run = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        inputs = run.get_inputs()
+        if len(inputs) != 1:  # an export that turned constants into inputs
+            raise ValueError(f"the exported graph wants {len(inputs)} inputs, not the pixels "
+                             "alone")
+        sample = np.zeros((1, *every.input.shape[1:]), every.input.dtype)
+        run.run(None, {inputs[0].name: sample})  # it runs, or Keras predicts
     except Exception as exc:  # noqa: BLE001 - the exporters and runtimes raise many kinds
         why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         note(f"ONNX Runtime not used ({why}); Keras predicts")
