@@ -3,8 +3,8 @@ one graph, uint8 pixels in), exported once to ONNX by Keras' own `model.export` 
 the run folder, keyed by the checkpoints and the input; Keras stays the reference and the
 fallback (no onnxruntime, an export that fails, an accelerator).
 
-Measured on a trained `res` fold model, 2 cores (BENCHMARKS.md): ONNX Runtime predicts the
-same probabilities to 2e-6 in about 0.7x Keras' time.
+Measured on a trained 5-fold `res` run, 20,000 images, 2 cores shared with another job
+(BENCHMARKS.md, benchmarks/engine.py): the same probabilities to 7e-7, 1.09x Keras' speed.
 """
 
 from __future__ import annotations
