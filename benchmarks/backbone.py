@@ -9,7 +9,10 @@ and the three runs together (`comp-res`, `comp-facenet`, the backbone). Balanced
 the test, minus the default with a paired bootstrap interval, and wall times.
 
     python benchmarks/backbone.py --dataset celeba-eyeglasses --weights WHEEL_OR_PTH
-        [--epochs 8] [--input-scale 1]
+        [--epochs 8] [--input-scale 1] [--reuse]
+
+`--reuse` keeps a finished `comp-mobilenetv2` run of an earlier call (same workspace) and
+reports its training time as the sum of its epochs' seconds (history.csv of each fold).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--input-scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a finished comp-mobilenetv2 run instead of training again")
     args = parser.parse_args()
     root = OUT / args.dataset
     ws, ck, challenge = root / "ws-comp", root / "ck", root / "challenge"
@@ -48,11 +53,15 @@ def main() -> None:
     answers = pd.read_csv(root / "answers.csv", dtype={"id": str})
     y = answers["label"].to_numpy()
     run = "comp-mobilenetv2"
-    started = time.perf_counter()
-    train(TrainConfig(workspace=ws, model="mobilenetv2", weights=args.weights,
-                      epochs=args.epochs, input_scale=args.input_scale, checkpoints=ck,
-                      run_name=run, seed=args.seed, progress=False))
-    trained = time.perf_counter() - started
+    if args.reuse and (ck / run / "current" / "run.json").exists():
+        trained = _epoch_seconds(ck / run)
+        print(f"reusing {ck / run} (its epochs took {trained:.0f} s in all)", flush=True)
+    else:
+        started = time.perf_counter()
+        train(TrainConfig(workspace=ws, model="mobilenetv2", weights=args.weights,
+                          epochs=args.epochs, input_scale=args.input_scale, checkpoints=ck,
+                          run_name=run, seed=args.seed, progress=False))
+        trained = time.perf_counter() - started
     arms = {"comp default (res)": ("comp-res",), "mobilenetv2 alone": (run,),
             "res + facenet + mobilenetv2": ("comp-res", "comp-facenet", run)}
     preds = {}
@@ -70,6 +79,12 @@ def main() -> None:
         diff, low, high = paired_bootstrap(y, pred, base, seed=args.seed)
         print(f"| {label} | {metrics.balanced_accuracy(y, pred):.4f} | {diff:+.4f} "
               f"[{low:+.4f}, {high:+.4f}] |")
+
+
+def _epoch_seconds(run_dir: Path) -> float:
+    """The training time of a finished run: its folds' epoch seconds, summed."""
+    return float(sum(pd.read_csv(h)["seconds"].sum()
+                     for h in sorted(run_dir.glob("fold-*/current/history.csv"))))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def _saved(name: str, shape: tuple[int, ...], classes: int, folder: Path, seed: 
            **options: object) -> Path:
     import keras
 
-    from comp.train.callbacks import save_model
+    from comp.train.writer import save_model
     from comp.train.models import build_model
 
     keras.utils.set_random_seed(seed)
@@ -83,7 +83,9 @@ def test_the_graph_is_exported_once_per_checkpoint(tmp_path: Path,
 def test_keras_predicts_when_onnx_runtime_cannot(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """No onnxruntime: Keras, silently. An export that fails: Keras, and one note."""
+    """No onnxruntime: Keras, silently. An export that fails: Keras, and one note; a later
+    process does not export those checkpoints again (the failure is kept beside the cache)
+    but says why, once."""
     from comp.submit.predict import predict_models
 
     path = _saved("b1", (24, 24, 3), 2, tmp_path / "m", seed=0)
@@ -100,9 +102,21 @@ def test_keras_predicts_when_onnx_runtime_cannot(tmp_path: Path,
     monkeypatch.setattr(engine, "available", lambda: True)
     monkeypatch.setattr(engine, "_export", broken)
     monkeypatch.setattr(engine, "_FAILED", set())  # this process's memory of failures
+    monkeypatch.setattr(engine, "_SAID", set())
     np.testing.assert_array_equal(predict_models([path], x, engine=tmp_path / "e")[0].prob,
                                   want)
     assert "note: ONNX Runtime not used (conversion failed at node X); Keras predicts" in \
         capsys.readouterr().err
     predict_models([path], x, engine=tmp_path / "e")  # not tried again: no second note
     assert "ONNX Runtime" not in capsys.readouterr().err
+    assert [f.suffix for f in (tmp_path / "e").iterdir()] == [".failed"]
+
+    def never(every: object, path: Path) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(engine, "_export", never)
+    monkeypatch.setattr(engine, "_FAILED", set())  # a new process
+    monkeypatch.setattr(engine, "_SAID", set())
+    np.testing.assert_array_equal(predict_models([path], x, engine=tmp_path / "e")[0].prob,
+                                  want)
+    assert capsys.readouterr().err.count("conversion failed at node X") == 1

@@ -139,3 +139,48 @@ def test_weighted_loss_equals_a_hand_computation() -> None:
     bce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
     want = np.mean(np.array([weights[c] for c in y]) * bce)
     assert history.history["loss"][0] == pytest.approx(want, rel=1e-5)
+
+
+def test_worker_threads_gather_the_same_batches_in_the_same_order() -> None:
+    """fit reads the endless batches; with two gathering threads (the default) the model
+    ends on exactly the weights gathering in the training thread gives, over three epochs
+    with mixup (each backend asks for the batches in its own order), and the batches were
+    gathered in those threads."""
+    import threading
+
+    import keras
+
+    from comp.train.data import GATHER_WORKERS, make_batches
+
+    assert GATHER_WORKERS > 1
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (50, 3, 3, 1)).astype(np.uint8)
+    y = rng.integers(0, 2, 50)
+    seen: set[str] = set()
+
+    def trained(workers: int) -> list[np.ndarray]:
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((3, 3, 1))
+        flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(flat))
+        model.compile(keras.optimizers.SGD(0.5), keras.losses.BinaryCrossentropy())
+        batches = make_batches(x, y, num_classes=2, batch_size=8, shuffle=True, seed=4,
+                               epochs_from=0, mixup=0.2, workers=workers)
+        gather = batches.batch
+
+        def spied(i: int) -> tuple[np.ndarray, np.ndarray]:
+            seen.add(threading.current_thread().name)
+            return gather(i)
+
+        batches.batch = spied
+        model.fit(batches, epochs=3, steps_per_epoch=7, verbose=0)
+        batches.close()
+        return model.get_weights()
+
+    one = trained(0)
+    assert not any(name.startswith("comp-gather") for name in seen)
+    seen.clear()
+    two = trained(GATHER_WORKERS)
+    assert sum(name.startswith("comp-gather") for name in seen) >= 1
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)

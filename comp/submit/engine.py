@@ -24,6 +24,14 @@ BATCH = 256
 
 
 _FAILED: set[str] = set()  # graphs whose export or session failed in this process
+_SAID: set[str] = set()  # the reasons already said in this process
+
+
+def _say(why: str) -> None:
+    """One note per reason and process (a run's fold models fail alike)."""
+    if why not in _SAID:
+        _SAID.add(why)
+        note(f"ONNX Runtime not used ({why}); Keras predicts")
 
 
 def available() -> bool:
@@ -60,10 +68,16 @@ def _export(every: Any, path: Path) -> None:
 def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], list[Any]] | None:
     """A function running `every` (a built, called Keras model) by ONNX Runtime on a batch,
     its outputs in `every`'s order; the ONNX file made once into `folder`. None (Keras
-    predicts) when ONNX Runtime is missing or the export or session fails, said in one note."""
+    predicts) when ONNX Runtime is missing or the export or session fails, said in one note
+    per reason; a failure is remembered beside the cache (`<key>.failed`), so the export is
+    not tried again for the same checkpoints."""
     if key in _FAILED or not available():
         return None
-    path = folder / f"{key}.onnx"
+    path, failed = folder / f"{key}.onnx", folder / f"{key}.failed"
+    if failed.exists():  # an earlier process found this graph unusable: not tried again
+        _say(failed.read_text(errors="replace").strip() or "an earlier export failed")
+        _FAILED.add(key)
+        return None
     try:
         import onnxruntime as ort
 
@@ -80,8 +94,13 @@ def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], lis
         run.run(None, {inputs[0].name: sample})  # it runs, or Keras predicts
     except Exception as exc:  # noqa: BLE001 - the exporters and runtimes raise many kinds
         why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        note(f"ONNX Runtime not used ({why}); Keras predicts")
-        _FAILED.add(key)  # said once; not tried again in this process
+        _say(why)
+        _FAILED.add(key)  # not tried again in this process,
+        try:  # nor by later ones (delete the .failed file to try again)
+            folder.mkdir(parents=True, exist_ok=True)
+            failed.write_text(why + "\n")
+        except OSError:
+            pass
         return None
     name = run.get_inputs()[0].name
     return lambda batch: run.run(None, {name: batch})

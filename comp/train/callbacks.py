@@ -1,10 +1,11 @@
 """Per-epoch bookkeeping of a training run: the resumable plateau schedule, and the recorder
-that writes history, curves, checkpoints, resume state and run record after every epoch."""
+that writes history, curves, checkpoints, resume state and run record after every epoch
+(beside the next epoch's training: `comp.train.writer`)."""
 
 from __future__ import annotations
 
+import copy
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,7 +19,10 @@ from comp.commit import Staging
 from comp.errors import CompError
 from comp.faults import fault_point
 from comp.runs import EPOCH_FILES, RunDir, RunRecord
+from comp.train.writer import EpochWriter, copy_into, save_model, shadow_of
 from comp.workspace import write_csv, write_json
+
+CURVES_EVERY_S = 10.0  # curves.png is redrawn at most this often, and at a fit's last epoch
 
 
 @dataclass
@@ -119,18 +123,18 @@ def load_checkpoint(path: Path, *, compile: bool = True) -> keras.Model:
                         "`comp train` (or resume from a run whose checkpoint is whole)") from None
 
 
-def save_model(model: keras.Model, path: Path) -> None:
-    """model.save to a temporary .keras beside `path`, then rename (never half-written)."""
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
 class Recorder(keras.callbacks.Callback):
     """Per epoch: history, curves, last/best checkpoints, resume state, run record, and a line.
 
     An epoch's files are committed together (`comp.commit`): a kill at any point leaves the
-    previous epoch's checkpoints, history, state and record, all of one epoch.
+    previous epoch's checkpoints, history, state and record, all of one epoch. They are
+    written by a background thread while the next epoch trains, from a copy of the model
+    taken at the epoch's end (`writer.shadow_of`; where Keras cannot copy a model, it is
+    saved in the training thread, as before); the fit's last epoch is committed before
+    `fit` returns. So a kill loses the epoch in training and, at worst, the one being
+    written, as a kill during the save did. best.keras is a hard link to last.keras when
+    the epoch improved; curves.png is redrawn every `CURVES_EVERY_S` seconds and at the
+    last epoch (history.csv has every epoch).
     """
 
     def __init__(self, *, run_dir: RunDir, record: RunRecord, state: TrainState,
@@ -139,6 +143,9 @@ class Recorder(keras.callbacks.Callback):
         self.run_dir, self.record, self.state = run_dir, record, state
         self.plateau, self.epochs = plateau, epochs
         self.started = time.perf_counter()
+        self.writer = EpochWriter()
+        self.shadow: keras.Model | None | bool = False  # False: not made yet
+        self.drawn = -float("inf")
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.started = time.perf_counter()
@@ -161,20 +168,56 @@ class Recorder(keras.callbacks.Callback):
                               best_epoch=state.best_epoch,
                               best_val_balanced_accuracy=state.best_score,
                               seconds_per_epoch=[h["seconds"] for h in state.history])
-        with Staging(self.run_dir.path, locked=True) as stage:
-            out = RunDir(self.run_dir.path, version=stage.dir)
-            stage.link_current(skip=EPOCH_FILES - ({"best.keras"} if not improved else set()))
-            frame = pd.DataFrame(state.history)
-            write_csv(out.history, frame)
-            pictures.learning_curves(frame, out.curves, out.name)
-            if improved:
-                save_model(self.model, out.best)
-            save_model(self.model, out.last)
-            state.save(out)
-            write_json(out.record, self.record.to_json())
-            fault_point("train:epoch-staged")
-            stage.commit()
-        print(f"epoch {epoch + 1:3d}/{self.epochs}  loss {logs.get('loss', 0):.4f}  "
-              f"bal.acc {logs.get('balanced_accuracy', 0):.4f}  val loss "
-              f"{logs.get('val_loss', 0):.4f}  val bal.acc {score:.4f}  lr {lr:.2e}  "
-              f"{seconds:.1f}s", flush=True)
+        last = epoch + 1 >= self.params.get("epochs", self.epochs)
+        draw = last or time.monotonic() - self.drawn >= CURVES_EVERY_S
+        if draw:
+            self.drawn = time.monotonic()
+        self.writer.wait()  # the previous epoch is committed; the shadow is free
+        if self.shadow is False:
+            self.shadow = shadow_of(self.model)
+        if self.shadow is not None:
+            copy_into(self.shadow, self.model)
+        line = (f"epoch {epoch + 1:3d}/{self.epochs}  loss {logs.get('loss', 0):.4f}  "
+                f"bal.acc {logs.get('balanced_accuracy', 0):.4f}  val loss "
+                f"{logs.get('val_loss', 0):.4f}  val bal.acc {score:.4f}  lr {lr:.2e}  "
+                f"{seconds:.1f}s")
+        job = self._job(model=self.shadow or self.model, state=copy.deepcopy(state),
+                        record=self.record, improved=improved, draw=draw, line=line)
+        if self.shadow is None:
+            job()  # the model itself: saved before it trains on
+        else:
+            self.writer.submit(job)
+        if last:
+            self.writer.wait()
+
+    def _job(self, *, model: keras.Model, state: TrainState, record: RunRecord,
+             improved: bool, draw: bool, line: str) -> Any:
+        """The epoch's files, committed; then its line (printed once the epoch is safe)."""
+        def write() -> None:
+            with Staging(self.run_dir.path, locked=True) as stage:
+                out = RunDir(self.run_dir.path, version=stage.dir)
+                keep = {"best.keras"} if not improved else set()
+                if not draw:
+                    keep.add("curves.png")
+                stage.link_current(skip=EPOCH_FILES - keep)
+                frame = pd.DataFrame(state.history)
+                write_csv(out.history, frame)
+                if draw:
+                    pictures.learning_curves(frame, out.curves, out.name)
+                save_model(model, out.last)
+                if improved:
+                    out.best.hardlink_to(out.last)  # the same bytes, written once
+                state.save(out)
+                write_json(out.record, record.to_json())
+                fault_point("train:epoch-staged")
+                stage.commit()
+            print(line, flush=True)
+
+        return write
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Wait for the epoch being written (raising its error), then stop the thread."""
+        self.writer.close()

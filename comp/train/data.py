@@ -51,9 +51,14 @@ def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
             for c in range(num_classes) if counts[c] > 0}
 
 
+GATHER_WORKERS = 2  # threads that gather the next batches while the device trains
+GATHER_AHEAD = 8  # batches gathered ahead of the one asked for
+
+
 def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: int,
                  shuffle: bool, seed: int, epochs_from: int | None = None,
-                 mixup: float = 0.0, oversample: bool = False) -> Any:
+                 mixup: float = 0.0, oversample: bool = False,
+                 workers: int = GATHER_WORKERS) -> Any:
     """Batches of pixels and targets from the in-memory uint8 store, as a Keras `PyDataset`
     (any backend): the pixels stay uint8 (a quarter of float32's bytes, no conversion on the
     host; the model's float32 input casts them on the device that trains), float32 only once
@@ -65,26 +70,47 @@ def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
     Epoch e's order (and mixup) are a function of (seed, e) alone. With `epochs_from`, the
     batches run epochs_from, epochs_from + 1, ... without end (fit it with
     `steps_per_epoch`), so a run resumed at epoch k sees exactly the batches an uninterrupted
-    run sees there; without, they are the one epoch 0."""
+    run sees there; without, they are the one epoch 0.
+
+    With `workers` > 0, that many threads gather batches i+1 .. i+`GATHER_AHEAD` while the
+    model trains on batch i: the gather is off the training thread. Batch i is a function
+    of i alone, whichever thread gathers it and in whatever order Keras asks (a backend may
+    ask for batch 0 twice, to build the model), so the batches are the same with any number
+    of workers. `close()` stops the threads."""
+    import threading
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import keras
 
     class Batches(keras.utils.PyDataset):
         def __init__(self) -> None:
-            super().__init__()
+            super().__init__()  # Keras reads the batches in order; the gathering is ours
             self.steps = -(-len(x) // batch_size)
-            self.epoch, self.order = -1, np.arange(0)
+            self.lock = threading.Lock()
+            self.orders: dict[int, np.ndarray] = {}
+            self.ahead: dict[int, Future] = {}
+            self.pool = (ThreadPoolExecutor(workers, thread_name_prefix="comp-gather")
+                         if workers > 0 else None)
 
         @property
         def num_batches(self) -> int | None:
             return None if epochs_from is not None else self.steps
 
-        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        def order(self, epoch: int) -> np.ndarray:
+            """Epoch `epoch`'s order, drawn once (the two latest epochs are kept: the
+            gathering runs ahead across an epoch's end)."""
+            with self.lock:
+                if epoch not in self.orders:
+                    self.orders[epoch] = batch_order(len(x), shuffle=shuffle, seed=seed,
+                                                     epoch=epoch,
+                                                     labels=y if oversample else None)
+                    for old in [e for e in self.orders if e < epoch - 1]:
+                        del self.orders[old]
+                return self.orders[epoch]
+
+        def batch(self, i: int) -> tuple[np.ndarray, np.ndarray]:
             epoch, k = (epochs_from or 0) + i // self.steps, i % self.steps
-            if epoch != self.epoch:
-                self.epoch = epoch
-                self.order = batch_order(len(x), shuffle=shuffle, seed=seed, epoch=epoch,
-                                         labels=y if oversample else None)
-            idx = self.order[k * batch_size:(k + 1) * batch_size]
+            idx = self.order(epoch)[k * batch_size:(k + 1) * batch_size]
             xb = x[idx]  # uint8 pixels travel as they are; the model's input casts them
             if mixup > 0:
                 xb = xb.astype(np.float32)
@@ -93,6 +119,28 @@ def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
             if mixup > 0:
                 xb, yb = mixup_batch(xb, yb, np.random.default_rng([seed + 1, epoch, k]), mixup)
             return xb, yb
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            if self.pool is None:
+                return self.batch(i)
+            last = i + GATHER_AHEAD if epochs_from is not None else min(
+                i + GATHER_AHEAD, self.steps - 1)
+            with self.lock:
+                gathered = self.ahead.pop(i, None)
+                for stale in [j for j in self.ahead if j < i or j > last]:
+                    self.ahead.pop(stale).cancel()
+                for j in range(i + 1, last + 1):
+                    if j not in self.ahead:
+                        self.ahead[j] = self.pool.submit(self.batch, j)
+            return gathered.result() if gathered is not None else self.batch(i)
+
+        def close(self) -> None:
+            if self.pool is not None:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.ahead.clear()
+
+        def __del__(self) -> None:
+            self.close()
 
     return Batches()
 

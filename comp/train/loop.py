@@ -162,9 +162,14 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
                   callbacks=[c for c in (plateau, recorder, *watch) if c is not None],
                   verbose=1 if (cfg.progress and sys.stdout.isatty()) else 0)
     except KeyboardInterrupt:
+        recorder.close()  # the epoch being written is committed first
         run_dir.save_record(replace(recorder.record, status="interrupted"))
         raise CompError(f"interrupted after epoch {state.epoch}; continue with "
                         f"`comp train --resume {resume_as}`") from None
+    finally:
+        recorder.close()
+        train_ds.close()
+        val_ds.close()
     if until < epochs:
         return recorder.record
     record = replace(recorder.record, status="finished")
