@@ -45,6 +45,7 @@ def former_recorder() -> type:
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("former_callbacks", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["former_callbacks"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module.Recorder
 

@@ -255,3 +255,32 @@ def test_the_shipped_imagenet_weights_reproduce_torchvision() -> None:
     pixels = np.random.default_rng(4).integers(0, 256, (2, 64, 64, 3)).astype(np.float64)
     np.testing.assert_allclose(_keras_logits(state, pixels), reference_logits(state, pixels),
                                rtol=1e-3, atol=2e-3)
+
+
+def test_onnx_runtime_predicts_the_torchvision_network_as_keras_does(tmp_path: Path) -> None:
+    """The network's preprocessing is constants inside the graph: the exported ONNX graph
+    takes the pixels alone, and predicts what Keras predicts (two fold models in one graph)."""
+    from comp.submit import engine
+    from comp.submit.predict import predict_models
+    from comp.train.models import build_model
+    from comp.train.writer import save_model
+
+    if not engine.available():
+        pytest.skip("onnxruntime, onnx and tf2onnx are not installed (or not TensorFlow)")
+    write_legacy_pth(random_state(5), tmp_path / "m.pth")
+    os.environ["KERAS_HOME"] = str(tmp_path / "home")
+    try:
+        paths = []
+        for k in range(2):
+            model = build_model("mobilenetv2", (32, 32, 3), 2, weights=str(tmp_path / "m.pth"))
+            paths.append(tmp_path / f"fold-{k}" / "best.keras")
+            paths[-1].parent.mkdir()
+            save_model(model, paths[-1])
+    finally:
+        del os.environ["KERAS_HOME"]
+    x = np.random.default_rng(2).integers(0, 256, (40, 32, 32, 3), np.uint8)
+    want = predict_models(paths, x)
+    got = predict_models(paths, x, engine=tmp_path / "engine")
+    assert [f.suffix for f in (tmp_path / "engine").iterdir()] == [".onnx"]
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_allclose(g.prob, w.prob, atol=1e-5)

@@ -153,9 +153,12 @@ def build_base(input_shape: tuple[int, int, int], *, top: bool = False) -> Any:
     from keras import layers
 
     inputs = keras.Input(input_shape, name="pixels_0_255")
-    x = layers.Rescaling(1 / 255.0, name="to_unit")(inputs)
-    x = layers.Normalization(mean=list(MEAN), variance=[s * s for s in STD],
-                             name="imagenet_normalise")(x)
+    # (x / 255 - mean) / std as one scale and offset per channel: constants inside the
+    # graph (a Normalization layer's captured mean and variance become extra inputs of the
+    # ONNX export, so ONNX Runtime could not predict such a run)
+    x = layers.Rescaling([1 / (255.0 * s) for s in STD], offset=[-m / s for m, s in
+                                                               zip(MEAN, STD, strict=True)],
+                         name="imagenet_normalise")(inputs)
     x = _conv_bn(x, 32, 3, 2, "f0")
     channels, block = 32, 1
     for t, c, n, s in SETTINGS:
