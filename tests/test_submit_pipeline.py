@@ -94,8 +94,14 @@ def test_submit_phase1_then_phase2(demo_dir: Path, workspace: Path, trained: Pat
     check = manifest["leaks"]
     assert check["used"] and check["agreement"] > check["rule_accuracy"]
     assert check["overridden"] >= 0.9 * len(frame)
-    code, output = _submit(ws, trained, out, "--run", "b1")
+    code, output = _submit(ws, trained, out, "--run", "b1", "--profile")
     assert code == 0 and len(list(out.glob("*.csv"))) == 2  # never overwritten
+    assert "decision rule: cache lookup" in output and "rule: nested choice" not in output
+    code, output = _submit(ws, trained, out, "--run", "b1", "--tta", "off", "--profile")
+    assert code == 0, output  # another rule: fitted now, its stages timed
+    for stage in ("rule: out-of-fold predictions", "rule: candidates", "rule: nested choice",
+                  "rule: the chosen one fitted"):
+        assert stage in output, stage
     code, output = _submit(ws, trained, out, "--run", "b1", "--test",
                            str(demo_dir / "phase2/test"), "--tta", "on")
     assert code == 0, output

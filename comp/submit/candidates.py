@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from comp.config import SubmitConfig, Tta
 from comp.runs import RunDir
+from comp.stopwatch import Stopwatch
 from comp.submit import stacker
 from comp.submit.evaluate import holdout_predictions, scored_rows, scoring_folds
 from comp.submit.predict import Predictions
@@ -58,22 +59,22 @@ def build(preds: dict[tuple[str, bool], Predictions], run_dirs: list[RunDir], y:
     # a stacker or a stack needs every class in every part of its cross-validation
     if not ensemble or not stacker.fits(y, k, 2 * len(np.unique(fold))):
         return out
-    for t in order:
-        for r in run_dirs:
-            if t not in settings(r):  # a feature model's features are not flipped
-                continue
-            pred = preds[(r.name, t)]
-            name = _label(f"{r.name} LightGBM", t)
-            if r.cross_fitted:  # one stacker per fold model, on its own rows only
-                full = stacker.member_oof(pred, y, fold, groups, num_classes=k, seed=seed)
-                if full is not None:
-                    out.append(Candidate(name, Source.STACKER, (r.name,), t, full))
-                continue
-            features = stacker.stack_features(pred)
-            fit = functools.partial(stacker.cross_val, stacker.lgbm_fit_predict(k, seed),
-                                    features, y, fold, num_classes=k)
-            out.append(Candidate(name, Source.STACKER, (r.name,), t, fit(),
-                                 nested=_excluding(fit)))
+    todo = [(t, r) for t in order for r in run_dirs
+            if t in settings(r)]  # a feature model's features are not flipped
+    for t, r in tqdm(todo, desc="LightGBM stackers, cross-validated", unit="stacker",
+                     leave=False, disable=None):
+        pred = preds[(r.name, t)]
+        name = _label(f"{r.name} LightGBM", t)
+        if r.cross_fitted:  # one stacker per fold model, on its own rows only
+            full = stacker.member_oof(pred, y, fold, groups, num_classes=k, seed=seed)
+            if full is not None:
+                out.append(Candidate(name, Source.STACKER, (r.name,), t, full))
+            continue
+        features = stacker.stack_features(pred)
+        fit = functools.partial(stacker.cross_val, stacker.lgbm_fit_predict(k, seed),
+                                features, y, fold, num_classes=k)
+        out.append(Candidate(name, Source.STACKER, (r.name,), t, fit(),
+                             nested=_excluding(fit)))
     if len(run_dirs) > 1:
         for t in tta:
             x = stacker.level2_features([preds[(r.name, t)].prob for r in run_dirs])
@@ -103,31 +104,37 @@ def deploy(chosen: Candidate, preds: dict[tuple[str, bool], Predictions],
 
 
 def fit_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFrame,
-                 run_dirs: list[RunDir], *, folder: Path) -> Decision:
+                 run_dirs: list[RunDir], *, folder: Path,
+                 clock: Stopwatch | None = None) -> Decision:
     """The rule for these runs: candidates from their out-of-fold predictions, the nested
-    selection, the chosen candidate fitted on every scored row; saved in `folder`."""
-    rows = scored_rows(ws, index, run_dirs[0])
-    y = rows["label"].to_numpy(np.int64)
-    if len(y) == 0:
-        raise ValueError("no scored rows")
-    fold = scoring_folds(rows, y, run_dirs[0], folds=cfg.folds, seed=cfg.seed)
-    tta = flips(cfg.tta)
-    preds = {(r.name, t): holdout_predictions(ws, index, r, tta=t,
-                                              fingerprint=meta.fingerprint)
-             for t in (False, True) for r in run_dirs if t in tta or not flippable(
-                 r.load_record().model)}
+    selection, the chosen candidate fitted on every scored row; saved in `folder`. Each
+    stage timed into `clock` (`--profile`)."""
+    clock = clock or Stopwatch()
+    with clock.stage("rule: out-of-fold predictions (cached per run and flip)"):
+        rows = scored_rows(ws, index, run_dirs[0])
+        y = rows["label"].to_numpy(np.int64)
+        if len(y) == 0:
+            raise ValueError("no scored rows")
+        fold = scoring_folds(rows, y, run_dirs[0], folds=cfg.folds, seed=cfg.seed)
+        tta = flips(cfg.tta)
+        flipped = frozenset(r.name for r in run_dirs if flippable(r.load_record().model))
+        preds = {(r.name, t): holdout_predictions(ws, index, r, tta=t,
+                                                  fingerprint=meta.fingerprint)
+                 for t in (False, True) for r in run_dirs if t in tta or r.name not in flipped}
     k = len(meta.classes)
-    candidates = build(preds, run_dirs, y, fold, rows["split_group"].to_numpy(),
-                       num_classes=k, tta=tta, ensemble=cfg.ensemble, seed=cfg.seed,
-                       flipped=frozenset(r.name for r in run_dirs
-                                         if flippable(r.load_record().model)))
-    with tqdm(total=len(np.unique(fold)), desc="nested choice of the rule", unit="fold",
-              leave=False, disable=None) as bar:
+    with clock.stage("rule: candidates (stackers cross-validated)"):
+        candidates = build(preds, run_dirs, y, fold, rows["split_group"].to_numpy(),
+                           num_classes=k, tta=tta, ensemble=cfg.ensemble, seed=cfg.seed,
+                           flipped=flipped)
+    with clock.stage("rule: nested choice"), tqdm(
+            total=len(np.unique(fold)), desc="nested choice of the rule", unit="fold",
+            leave=False, disable=None) as bar:
         selection = select(candidates, y, fold, seed=cfg.seed, progress=lambda: bar.update())
     chosen = candidates[selection.choice.index]
     folder.mkdir(parents=True, exist_ok=True)
-    deploy(chosen, preds, {r.name: r for r in run_dirs}, y, fold, num_classes=k,
-           seed=cfg.seed, folder=folder)
+    with clock.stage("rule: the chosen one fitted on every row"):
+        deploy(chosen, preds, {r.name: r for r in run_dirs}, y, fold, num_classes=k,
+               seed=cfg.seed, folder=folder)
     rule = selection.choice.rule
     decision = Decision(
         classes=meta.classes, fingerprint=meta.fingerprint,

@@ -82,13 +82,17 @@ def candidate_runs(cfg: SubmitConfig, fingerprint: str) -> tuple[list[str], list
 
 
 def load_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFrame,
-                  runs: list[RunDir]) -> tuple[Decision, Path]:
-    """The rule for these runs and options: from the cache, or fitted now."""
-    folder = runs[0].decision_cache(decision_key(cfg, runs))
-    cached = Decision.load(folder, fingerprint=meta.fingerprint)
-    if cached is not None and load_oof(folder) is not None:  # inspect reads both
-        return cached, folder
-    return fit_decision(cfg, ws, meta, index, runs, folder=folder), folder
+                  runs: list[RunDir], *, clock: Stopwatch | None = None
+                  ) -> tuple[Decision, Path]:
+    """The rule for these runs and options: from the cache, or fitted now (its stages timed
+    into `clock`)."""
+    clock = clock or Stopwatch()
+    with clock.stage("decision rule: cache lookup"):
+        folder = runs[0].decision_cache(decision_key(cfg, runs))
+        cached = Decision.load(folder, fingerprint=meta.fingerprint)
+        if cached is not None and load_oof(folder) is not None:  # inspect reads both
+            return cached, folder
+    return fit_decision(cfg, ws, meta, index, runs, folder=folder, clock=clock), folder
 
 
 def rule_for(run_dir: RunDir, *, ws: Workspace, meta: Meta, index: pd.DataFrame,
@@ -175,9 +179,10 @@ def _submit(cfg: SubmitConfig, clock: Stopwatch, target: Target) -> Submitted:
         names, notes = candidate_runs(cfg, meta.fingerprint)
         opened = {n: open_run(cfg.checkpoints, n, fingerprint=meta.fingerprint,
                               pixels=meta.pixels) for n in names}
-    with clock.stage("decision rule"):  # 1-3. chosen out-of-fold, nested (cached for phase 2)
-        decision, folder = load_decision(cfg, ws, meta, index, [r for r, _ in opened.values()])
-        remember([opened[n][0] for n in decision.runs], folder, cfg.checkpoints)
+    # 1-3. chosen out-of-fold, nested (cached for phase 2)
+    decision, folder = load_decision(cfg, ws, meta, index, [r for r, _ in opened.values()],
+                                     clock=clock)
+    remember([opened[n][0] for n in decision.runs], folder, cfg.checkpoints)
     with clock.stage(f"predict {target}"):
         _, labels = predict_rule(decision, folder, cfg.checkpoints,
                                  ws.load_store(str(target)), ws=ws)

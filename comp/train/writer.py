@@ -67,11 +67,12 @@ def shadow_of(model: keras.Model) -> keras.Model | None:
 
 
 def copy_into(shadow: keras.Model, model: keras.Model) -> None:
-    """The model's weights and optimizer state, as they are now, into the shadow."""
-    for mine, theirs in zip(shadow.weights, model.weights, strict=True):
-        mine.assign(theirs)
-    for mine, theirs in zip(shadow.optimizer.variables, model.optimizer.variables, strict=True):
-        mine.assign(theirs)
+    """The model's weights and optimizer state, as they are now, into the shadow: copies
+    (JAX's training step donates the model's arrays to the next step, which frees them)."""
+    pairs = [*zip(shadow.weights, model.weights, strict=True),
+             *zip(shadow.optimizer.variables, model.optimizer.variables, strict=True)]
+    for mine, theirs in pairs:
+        mine.assign(keras.ops.copy(theirs.value))
 
 
 class EpochWriter:
