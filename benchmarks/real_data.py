@@ -21,6 +21,11 @@ resamples of the test images) of comp minus b3. b3 and comp's models get the sam
 With `--recipe`: the pretrained recipe beside the default, on its workspace: a facenet run
 (frozen FaceNet features, a head per fold), submitted alone and stacked with the default's run
 by one `comp submit --run comp-res --run comp-facenet`.
+
+With `--reuse` (and `--no-baselines --recipe`): the carved-off test, the workspace and the
+finished default run of an earlier call are kept (their wall time is then the default run's
+epoch seconds, summed from its history, plus its submit now); the facenet run is trained
+anew (its cached features reused).
 """
 
 from __future__ import annotations
@@ -141,19 +146,23 @@ def baseline(name: str, model: str, epochs: int, challenge: Path, answers: pd.Da
 
 
 def comp_default(name: str, model: str, epochs: int, challenge: Path, answers: pd.DataFrame,
-                 seed: int) -> dict[str, tuple[np.ndarray, float, str]]:
+                 seed: int, reuse: bool = False) -> dict[str, tuple[np.ndarray, float, str]]:
     """comp prepare, comp train --folds 5, comp submit --test: the default rule (every
     choice nested, flip TTA and the stacker among the candidates), and `--tta off` beside it
     (the CNN at its out-of-fold threshold, as the former default ran). For each: the
     printed out-of-fold headline next to the test score, and what averaging the fold models
     adds over one fold model alone (each decided by the same rule)."""
     ws, ck = OUT / name / "ws-comp", OUT / name / "ck"
-    seconds = _prepare(name, challenge, ws, seed)
-    started = time.perf_counter()
     run = f"comp-{model}"
-    train(TrainConfig(workspace=ws, model=model, epochs=epochs, checkpoints=ck,
-                      run_name=run, seed=seed, progress=False))
-    trained = time.perf_counter() - started
+    if reuse:  # the earlier call's: its epochs' seconds
+        seconds, trained = 0.0, float(sum(pd.read_csv(m.history)["seconds"].sum()
+                                          for m in RunDir(ck / run).members()))
+    else:
+        seconds = _prepare(name, challenge, ws, seed)
+        started = time.perf_counter()
+        train(TrainConfig(workspace=ws, model=model, epochs=epochs, checkpoints=ck,
+                          run_name=run, seed=seed, progress=False))
+        trained = time.perf_counter() - started
     out = {}
     y = answers["label"].to_numpy()
     for tta, label in ((Tta.OFF, "comp, --tta off"), (Tta.AUTO, "comp default")):
@@ -289,7 +298,15 @@ def paired_bootstrap(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, seed: int
 
 
 def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
-    challenge, answers = carve(name, args.seed)
+    done = OUT / name / "ck" / f"comp-{args.model}" / "current" / "run.json"
+    reuse = args.reuse and done.exists() and RunDir(
+        done.parents[1]).load_record().status == "finished"
+    if reuse:
+        challenge = OUT / name / "challenge"
+        answers = pd.read_csv(OUT / name / "answers.csv", dtype={"id": str})
+        shutil.rmtree(OUT / name / "ck" / "comp-facenet", ignore_errors=True)
+    else:
+        challenge, answers = carve(name, args.seed)
     y = answers["label"].to_numpy()
     counts = (f"{int(y.sum())} positive" if y.max() <= 1 else
               "per class " + "/".join(str(n) for n in np.bincount(y)))
@@ -303,7 +320,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
         preds[label] = (pred, seconds, f"{epochs} epochs")
         print(f"  {label}: {metrics.balanced_accuracy(y, pred):.4f} ({seconds:.0f} s)",
               flush=True)
-    default = comp_default(name, args.model, args.epochs, challenge, answers, args.seed)
+    default = comp_default(name, args.model, args.epochs, challenge, answers, args.seed,
+                           reuse=reuse)
     for label, (pred, seconds, how) in default.items():
         preds[f"{label} ({args.model}, 5 folds)"] = (pred, seconds,
                                                      f"{args.epochs} epochs; {how}")
@@ -351,6 +369,9 @@ def main() -> None:
                         "interval column is then minus the comp default)")
     parser.add_argument("--head-epochs", type=int, default=40,
                         help="epochs of the facenet head")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep an earlier call's carved test, workspace and finished "
+                        "default run; train the facenet run anew")
     args = parser.parse_args()
     if not SHARED.exists():
         print(f"skipping: the shared datasets are not at {SHARED}")

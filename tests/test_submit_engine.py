@@ -120,3 +120,38 @@ def test_keras_predicts_when_onnx_runtime_cannot(tmp_path: Path,
     np.testing.assert_array_equal(predict_models([path], x, engine=tmp_path / "e")[0].prob,
                                   want)
     assert capsys.readouterr().err.count("conversion failed at node X") == 1
+
+
+@needs_onnx
+def test_a_cached_graph_predicts_without_loading_keras(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once exported, the graph runs without the checkpoints being loaded (phase 2), with
+    the same predictions; where an accelerator may be, Keras loads them; a damaged cache
+    file is exported again."""
+    import comp.train.callbacks as callbacks
+    from comp.submit.predict import predict_models
+
+    paths = [_saved("b1", (24, 24, 3), 2, tmp_path / f"fold-{k}", seed=k) for k in range(2)]
+    x = np.random.default_rng(3).integers(0, 256, (30, 24, 24, 3), np.uint8)
+    want = predict_models(paths, x, engine=tmp_path / "engine")
+    loads: list[Path] = []
+    real = callbacks.load_checkpoint
+    monkeypatch.setattr(callbacks, "load_checkpoint",
+                        lambda path, **kw: (loads.append(path), real(path, **kw))[1])
+    got = predict_models(paths, x, tta=True, engine=tmp_path / "engine")
+    assert loads == []
+    flipped = predict_models(paths, x, tta=True)
+    assert len(loads) == 2  # Keras, the reference
+    for w, g in zip(flipped, got, strict=True):
+        np.testing.assert_allclose(g.prob, w.prob, atol=1e-5)
+    monkeypatch.setattr(engine, "accelerator_present", lambda: True)
+    predict_models(paths, x, engine=tmp_path / "engine")
+    assert len(loads) == 4
+    monkeypatch.setattr(engine, "accelerator_present", lambda: False)
+    (cached,) = (tmp_path / "engine").glob("*.onnx")
+    cached.write_bytes(b"damaged")
+    again = predict_models(paths, x, engine=tmp_path / "engine")
+    assert len(loads) == 6 and cached.stat().st_size > 1000
+    assert not list((tmp_path / "engine").glob("*.failed"))
+    for w, g in zip(want, again, strict=True):
+        np.testing.assert_allclose(g.prob, w.prob, atol=1e-6)

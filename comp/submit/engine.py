@@ -65,6 +65,50 @@ def _export(every: Any, path: Path) -> None:
             tmp.unlink()
 
 
+def accelerator_present() -> bool:
+    """Whether this machine may have a GPU or TPU, told without importing a backend (the
+    device files their drivers make, a TPU's environment): there, Keras predicts."""
+    import glob
+
+    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/accel[0-9]*")
+                or os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"))
+
+
+def cached_session(folder: Path, key: str) -> Callable[[np.ndarray], list[Any]] | None:
+    """The session of a graph exported earlier (by any process), run without loading Keras
+    or the checkpoints: the phase-2 path. None when there is none yet, it failed before,
+    ONNX Runtime is missing, or the machine may have an accelerator."""
+    import importlib.util
+
+    path = folder / f"{key}.onnx"
+    if (key in _FAILED or not path.is_file() or (folder / f"{key}.failed").exists()
+            or importlib.util.find_spec("onnxruntime") is None or accelerator_present()):
+        return None
+    try:
+        return _open(path)
+    except Exception:  # noqa: BLE001 - a damaged cache file: exported again through Keras
+        return None
+
+
+def _open(path: Path) -> Callable[[np.ndarray], list[Any]]:
+    """An ONNX Runtime session on the CPU that takes the pixels alone and runs on a sample,
+    as a function of a batch; raises when it cannot."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    run = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    inputs = run.get_inputs()
+    if len(inputs) != 1:  # an export that turned constants into inputs
+        raise ValueError(f"the exported graph wants {len(inputs)} inputs, not the pixels "
+                         "alone")
+    shape = [d if isinstance(d, int) else 1 for d in inputs[0].shape]
+    dtype = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32}[inputs[0].type]
+    name = inputs[0].name
+    run.run(None, {name: np.zeros(shape, dtype)})  # it runs, or Keras predicts
+    return lambda batch: run.run(None, {name: batch})
+
+
 def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], list[Any]] | None:
     """A function running `every` (a built, called Keras model) by ONNX Runtime on a batch,
     its outputs in `every`'s order; the ONNX file made once into `folder`. None (Keras
@@ -79,19 +123,13 @@ def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], lis
         _FAILED.add(key)
         return None
     try:
-        import onnxruntime as ort
-
-        if not path.exists():
-            _export(every, path)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        run = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        inputs = run.get_inputs()
-        if len(inputs) != 1:  # an export that turned constants into inputs
-            raise ValueError(f"the exported graph wants {len(inputs)} inputs, not the pixels "
-                             "alone")
-        sample = np.zeros((1, *every.input.shape[1:]), every.input.dtype)
-        run.run(None, {inputs[0].name: sample})  # it runs, or Keras predicts
+        if path.exists():
+            try:
+                return _open(path)
+            except Exception:  # noqa: BLE001 - a damaged cache file: exported again
+                path.unlink()
+        _export(every, path)
+        step = _open(path)
     except Exception as exc:  # noqa: BLE001 - the exporters and runtimes raise many kinds
         why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         _say(why)
@@ -102,5 +140,4 @@ def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], lis
         except OSError:
             pass
         return None
-    name = run.get_inputs()[0].name
-    return lambda batch: run.run(None, {name: batch})
+    return step

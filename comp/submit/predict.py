@@ -12,7 +12,7 @@ from tqdm import tqdm
 from comp.metrics import probability_matrix
 from comp.native_log import load_keras
 from comp.submit.engine import BATCH as ENGINE_BATCH
-from comp.submit.engine import graph_key, session
+from comp.submit.engine import cached_session, graph_key, session
 
 
 @dataclass
@@ -46,8 +46,51 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
     CPU (measured on 2 cores: 2,400 images/s against 1,550 for Keras' `predict` at 512: the
     activations of a small batch stay in the caches), 1024 on an accelerator. With `engine`
     (a run's engine folder) on a CPU, ONNX Runtime runs the same graph, exported once into
-    that folder (`comp.submit.engine`), in batches of 256; Keras where it cannot.
+    that folder (`comp.submit.engine`), in batches of 256; Keras where it cannot. Once the
+    graph is there, neither Keras nor the checkpoints are loaded (phase 2's start-up).
     """
+    whole = engine is not None and len(x) and all(p.is_file() for p in model_paths)
+    key = graph_key(model_paths, tuple(x.shape[1:]), str(x.dtype)) if whole else ""
+    step = cached_session(engine, key) if key else None
+    if step is not None:  # exported before: no Keras, no checkpoint loaded
+        batch_size = batch_size or ENGINE_BATCH
+        widths = None
+    else:
+        step, batch_size, widths = _keras_step(model_paths, x, batch_size=batch_size,
+                                               engine=engine, key=key)
+
+    passes = [False, True] if tta and x.ndim == 4 else [False]  # features are not flipped
+    # per pass, the batches of each output (model 1's embedding, probability, model 2's...)
+    parts: list[list[list[np.ndarray]]] = [[[] for _ in range(2 * len(model_paths))]
+                                           for _ in passes]
+    with tqdm(total=len(x) * len(passes), desc=desc, unit="img", leave=False,
+              disable=None) as bar:
+        for flip, batches_of in zip(passes, parts, strict=True):
+            for start in range(0, len(x), batch_size):
+                batch = np.asarray(x[start:start + batch_size])
+                if flip:
+                    batch = np.ascontiguousarray(batch[:, :, ::-1])
+                values = step(batch)
+                for batches, value in zip(batches_of, values, strict=True):
+                    batches.append(np.asarray(value, np.float32))
+                bar.update(len(batch))
+
+    def joined(k: int) -> Any:  # output k, TTA: the mean of the passes
+        return np.mean([np.concatenate(p[k]) if p[k] else np.zeros((0, widths[k]), np.float32)
+                        for p in parts], axis=0)
+
+    result = []
+    for m in range(len(model_paths)):
+        emb, prob = joined(2 * m), joined(2 * m + 1)
+        result.append(Predictions(probability_matrix(prob), emb))
+    return result
+
+
+def _keras_step(model_paths: list[Path], x: np.ndarray, *, batch_size: int | None,
+                engine: Path | None, key: str) -> tuple[Any, int, list[int]]:
+    """The saved models in one Keras graph (uint8 in, cast on the device): its batch step
+    (ONNX Runtime's session of the same graph where `engine` allows), the batch size, and
+    each output's width."""
     load_keras()
     import keras
 
@@ -66,38 +109,12 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
     step: Any = every.predict_on_batch
     if engine is not None and not accelerated and len(x):
         every.predict_on_batch(np.asarray(x[:1]))  # a called model, as the export needs
-        fast = session(every, folder=engine,
-                       key=graph_key(model_paths, tuple(x.shape[1:]), str(x.dtype)))
+        fast = session(every, folder=engine, key=key)
         if fast is not None:
             step, batch_size = fast, batch_size or ENGINE_BATCH
     if batch_size is None:
         batch_size = 1024 if accelerated else 128
-
-    passes = [False, True] if tta and x.ndim == 4 else [False]  # features are not flipped
-    # per pass, the batches of each output
-    parts: list[list[list[np.ndarray]]] = [[[] for _ in outputs] for _ in passes]
-    with tqdm(total=len(x) * len(passes), desc=desc, unit="img", leave=False,
-              disable=None) as bar:
-        for flip, batches_of in zip(passes, parts, strict=True):
-            for start in range(0, len(x), batch_size):
-                batch = np.asarray(x[start:start + batch_size])
-                if flip:
-                    batch = np.ascontiguousarray(batch[:, :, ::-1])
-                values = step(batch)
-                for batches, value in zip(batches_of, values, strict=True):
-                    batches.append(np.asarray(value, np.float32))
-                bar.update(len(batch))
-    widths = [int(output.shape[-1]) for output in outputs]
-
-    def joined(k: int) -> Any:  # output k, TTA: the mean of the passes
-        return np.mean([np.concatenate(p[k]) if p[k] else np.zeros((0, widths[k]), np.float32)
-                        for p in parts], axis=0)
-
-    result = []
-    for m in range(len(models)):
-        emb, prob = joined(2 * m), joined(2 * m + 1)
-        result.append(Predictions(probability_matrix(prob), emb))
-    return result
+    return step, batch_size, [int(output.shape[-1]) for output in outputs]
 
 
 def predict_run(model_path: Path, x: np.ndarray, *, tta: bool = False,
