@@ -72,7 +72,7 @@ def main() -> None:
               f"{score_against(reference, args.answers):.4f}")
 
 
-KERAS_ONLY = ("import sys, runpy; import comp.submit.engine as e; e.available = lambda: False; "
+KERAS_ONLY = ("import sys, runpy; import comp.submit.engine as e; e.OFF = True; "
               "sys.argv[0] = 'comp'; runpy.run_module('comp.cli', run_name='__main__')")
 
 

@@ -18,8 +18,8 @@ def _saved(name: str, shape: tuple[int, ...], classes: int, folder: Path, seed: 
            **options: object) -> Path:
     import keras
 
-    from comp.train.writer import save_model
     from comp.train.models import build_model
+    from comp.train.writer import save_model
 
     keras.utils.set_random_seed(seed)
     model = build_model(name, shape, classes, **options)

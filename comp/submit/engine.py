@@ -23,6 +23,7 @@ FOLDER = "engine"  # in a run folder: <key>.onnx
 BATCH = 256
 
 
+OFF = False  # True: Keras predicts everything (the reference, for benchmarks and tests)
 _FAILED: set[str] = set()  # graphs whose export or session failed in this process
 _SAID: set[str] = set()  # the reasons already said in this process
 
@@ -81,7 +82,7 @@ def cached_session(folder: Path, key: str) -> Callable[[np.ndarray], list[Any]] 
     import importlib.util
 
     path = folder / f"{key}.onnx"
-    if (key in _FAILED or not path.is_file() or (folder / f"{key}.failed").exists()
+    if (OFF or key in _FAILED or not path.is_file() or (folder / f"{key}.failed").exists()
             or importlib.util.find_spec("onnxruntime") is None or accelerator_present()):
         return None
     try:
@@ -115,7 +116,7 @@ def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], lis
     predicts) when ONNX Runtime is missing or the export or session fails, said in one note
     per reason; a failure is remembered beside the cache (`<key>.failed`), so the export is
     not tried again for the same checkpoints."""
-    if key in _FAILED or not available():
+    if OFF or key in _FAILED or not available():
         return None
     path, failed = folder / f"{key}.onnx", folder / f"{key}.failed"
     if failed.exists():  # an earlier process found this graph unusable: not tried again

@@ -11,8 +11,9 @@ from tqdm import tqdm
 
 from comp.metrics import probability_matrix
 from comp.native_log import load_keras
+from comp.submit import engine as onnx_engine
 from comp.submit.engine import BATCH as ENGINE_BATCH
-from comp.submit.engine import cached_session, graph_key, session
+from comp.submit.engine import graph_key
 
 
 @dataclass
@@ -51,7 +52,7 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
     """
     whole = engine is not None and len(x) and all(p.is_file() for p in model_paths)
     key = graph_key(model_paths, tuple(x.shape[1:]), str(x.dtype)) if whole else ""
-    step = cached_session(engine, key) if key else None
+    step = onnx_engine.cached_session(engine, key) if key else None
     if step is not None:  # exported before: no Keras, no checkpoint loaded
         batch_size = batch_size or ENGINE_BATCH
         widths = None
@@ -109,7 +110,7 @@ def _keras_step(model_paths: list[Path], x: np.ndarray, *, batch_size: int | Non
     step: Any = every.predict_on_batch
     if engine is not None and not accelerated and len(x):
         every.predict_on_batch(np.asarray(x[:1]))  # a called model, as the export needs
-        fast = session(every, folder=engine, key=key)
+        fast = onnx_engine.session(every, folder=engine, key=key)
         if fast is not None:
             step, batch_size = fast, batch_size or ENGINE_BATCH
     if batch_size is None:
