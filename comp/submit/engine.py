@@ -3,8 +3,10 @@ one graph, uint8 pixels in), exported once to ONNX by Keras' own `model.export` 
 the run folder, keyed by the checkpoints and the input; Keras stays the reference and the
 fallback (no onnxruntime, an export that fails, an accelerator).
 
-Measured on a trained 5-fold `res` run, 20,000 images, 2 cores shared with another job
-(BENCHMARKS.md, benchmarks/engine.py): the same probabilities to 7e-7, 1.09x Keras' speed.
+Measured in phase 2 on 2 cores (BENCHMARKS.md, benchmarks/phase2.py): 20,000 new images
+through a 5-fold `res` run's five models (with the flip) in 23.2 s against Keras' 39.7 s, the
+same labels on every image; once the graph is cached, phase 2 neither imports Keras nor
+loads a checkpoint.
 """
 
 from __future__ import annotations
