@@ -44,7 +44,6 @@ def main() -> None:
     # phase 1 fits and caches the decision rule (not timed)
     subprocess.run([sys.executable, "-m", "comp.cli", "submit", *common], check=True)
     from comp.runs import RunDir
-
     from comp.specs import spec
 
     models = sum(len(RunDir(args.checkpoints / run).members()) for run in args.run)

@@ -50,12 +50,12 @@ def predict_models(model_paths: list[Path], x: np.ndarray, *, tta: bool = False,
     that folder (`comp.submit.engine`), in batches of 256; Keras where it cannot. Once the
     graph is there, neither Keras nor the checkpoints are loaded (phase 2's start-up).
     """
-    whole = engine is not None and len(x) and all(p.is_file() for p in model_paths)
-    key = graph_key(model_paths, tuple(x.shape[1:]), str(x.dtype)) if whole else ""
-    step = onnx_engine.cached_session(engine, key) if key else None
+    whole = len(x) > 0 and all(p.is_file() for p in model_paths)
+    key = graph_key(model_paths, tuple(x.shape[1:]), str(x.dtype)) if whole and engine else ""
+    step = onnx_engine.cached_session(engine, key) if engine is not None and key else None
     if step is not None:  # exported before: no Keras, no checkpoint loaded
         batch_size = batch_size or ENGINE_BATCH
-        widths = None
+        widths: list[int] = []  # read only for an empty x, which never comes here
     else:
         step, batch_size, widths = _keras_step(model_paths, x, batch_size=batch_size,
                                                engine=engine, key=key)
