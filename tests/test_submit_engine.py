@@ -130,6 +130,7 @@ def test_a_cached_graph_predicts_without_loading_keras(tmp_path: Path,
     file is exported again."""
     import comp.train.callbacks as callbacks
     from comp.submit.predict import predict_models
+    from comp.train import strategy
 
     paths = [_saved("b1", (24, 24, 3), 2, tmp_path / f"fold-{k}", seed=k) for k in range(2)]
     x = np.random.default_rng(3).integers(0, 256, (30, 24, 24, 3), np.uint8)
@@ -144,10 +145,10 @@ def test_a_cached_graph_predicts_without_loading_keras(tmp_path: Path,
     assert len(loads) == 2  # Keras, the reference
     for w, g in zip(flipped, got, strict=True):
         np.testing.assert_allclose(g.prob, w.prob, atol=1e-5)
-    monkeypatch.setattr(engine, "accelerator_present", lambda: True)
+    monkeypatch.setattr(strategy, "accelerator_present", lambda: True)
     predict_models(paths, x, engine=tmp_path / "engine")
     assert len(loads) == 4
-    monkeypatch.setattr(engine, "accelerator_present", lambda: False)
+    monkeypatch.setattr(strategy, "accelerator_present", lambda: False)
     (cached,) = (tmp_path / "engine").glob("*.onnx")
     cached.write_bytes(b"damaged")
     again = predict_models(paths, x, engine=tmp_path / "engine")

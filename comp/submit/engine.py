@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from comp.errors import note
+from comp.train import strategy
 
-FOLDER = "engine"  # in a run folder: <key>.onnx
 BATCH = 256
 
 
@@ -68,15 +68,6 @@ def _export(every: Any, path: Path) -> None:
             tmp.unlink()
 
 
-def accelerator_present() -> bool:
-    """Whether this machine may have a GPU or TPU, told without importing a backend (the
-    device files their drivers make, a TPU's environment): there, Keras predicts."""
-    import glob
-
-    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/accel[0-9]*")
-                or os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"))
-
-
 def cached_session(folder: Path, key: str) -> Callable[[np.ndarray], list[Any]] | None:
     """The session of a graph exported earlier (by any process), run without loading Keras
     or the checkpoints: the phase-2 path. None when there is none yet, it failed before,
@@ -85,7 +76,8 @@ def cached_session(folder: Path, key: str) -> Callable[[np.ndarray], list[Any]] 
 
     path = folder / f"{key}.onnx"
     if (OFF or key in _FAILED or not path.is_file() or (folder / f"{key}.failed").exists()
-            or importlib.util.find_spec("onnxruntime") is None or accelerator_present()):
+            or importlib.util.find_spec("onnxruntime") is None
+            or strategy.accelerator_present()):
         return None
     try:
         return _open(path)

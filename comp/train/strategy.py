@@ -54,6 +54,17 @@ def on_accelerator() -> bool:
     return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
 
 
+def accelerator_present() -> bool:
+    """Whether this machine may have a GPU or TPU, told without importing a backend (the
+    device files their drivers make, a TPU's environment): where a cached ONNX graph would
+    otherwise run without Keras, Keras predicts there instead (`on_accelerator` decides
+    once a backend is loaded)."""
+    import glob
+
+    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/accel[0-9]*")
+                or os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"))
+
+
 def choose_hardware(*, tpu: bool = False, tpu_name: str | None = None) -> Hardware:
     """The one place where CPU, GPU(s) or TPU is decided.
 
