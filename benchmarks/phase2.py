@@ -54,7 +54,8 @@ def main() -> None:
     csv, seconds, info = _phase2(args, common, keras_only=False)
     print(f"\nphase 2: {info['images']:,} new test images -> {csv} in {seconds:.1f} s from "
           f"command to validated CSV with {models} model(s) (new images evicted from the page "
-          f"cache; target {target}); {info['leaks']['overridden']} leaks overridden",
+          f"cache; target {target}); leaks: {info['leaks']['applied']} "
+          f"({info['leaks']['matched']} matched, {info['leaks']['changed']} changed)",
           flush=True)
     if args.answers:
         from comp.submit.submission import score_against

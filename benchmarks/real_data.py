@@ -31,6 +31,7 @@ anew (its cached features reused).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -44,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from comp import metrics  # noqa: E402
-from comp.config import PrepareConfig, SubmitConfig, TrainConfig, Tta  # noqa: E402
+from comp.config import Leaks, PrepareConfig, SubmitConfig, TrainConfig, Tta  # noqa: E402
 from comp.prepare import prepare  # noqa: E402
 from comp.prepare.splits import assign_parts  # noqa: E402
 from comp.runs import RunDir  # noqa: E402
@@ -52,6 +53,7 @@ from comp.submit import submit  # noqa: E402
 from comp.submit.predict import predict_models, predict_run  # noqa: E402
 from comp.submit.rule import Decision  # noqa: E402
 from comp.submit.select import Rule, apply_rule  # noqa: E402
+from comp.submit.submission import LeakRecord  # noqa: E402
 from comp.train import train  # noqa: E402
 from comp.workspace import Workspace  # noqa: E402
 
@@ -72,6 +74,10 @@ DATASETS = {
     # four classes: hair colour, images with none or several of the four dropped
     "celeba-hair": ("celeba-first10k", "attributes.csv", HAIR, "meta.csv:celeba_identity",
                     {"size": (50, 50), "classes": ("0", "1", "2", "3")}),
+    "celeba-smiling": ("celeba-first10k", "attributes.csv", "Smiling",
+                       "meta.csv:celeba_identity", {"size": (50, 50)}),
+    "celeba-young": ("celeba-first10k", "attributes.csv", "Young",
+                     "meta.csv:celeba_identity", {"size": (50, 50)}),
 }
 
 
@@ -167,9 +173,11 @@ def comp_default(name: str, model: str, epochs: int, challenge: Path, answers: p
     y = answers["label"].to_numpy()
     for tta, label in ((Tta.OFF, "comp, --tta off"), (Tta.AUTO, "comp default")):
         started = time.perf_counter()
-        result = submit(SubmitConfig(workspace=ws, runs=(run,), test=challenge / "test",
-                                     checkpoints=ck, submissions=OUT / name / "submissions",
-                                     tta=tta, seed=seed))
+        cfg = SubmitConfig(workspace=ws, runs=(run,), test=challenge / "test",
+                           checkpoints=ck, submissions=OUT / name / "submissions", tta=tta,
+                           seed=seed)
+        result = submit(cfg)
+        seconds_submit = time.perf_counter() - started
         csv = pd.read_csv(result.manifest.csv, dtype={"id": str})
         by_id = dict(zip(csv["id"], csv["label"], strict=True))
         pred = answers["id"].map(by_id).to_numpy()
@@ -179,13 +187,33 @@ def comp_default(name: str, model: str, epochs: int, challenge: Path, answers: p
                f"{metrics.balanced_accuracy(y, pred) - d.oof_balanced_accuracy:+.4f}; rule "
                f"{d.candidate} ({d.rule}); one fold model alone on the test "
                f"{np.mean(singles):.4f} (range {min(singles):.4f}-{max(singles):.4f}); "
-               f"leaks {'overridden' if result.manifest.leaks.used else 'not overridden'} "
-               f"({result.manifest.leaks.overridden})")
+               f"leaks: {result.manifest.leaks.applied} ({result.manifest.leaks.matched} "
+               f"matched, {result.manifest.leaks.changed} changed); "
+               + leak_policies(cfg, answers, result.manifest.leaks))
         print(f"  {label}: {metrics.balanced_accuracy(y, pred):.4f}; {how}; candidates: "
               + "; ".join(f"{c.name} {c.balanced_accuracy:.4f} ({c.rule})"
                           for c in d.candidates), flush=True)
-        out[label] = (pred, seconds + trained + time.perf_counter() - started, how)
+        out[label] = (pred, seconds + trained + seconds_submit, how)
     return out
+
+
+def leak_policies(cfg: SubmitConfig, answers: pd.DataFrame, record: LeakRecord) -> str:
+    """The test score of the same rule with each `--leaks` policy (the rule is cached, so
+    each is a phase-2 submit), which one `auto` applied, and the out-of-fold estimates it
+    chose by."""
+    y = answers["label"].to_numpy()
+    scores = []
+    for policy in (Leaks.NEVER, Leaks.ALWAYS, Leaks.EVIDENCE):
+        result = submit(dataclasses.replace(cfg, leaks=policy))
+        csv = pd.read_csv(result.manifest.csv, dtype={"id": str})
+        pred = answers["id"].map(dict(zip(csv["id"], csv["label"], strict=True))).to_numpy()
+        scores.append(f"{policy} {metrics.balanced_accuracy(y, pred):.4f}")
+    expected = ", ".join(f"{k} {v:.4f}" for k, v in (record.expected or {}).items()
+                         if k != "images")
+    return (f"leaks ({record.matched} matched) on the test: {', '.join(scores)}; auto "
+            f"applied {record.applied} (out-of-fold expected: {expected or 'none'}; an "
+            f"inherited label right with probability {record.agreement:.3f}, "
+            f"{record.agreement_right} of {record.agreement_measured} measured)")
 
 
 def _submitted(ws: Path, ck: Path, runs: tuple[str, ...], challenge: Path,
@@ -193,16 +221,18 @@ def _submitted(ws: Path, ck: Path, runs: tuple[str, ...], challenge: Path,
     """comp submit --test of these runs (default rule): test labels in answers' order,
     wall time, and what the rule chose with its headline."""
     started = time.perf_counter()
-    result = submit(SubmitConfig(workspace=ws, runs=runs, test=challenge / "test",
-                                 checkpoints=ck, submissions=ws.parent / f"subs-{tag}",
-                                 seed=seed))
+    cfg = SubmitConfig(workspace=ws, runs=runs, test=challenge / "test", checkpoints=ck,
+                       submissions=ws.parent / f"subs-{tag}", seed=seed)
+    result = submit(cfg)
+    seconds = time.perf_counter() - started
     csv = pd.read_csv(result.manifest.csv, dtype={"id": str})
     pred = answers["id"].map(dict(zip(csv["id"], csv["label"], strict=True))).to_numpy()
     d = result.decision
     how = (f"headline (OOF, nested) {d.oof_balanced_accuracy:.4f}; rule {d.candidate} "
-           f"({d.rule}); candidates: " + "; ".join(f"{c.name} {c.balanced_accuracy:.4f}"
-                                                  for c in d.candidates))
-    return pred.astype(int), time.perf_counter() - started, how
+           f"({d.rule}); {leak_policies(cfg, answers, result.manifest.leaks)}; "
+           "candidates: " + "; ".join(f"{c.name} {c.balanced_accuracy:.4f}"
+                                      for c in d.candidates))
+    return pred.astype(int), seconds, how
 
 
 def pretrained_recipe(name: str, model: str, challenge: Path, answers: pd.DataFrame, *,

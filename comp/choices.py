@@ -83,9 +83,10 @@ class Tta(StrEnum):
 class Leaks(StrEnum):
     """When a target image that matches training images takes their label."""
 
-    AUTO = "auto"  # when the duplicates' label agreement beats the rule's accuracy
-    ALWAYS = "always"
-    NEVER = "never"
+    AUTO = "auto"  # whichever of the three below scores highest out-of-fold
+    ALWAYS = "always"  # the copies' label replaces the model's
+    NEVER = "never"  # the model alone
+    EVIDENCE = "evidence"  # the copies' label weighed beside the rule's calibrated probability
 
 
 class Model(StrEnum):

@@ -15,9 +15,10 @@ runner = CliRunner()
 
 
 def test_demo_runs_the_default_path_and_submits_what_the_rule_says(tmp_path: Path) -> None:
+    from comp.config import Leaks
     from comp.runs import RunDir
     from comp.submit import leaks
-    from comp.submit.pipeline import predict_rule
+    from comp.submit.pipeline import leak_decisions, predict_rule
     from comp.submit.rule import last_rule
     from comp.workspace import Workspace
 
@@ -44,10 +45,10 @@ def test_demo_runs_the_default_path_and_submits_what_the_rule_says(tmp_path: Pat
     decision, folder = saved
     index = ws.load_index()
     rows = index[index["source"] == "test"].sort_values("row")
-    _, labels = predict_rule(decision, folder, checkpoints, ws.load_store("test"))
+    prob, labels = predict_rule(decision, folder, checkpoints, ws.load_store("test"))
     ids = rows["id"].astype(str).tolist()
-    if phase2["leaks"]["used"]:
-        labels, _, _ = leaks.override(labels, leaks.leak_labels(ws.load_overlap(), "test", ids,
-                                                                index))
+    labels = leak_decisions(Leaks(phase2["leaks"]["applied"]), decision, prob, labels,
+                            leaks.leak_labels(ws.load_overlap(), "test", ids, index),
+                            agreement=phase2["leaks"]["agreement"])
     expected = pd.Series([decision.classes[k] for k in labels], index=ids)
     assert (csv.set_index("id")["label"] == expected.loc[csv["id"]]).all()

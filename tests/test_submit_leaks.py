@@ -20,16 +20,41 @@ def test_override_by_hand() -> None:
     assert out.tolist() == [0, 0, 1, 1] and overridden == 3 and changed == 2
 
 
-def test_match_label_accuracy_by_hand() -> None:
-    index = pd.DataFrame({"source": "train", "original_label": [1, 1, 0, 1, 0, 0],
-                          "label": [1, 1, 0, 1, 0, 0], "group": [0, 0, 2, 2, 4, 5],
-                          "kept": [True, False, False, False, True, True],
-                          "split": ["holdout", "duplicate", "conflict", "conflict", "train",
-                                    "holdout"]})
-    pairs = pd.DataFrame({"i": [0, 2], "j": [1, 3]})
-    # pair (0,1) agrees, pair (2,3) conflicts: 4 images, 2 right
-    assert leaks.match_label_accuracy(index, pairs) == (0.5, 4)
-    assert leaks.match_label_accuracy(index, pairs, split="holdout") == (1.0, 2)
+def test_copy_agreement_leaves_one_copy_out_by_hand() -> None:
+    """Group {0,1}: both agree. Group {2,3,4} given 1,1,0: image 4's copies agree on 1 (not
+    its label); images 2 and 3 each have copies that disagree, so they are not measured.
+    Pair {5,6} at distance 3 disagrees, and counts only when the leaks lie that far."""
+    index = pd.DataFrame({"source": "train", "label": 0,
+                          "original_label": [1, 1, 1, 1, 0, 0, 1]})
+    pairs = pd.DataFrame({"i": [0, 2, 2, 3, 5], "j": [1, 3, 4, 4, 6],
+                          "distance": [0, 0, 0, 0, 3]})
+    overlap = pd.DataFrame({"source": ["test", "val"], "distance": [0, 3]})
+    exact = leaks.copy_agreement(index, pairs, overlap, source="test")
+    assert exact == leaks.CopyAgreement(right=2, measured=3, max_distance=0)
+    assert leaks.copy_agreement(index, pairs, overlap, source="val") == \
+        leaks.CopyAgreement(right=2, measured=5, max_distance=3)
+    assert leaks.copy_agreement(index, pairs.iloc[:0]) == leaks.CopyAgreement(0, 0, None)
+
+
+def test_two_conflicting_copies_cannot_decide_alone() -> None:
+    """0 of 2 measured: the prior (0.9 worth 10 images) keeps the estimate at 9/12."""
+    assert leaks.CopyAgreement(0, 2, 0).estimate == 0.75
+    assert leaks.CopyAgreement(0, 0, None).estimate == leaks.PRIOR_AGREEMENT
+    assert abs(leaks.CopyAgreement(900, 1000, 4).estimate - 909 / 1010) < 1e-12
+
+
+def test_the_policy_is_the_best_of_three_and_ties_keep_the_evidence() -> None:
+    from comp.config import Leaks
+    from comp.submit.evidence import LeakScores
+
+    assert leaks.choose_policy(Leaks.AUTO, LeakScores(0.80, 0.95, 0.95, 10))[0] == \
+        Leaks.EVIDENCE
+    assert leaks.choose_policy(Leaks.AUTO, LeakScores(0.90, 0.95, 0.93, 10))[0] == Leaks.ALWAYS
+    assert leaks.choose_policy(Leaks.AUTO, LeakScores(0.90, 0.70, 0.90, 10))[0] == \
+        Leaks.EVIDENCE
+    assert leaks.choose_policy(Leaks.AUTO, LeakScores(0.91, 0.70, 0.90, 10))[0] == Leaks.NEVER
+    assert leaks.choose_policy(Leaks.AUTO, None)[0] == Leaks.NEVER
+    assert leaks.choose_policy(Leaks.ALWAYS, None) == (Leaks.ALWAYS, "--leaks always")
 
 
 def test_every_planted_leak_is_overridden_and_none_else(demo_dir: Path, workspace: Path,
@@ -52,20 +77,6 @@ def test_every_planted_leak_is_overridden_and_none_else(demo_dir: Path, workspac
             answers["label"][planted & ~ambiguous].astype(int)).all()
 
 
-def test_the_gate_overrides_only_when_the_duplicates_agree_more_than_the_rule_is_right() -> None:
-    from comp.config import Leaks
-
-    agree = leaks.LeakCheck(0.95, 120, 4)
-    disagree = leaks.LeakCheck(0.70, 120, 4)
-    use, why = leaks.gate(Leaks.AUTO, agree, 0.86)
-    assert use and "0.950 of 120" in why and "0.860" in why
-    use, why = leaks.gate(Leaks.AUTO, disagree, 0.86)
-    assert not use and why.startswith("not overridden")
-    assert leaks.gate(Leaks.ALWAYS, disagree, 0.86)[0]
-    assert not leaks.gate(Leaks.NEVER, agree, 0.86)[0]
-    assert not leaks.gate(Leaks.AUTO, leaks.LeakCheck(float("nan"), 0, None), 0.5)[0]
-
-
 def test_inherited_labels_are_the_original_ones_not_the_relabelled() -> None:
     """An audit relabelled t1's copy from 1 to 0: the leak still inherits the given 1; a
     target whose copies were given different labels inherits nothing."""
@@ -76,18 +87,3 @@ def test_inherited_labels_are_the_original_ones_not_the_relabelled() -> None:
                             "distance": [0, 2]})
     assert leaks.leak_labels(overlap, "test", ["t1", "t2", "t3"], index).tolist() == [1, -1, -1]
     assert leaks.leak_labels(overlap, "test", ["t1", "t2"]).tolist() == [0, -1]
-
-
-def test_agreement_is_read_at_the_leaks_distance_when_enough_pairs_lie_that_close() -> None:
-    n = 2 * leaks.MIN_MEASURED + 20
-    index = pd.DataFrame({"source": "train", "label": 0, "original_label": 0,
-                          "given_label": np.r_[np.zeros(n // 2 * 2 - 20, int),
-                                               np.tile([0, 1], 10)]})
-    close = n // 2 - 10  # pairs at distance 0 agree; the last 10 (distance 3) conflict
-    pairs = pd.DataFrame({"i": np.arange(0, n, 2), "j": np.arange(1, n, 2),
-                          "distance": np.r_[np.zeros(close, int), np.full(10, 3)]})
-    overlap = pd.DataFrame({"source": ["test"], "distance": [0]})
-    exact = leaks.check_leaks(index, pairs, overlap, source="test")
-    assert exact == leaks.LeakCheck(1.0, 2 * close, 0)
-    every = leaks.check_leaks(index, pairs)
-    assert every.max_distance is None and every.match_label_accuracy < 1.0

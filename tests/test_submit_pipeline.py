@@ -92,8 +92,9 @@ def test_submit_phase1_then_phase2(demo_dir: Path, workspace: Path, trained: Pat
         assert key in manifest["decision"]
     # val is all copies of train, whose labels agree far more often than b1 is right
     check = manifest["leaks"]
-    assert check["used"] and check["agreement"] > check["rule_accuracy"]
-    assert check["overridden"] >= 0.9 * len(frame)
+    assert check["applied"] in ("evidence", "always") and check["matched"] >= 0.9 * len(frame)
+    assert check["expected"]["evidence"] >= check["expected"]["never"]
+    assert "expected balanced accuracy on leaked images" in output
     code, output = _submit(ws, trained, out, "--run", "b1", "--profile")
     assert code == 0 and len(list(out.glob("*.csv"))) == 2  # never overwritten
     assert "decision rule: cache lookup" in output and "rule: nested choice" not in output
@@ -109,10 +110,10 @@ def test_submit_phase1_then_phase2(demo_dir: Path, workspace: Path, trained: Pat
     assert latest["target"] == "test" and latest["tta"] is True
     answers = pd.read_csv(demo_dir / "answers/test.csv", dtype=str, keep_default_na=False)
     assert latest["images"] == len(answers)
-    assert latest["leaks"]["overridden"] >= (answers["train_id"] != "").sum() - 1
+    assert latest["leaks"]["matched"] >= (answers["train_id"] != "").sum() - 1
     code, output = _submit(ws, trained, out, "--run", "b1", "--target", "test", "--leaks",
                            "never")
-    assert code == 0 and "not overridden (--leaks never)" in output
+    assert code == 0 and "--leaks never: the model decides them (0 changed)" in output
 
 
 def test_runs_are_stacked_when_none_is_named(workspace: Path, trained: Path,

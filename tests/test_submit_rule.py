@@ -18,7 +18,7 @@ def _rule(**changes) -> Decision:
     base = Decision(classes=["0", "1"], fingerprint="f", cross_fitted=True, folds=5,
                     images=400, considered=["a", "b"], runs=["a"], candidate="a",
                     source="cnn", tta=False, rule="threshold", threshold=0.3, offsets=None,
-                    oof_balanced_accuracy=0.8, oof_accuracy=0.82, members=3,
+                    oof_balanced_accuracy=0.8, oof_accuracy=0.82, temperature=1.5, members=3,
                     candidates=[Scored("a", 0.81, "threshold"), Scored("b", 0.79, "0.5")],
                     picked=["a (threshold)"] * 5)
     return replace(base, **changes)
@@ -39,6 +39,9 @@ def test_saved_rule_round_trips_and_edited_values_are_refused(tmp_path: Path) ->
     assert Decision.load(tmp_path, fingerprint="other") is None
     data = json.loads((tmp_path / "decision.json").read_text())
     data["threshold"] = 2.5
+    (tmp_path / "decision.json").write_text(json.dumps(data))
+    assert Decision.load(tmp_path, fingerprint="f") is None
+    data["threshold"], data["temperature"] = 0.3, 0.0  # a calibration no fit gives
     (tmp_path / "decision.json").write_text(json.dumps(data))
     assert Decision.load(tmp_path, fingerprint="f") is None
     (tmp_path / "decision.json").write_text("{not json")

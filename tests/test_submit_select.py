@@ -124,3 +124,35 @@ def test_a_complex_candidate_must_beat_the_plain_one_by_its_spread() -> None:
     strong = Candidate("r LightGBM", Source.STACKER, ("r",), False, clear)
     assert select.choose([plain, clear], y, fold, seed=0, plain=[True, False]).index == 1
     assert select.select([cands[0], strong], y, fold, seed=0).choice.index == 1
+
+
+def test_a_stacker_with_the_flip_must_beat_the_flip_alone_by_its_spread() -> None:
+    """The flip clearly beats the plain CNN; the stacker + flip beats the flip on itself,
+    but only by a few decisions: it stands on the flip, so the flip is chosen (before, it
+    only had to beat the plain CNN). Each candidate's simpler ones, by hand."""
+    rng = np.random.default_rng(5)
+    n = 1000
+    y = np.arange(n) % 2
+    fold = np.arange(n) % 5
+    plain = _two(np.clip(0.5 + 0.2 * (2 * y - 1) + rng.normal(0, 0.25, n), 0, 1))
+    flip = _two(np.clip(0.5 + 0.3 * (2 * y - 1) + rng.normal(0, 0.2, n), 0, 1))
+    stack = flip.copy()  # the flip with 12 decisions flipped, 7 of them mended
+    wrong = (flip[:, 1] >= 0.5) != y
+    idx = np.concatenate([np.flatnonzero(wrong)[:7], np.flatnonzero(~wrong)[:5]])
+    stack[idx] = 1 - stack[idx]
+    cands = [Candidate("r", Source.CNN, ("r",), False, plain),
+             Candidate("r +flip", Source.CNN, ("r",), True, flip),
+             Candidate("r LightGBM +flip", Source.STACKER, ("r",), True, stack)]
+    simpler = select.simpler_of(cands)
+    assert simpler == [[], [0], [1]]
+    probs, plain_mask = [c.full for c in cands], [True, False, False]
+    choice = select.choose(probs, y, fold, seed=0, plain=plain_mask, simpler=simpler)
+    assert choice.scores[2][1] > choice.scores[1][1] > choice.scores[0][1]
+    assert choice.index == 1
+    assert select.choose(probs, y, fold, seed=0, plain=plain_mask).index == 2  # the old rule
+    both = [Candidate("a", Source.CNN, ("a",), False, plain),
+            Candidate("b", Source.CNN, ("b",), False, plain),
+            Candidate("a +flip", Source.CNN, ("a",), True, plain),
+            Candidate("stack of 2 runs +flip", Source.STACK, ("a", "b"), True, plain),
+            Candidate("stack of 2 runs", Source.STACK, ("a", "b"), False, plain)]
+    assert select.simpler_of(both) == [[], [], [0], [4, 2], [0, 1]]

@@ -44,8 +44,9 @@ def submit(
         "--ensemble/--no-ensemble", help="Let the LightGBM stacker and the level-2 stack of "
         "runs compete with the CNNs.")] = True,
     leaks: Annotated[c.Leaks, typer.Option(
-        help="Give leaked images their training copies' label: auto (when the duplicates' "
-        "label agreement beats the rule's out-of-fold accuracy), always or never.")]
+        help="Leaked images and their training copies' label: evidence (weighed beside the "
+        "rule's calibrated probability), always (it replaces the model's), never, or auto "
+        "(the best of the three out-of-fold).")]
     = c.Leaks.AUTO,
     folds: Folds = None,
     seed: Seed = c.DEFAULT_SEED,

@@ -22,7 +22,7 @@ from comp.stopwatch import Stopwatch
 from comp.submit import stacker
 from comp.submit.evaluate import holdout_predictions, scored_rows, scoring_folds
 from comp.submit.predict import Predictions
-from comp.submit.rule import Decision, Scored, save_oof
+from comp.submit.rule import Decision, Nested, Scored, save_oof
 from comp.submit.select import Candidate, Rule, Source, select
 from comp.train.features import flippable
 from comp.workspace import Meta, Workspace
@@ -147,10 +147,12 @@ def fit_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFra
                  and isinstance(selection.parameter, list) else None),
         oof_balanced_accuracy=selection.balanced_accuracy(y),
         oof_accuracy=float((selection.decided == y).mean()),
+        temperature=selection.temperature,
         members=len(run_dirs[0].members()),
         candidates=[Scored(c.name, score, str(r)) for c, (r, score)
                     in zip(candidates, selection.choice.scores, strict=True)],
         picked=selection.picked)
-    save_oof(folder, rows["id"].astype(str).to_numpy(), chosen.full, selection.decided)
+    save_oof(folder, rows["id"].astype(str).to_numpy(), chosen.full,
+             Nested(y, selection.decided, selection.margins, selection.temperatures))
     decision.save(folder)
     return decision

@@ -1,11 +1,14 @@
-"""Target images that leak from train (hash + pixel match), the override, and its gate.
+"""Target images that leak from train (hash + pixel match), the labels they inherit, and
+how far to trust them.
 
-The override hands a matched target image the *original* label of its training copies (as
-the organisers gave it, before `--relabel` or `--conflicts majority`). Whether that is
-better than the model is measured, not assumed: `check_leaks` measures how often one
-labelled copy's original label equals another's (conflicting groups included), on pairs as
-close as the leaks' own match distance, and `gate` overrides only where that agreement
-beats the rule's own out-of-fold accuracy.
+A matched target image inherits the *original* label of its training copies (as the
+organisers gave it, before `--relabel` or `--conflicts majority`), when they agree. How
+often such a label is right is measured on the labelled duplicates themselves, on the kind
+of match the override acts on: a labelled image whose other copies (within the leaks' own
+hash distance) agree on one label, and whether its own label is that one
+(`copy_agreement`), shrunk towards a prior so that a handful of pairs cannot decide.
+`comp.submit.evidence` combines it with the rule's calibrated probability; `choose_policy`
+picks model alone, copies alone, or both, by their out-of-fold estimates.
 """
 
 from __future__ import annotations
@@ -16,17 +19,35 @@ import numpy as np
 import pandas as pd
 
 from comp.config import Leaks
+from comp.submit.evidence import LeakScores
 
-MIN_MEASURED = 30  # labelled duplicates needed before the agreement is read at a distance
+PRIOR_AGREEMENT = 0.9  # a copy's label is right, before any labelled duplicate is measured
+PRIOR_IMAGES = 10  # the prior is worth this many measured images
 
 
 @dataclass(frozen=True)
-class LeakCheck:
-    """How often a labelled duplicate's original label equals its copy's (NaN: none)."""
+class CopyAgreement:
+    """Labelled images whose other copies agree on one original label: how many, and for
+    how many that label is their own."""
 
-    match_label_accuracy: float
-    matches_measured: int
-    max_distance: int | None  # pairs measured: hash distance at most this (None: every pair)
+    right: int
+    measured: int
+    max_distance: int | None  # copies this close (None: every pair)
+
+    @property
+    def estimate(self) -> float:
+        """The probability that an inherited label is right: the measured share, shrunk
+        towards `PRIOR_AGREEMENT` as if `PRIOR_IMAGES` more images had been measured."""
+        return ((self.right + PRIOR_AGREEMENT * PRIOR_IMAGES)
+                / (self.measured + PRIOR_IMAGES))
+
+    def words(self) -> str:
+        close = (f" at hash distance <= {self.max_distance}" if self.max_distance is not None
+                 else "")
+        return (f"an inherited label is right with probability {self.estimate:.3f} (a "
+                f"labelled image's agreeing copies{close} gave its own label for "
+                f"{self.right} of {self.measured}; prior {PRIOR_AGREEMENT} worth "
+                f"{PRIOR_IMAGES} images)")
 
 
 def original_labels(train: pd.DataFrame) -> np.ndarray:
@@ -39,22 +60,28 @@ def original_labels(train: pd.DataFrame) -> np.ndarray:
     return label
 
 
-def check_leaks(index: pd.DataFrame, pairs: pd.DataFrame, overlap: pd.DataFrame | None = None,
-                *, source: str | None = None) -> LeakCheck:
-    """`match_label_accuracy` on the pairs as close as the target's leaks: those within the
-    largest hash distance of `source`'s matches in `overlap`, when at least `MIN_MEASURED`
-    labelled duplicates lie that close; else on every pair."""
+def copy_agreement(index: pd.DataFrame, pairs: pd.DataFrame,
+                   overlap: pd.DataFrame | None = None, *, source: str | None = None
+                   ) -> CopyAgreement:
+    """Leave one copy out: for every labelled image in a duplicate pair as close as
+    `source`'s matches in `overlap` (every pair without them), whose other copies that close
+    agree on one original label, whether that label is its own."""
     limit = None
     if overlap is not None and source is not None and len(pairs) and "distance" in pairs:
         matched = overlap[overlap["source"] == source]
         if len(matched):
             limit = int(matched["distance"].max())
-    if limit is not None:
-        close = pairs[pairs["distance"] <= limit]
-        accuracy, measured = match_label_accuracy(index, close)
-        if measured >= MIN_MEASURED:
-            return LeakCheck(accuracy, measured, limit)
-    return LeakCheck(*match_label_accuracy(index, pairs), None)
+    close = pairs if limit is None else pairs[pairs["distance"] <= limit]
+    if len(close) == 0:
+        return CopyAgreement(0, 0, limit)
+    train = index[index["source"] == "train"].reset_index(drop=True)
+    label = original_labels(train)
+    i, j = close["i"].to_numpy(np.int64), close["j"].to_numpy(np.int64)
+    both = pd.DataFrame({"img": np.r_[i, j], "copy": label[np.r_[j, i]]})
+    copies = both.groupby("img")["copy"].agg(["min", "max"])
+    agree = copies[copies["min"] == copies["max"]]
+    right = int((label[agree.index.to_numpy()] == agree["min"].to_numpy()).sum())
+    return CopyAgreement(right, int(len(agree)), limit)
 
 
 def leak_labels(overlap: pd.DataFrame, source: str, ids: list[str],
@@ -86,52 +113,23 @@ def override(pred: np.ndarray, inherited: np.ndarray) -> tuple[np.ndarray, int, 
     return out, int(hit.sum()), int((out != pred).sum())
 
 
-def gate(policy: Leaks, check: LeakCheck, rule_accuracy: float) -> tuple[bool, str]:
-    """Whether to override, and why, in words."""
-    agreement = (f"a labelled duplicate's original label matched its copy's for "
-                 f"{check.match_label_accuracy:.3f} of {check.matches_measured}"
-                 + (f" (hash distance <= {check.max_distance})"
-                    if check.max_distance is not None else ""))
-    rule = f"the rule's out-of-fold accuracy {rule_accuracy:.3f}"
-    if policy == Leaks.ALWAYS:
-        return True, f"overridden (--leaks always); {agreement}; {rule}"
-    if policy == Leaks.NEVER:
-        return False, "not overridden (--leaks never)"
-    if check.matches_measured == 0 or np.isnan(check.match_label_accuracy):
-        return False, ("not overridden: no labelled duplicates to measure a copy's label "
-                       "against (--leaks always overrides anyway)")
-    if check.match_label_accuracy > rule_accuracy:
-        return True, f"overridden: {agreement}, above {rule}"
-    return False, f"not overridden: {agreement}, not above {rule}"
+def choose_policy(policy: Leaks, scores: LeakScores | None) -> tuple[Leaks, str]:
+    """What to do with the inherited labels (never, always, or evidence), and why in words.
+    `auto`: the best of the three by their out-of-fold estimates (ties: evidence, then the
+    model alone); without scores (no scored rows) the model alone."""
+    if policy != Leaks.AUTO:
+        return policy, f"--leaks {policy}"
+    if scores is None:
+        return Leaks.NEVER, "auto: nothing scored out-of-fold to weigh the copies against"
+    ranked = [(scores.evidence, Leaks.EVIDENCE), (scores.never, Leaks.NEVER),
+              (scores.always, Leaks.ALWAYS)]
+    best = max(ranked, key=lambda r: r[0])[1]  # max keeps the first of equals
+    return best, f"auto: {best} scores highest"
 
 
-def match_label_accuracy(index: pd.DataFrame, pairs: pd.DataFrame, *,
-                         split: str | None = None) -> tuple[float, int]:
-    """How often a duplicate match's label is right, measured on labelled data.
-
-    For every labelled image with a confirmed duplicate elsewhere in the training set (only
-    those whose group sits in `split`, when given), the label the match would hand it (the
-    partner's original label) is compared with its own original label. Conflicting groups
-    count as wrong matches here: that is the risk the override takes on unlabelled images.
-
-    Returns:
-        (accuracy, number of matched images); accuracy is NaN with no match.
-    """
-    train = index[index["source"] == "train"].reset_index(drop=True)
-    if len(pairs) == 0:
-        return float("nan"), 0
-    label = original_labels(train)
-    if split is None:
-        in_split = np.ones(len(train), dtype=bool)
-    else:  # a group's side is its kept member's split; conflict groups have none
-        side = train[train["kept"].astype(bool)].set_index("group")["split"]
-        in_split = (train["group"].map(side) == split).to_numpy()
-    i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
-    rows = []
-    for a, b in ((i, j), (j, i)):
-        sel = in_split[a]
-        rows.append(pd.DataFrame({"img": a[sel], "right": label[a[sel]] == label[b[sel]]}))
-    per_image = pd.concat(rows).groupby("img")["right"].mean()
-    if len(per_image) == 0:
-        return float("nan"), 0
-    return float(per_image.mean()), int(len(per_image))
+def leak_words(scores: LeakScores | None) -> str:
+    if scores is None:
+        return "no out-of-fold estimate"
+    return (f"expected balanced accuracy on leaked images like the {scores.images:,} scored "
+            f"ones, out-of-fold: model alone {scores.never:.4f}, copies' labels alone "
+            f"{scores.always:.4f}, both as evidence {scores.evidence:.4f}")

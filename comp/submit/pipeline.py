@@ -21,17 +21,18 @@ import numpy as np
 import pandas as pd
 
 from comp.commit import reading
-from comp.config import PrepareConfig, SubmitConfig, Target
+from comp.config import Leaks, PrepareConfig, SubmitConfig, Target
 from comp.errors import CompError
 from comp.runs import RunDir, RunRecord, open_run, runs_for
 from comp.stopwatch import Stopwatch
-from comp.submit import leaks, submission
+from comp.submit import evidence, leaks, submission
 from comp.submit.candidates import fit_decision
 from comp.submit.evaluate import predict_new
-from comp.submit.rule import Decision, last_rule, load_oof, remember
+from comp.submit.rule import Decision, last_rule, load_nested, load_oof, remember
+from comp.submit.select import Rule, rule_margins
 from comp.workspace import Meta, Workspace
 
-SCHEMA = 5  # part of the cache key: a rule saved in another layout is fitted anew
+SCHEMA = 6  # part of the cache key: a rule saved in another layout is fitted anew
 
 
 @dataclass
@@ -90,7 +91,8 @@ def load_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFr
     with clock.stage("decision rule: cache lookup"):
         folder = runs[0].decision_cache(decision_key(cfg, runs))
         cached = Decision.load(folder, fingerprint=meta.fingerprint)
-        if cached is not None and load_oof(folder) is not None:  # inspect reads both
+        if (cached is not None and load_oof(folder) is not None  # inspect reads both
+                and load_nested(folder) is not None):  # the leaks' estimate reads this
             return cached, folder
     return fit_decision(cfg, ws, meta, index, runs, folder=folder, clock=clock), folder
 
@@ -147,6 +149,52 @@ def _frame(cfg: SubmitConfig, meta: Meta, target: Target, ids: list[str],
     return frame, sample_path
 
 
+def leak_decisions(applied: Leaks, decision: Decision, prob: np.ndarray, labels: np.ndarray,
+                   inherited: np.ndarray, *, agreement: float) -> np.ndarray:
+    """The classes of the target images: the rule's `labels`, except for leaked ones
+    (`inherited` >= 0) as `applied` says (copies' label, or weighed as evidence)."""
+    if applied == Leaks.ALWAYS:
+        return leaks.override(labels, inherited)[0]
+    if applied == Leaks.EVIDENCE:
+        margins = rule_margins(prob, Rule(decision.rule), decision.parameter)
+        weighed = evidence.with_evidence(margins, decision.temperature, inherited,
+                                         agreement=agreement)
+        return np.where(inherited >= 0, weighed, labels)
+    return labels
+
+
+def _leaks(cfg: SubmitConfig, ws: Workspace, index: pd.DataFrame, decision: Decision,
+           folder: Path, target: str, ids: list[str], prob: np.ndarray, labels: np.ndarray
+           ) -> tuple[np.ndarray, submission.LeakRecord, str]:
+    """The target's classes after its leaks are dealt with, the manifest's record, and the
+    line to print."""
+    overlap = ws.load_overlap()
+    inherited = leaks.leak_labels(overlap, target, ids, index)
+    agreement = leaks.copy_agreement(index, ws.load_pairs(), overlap, source=target)
+    nested = load_nested(folder)
+    scores = None if nested is None else evidence.leak_scores(
+        nested.y, nested.decided, nested.margins, nested.temperatures,
+        agreement=agreement.estimate)
+    applied, why = leaks.choose_policy(cfg.leaks, scores)
+    out = leak_decisions(applied, decision, prob, labels, inherited,
+                         agreement=agreement.estimate)
+    hit = inherited >= 0
+    changed = int((out != labels).sum())
+    matched = int(hit.sum())
+    record = submission.LeakRecord(
+        policy=str(cfg.leaks), applied=str(applied), matched=matched, changed=changed,
+        agreement=agreement.estimate, agreement_right=agreement.right,
+        agreement_measured=agreement.measured, max_distance=agreement.max_distance,
+        expected=None if scores is None else asdict(scores))
+    line = (f"leaks: {matched} {target} images match labelled training images whose labels "
+            f"agree; {agreement.words()}; {leaks.leak_words(scores)}; {why}: "
+            + {Leaks.NEVER: "the model decides them",
+               Leaks.ALWAYS: "the copies' labels replace the model's",
+               Leaks.EVIDENCE: "the copies' labels weighed beside the model's"}[applied]
+            + f" ({changed} changed)")
+    return out, record, line
+
+
 def _runs_used(records: list[RunRecord]) -> list[submission.RunUsed]:
     return [submission.RunUsed(r.run, r.model, r.best_epoch, r.best_val_balanced_accuracy)
             for r in records]
@@ -184,31 +232,19 @@ def _submit(cfg: SubmitConfig, clock: Stopwatch, target: Target) -> Submitted:
                                      clock=clock)
     remember([opened[n][0] for n in decision.runs], folder, cfg.checkpoints)
     with clock.stage(f"predict {target}"):
-        _, labels = predict_rule(decision, folder, cfg.checkpoints,
-                                 ws.load_store(str(target)), ws=ws)
+        prob, labels = predict_rule(decision, folder, cfg.checkpoints,
+                                    ws.load_store(str(target)), ws=ws)
     with clock.stage("leaks and CSV"):
-        ids = rows["id"].astype(str).tolist()  # 4. leak override, where it earns its place
-        overlap = ws.load_overlap()
-        inherited = leaks.leak_labels(overlap, str(target), ids, index)
-        check = leaks.check_leaks(index, ws.load_pairs(), overlap, source=str(target))
-        use, why = leaks.gate(cfg.leaks, check, decision.oof_accuracy)
-        overridden = changed = 0
-        if use:
-            labels, overridden, changed = leaks.override(labels, inherited)
-        matched = int((inherited >= 0).sum())
-        notes.append(f"leaks: {matched} {target} images match labelled training images; "
-                     f"{why}" + (f" ({overridden} overridden, {changed} changed)" if use
-                                 else ""))
+        ids = rows["id"].astype(str).tolist()  # 4. leaks: model, copies, or both
+        labels, record, line = _leaks(cfg, ws, index, decision, folder, str(target), ids,
+                                      prob, labels)
+        notes.append(line)
         frame, sample_path = _frame(cfg, meta, target, ids, labels)  # 5. validate and write
         manifest = submission.Manifest(
             csv="", created=datetime.now().isoformat(), target=str(target), images=len(ids),
             runs=_runs_used([opened[n][1] for n in decision.runs]), tta=decision.tta,
             decision=decision,
-            leaks=submission.LeakRecord(policy=str(cfg.leaks), used=use, matched=matched,
-                                        overridden=overridden, changed=changed,
-                                        agreement=check.match_label_accuracy,
-                                        agreement_measured=check.matches_measured,
-                                        rule_accuracy=decision.oof_accuracy),
+            leaks=record,
             predicted_counts={c: int(n) for c, n in zip(meta.classes, np.bincount(
                 labels, minlength=len(meta.classes)).tolist(), strict=True)},
             sample_submission=str(sample_path) if sample_path else None,

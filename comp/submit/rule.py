@@ -50,7 +50,8 @@ class Decision:
     threshold: float | None  # Rule.THRESHOLD
     offsets: list[float] | None  # Rule.OFFSETS
     oof_balanced_accuracy: float  # the whole procedure, every choice made without the fold
-    oof_accuracy: float  # the same decisions' plain accuracy (the leak gate reads it)
+    oof_accuracy: float  # the same decisions' plain accuracy
+    temperature: float  # the chosen candidate's calibration (`comp.submit.evidence`)
     members: int  # models averaged on new images (a cross-fitted run's fold models)
     candidates: list[Scored]
     picked: list[str]  # per outer fold, what was chosen without it
@@ -125,12 +126,31 @@ class Decision:
                                           or len(self.offsets) != len(self.classes)
                                           or not all(math.isfinite(o) for o in self.offsets)):
             return False
-        return bool(self.runs) and 0.0 <= self.oof_balanced_accuracy <= 1.0
+        return (bool(self.runs) and 0.0 <= self.oof_balanced_accuracy <= 1.0
+                and isinstance(self.temperature, float) and self.temperature > 0)
 
 
-def save_oof(folder: Path, ids: np.ndarray, prob: np.ndarray, decided: np.ndarray) -> None:
-    atomic_write(folder / OOF_FILE, lambda p: np.savez(p.open("wb"), ids=ids.astype(str),
-                                                       prob=prob, decided=decided))
+@dataclass(frozen=True)
+class Nested:
+    """The nested rule on each scored row (what the leaks' out-of-fold estimate reads)."""
+
+    y: np.ndarray  # the labels scored
+    decided: np.ndarray  # the headline's decisions
+    margins: np.ndarray  # (N, K) their margins (`select.rule_margins`)
+    temperatures: np.ndarray  # (N,) the calibration, fitted without the row's fold
+
+
+def save_oof(folder: Path, ids: np.ndarray, prob: np.ndarray, nested: Nested) -> None:
+    atomic_write(folder / OOF_FILE, lambda p: np.savez(
+        p.open("wb"), ids=ids.astype(str), prob=prob, decided=nested.decided, y=nested.y,
+        margins=nested.margins, temperatures=nested.temperatures))
+
+
+def load_nested(folder: Path) -> Nested | None:
+    saved = read_npz(folder / OOF_FILE, ("y", "decided", "margins", "temperatures"))
+    if saved is None or saved["margins"].shape[:1] != saved["y"].shape:
+        return None
+    return Nested(saved["y"], saved["decided"], saved["margins"], saved["temperatures"])
 
 
 def load_oof(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

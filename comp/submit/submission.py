@@ -81,16 +81,17 @@ def validate(frame: pd.DataFrame, ids: list[str], allowed: list[str], *, id_colu
 
 @dataclass(frozen=True)
 class LeakRecord:
-    """What the leak override did, and the two numbers its gate compared."""
+    """What was done with the leaked images, and the numbers that decided it."""
 
-    policy: str  # always, auto, never
-    used: bool
+    policy: str  # --leaks: auto, evidence, always, never
+    applied: str  # what was done: evidence, always or never
     matched: int  # target images whose training copies agree on one original label
-    overridden: int
-    changed: int  # overridden images whose class the override changed
-    agreement: float  # a labelled duplicate's original label matched its copy's (NaN: none)
-    agreement_measured: int
-    rule_accuracy: float  # the rule's out-of-fold accuracy
+    changed: int  # of them, images whose class changed from the model's
+    agreement: float  # the probability that an inherited label is right (with its prior)
+    agreement_right: int  # labelled images whose agreeing copies gave their own label
+    agreement_measured: int  # labelled images whose copies agree
+    max_distance: int | None  # the copies measured: this close (None: every pair)
+    expected: dict[str, float] | None  # `evidence.LeakScores`: each policy, out-of-fold
 
 
 @dataclass(frozen=True)
