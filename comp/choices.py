@@ -105,6 +105,9 @@ class Model(StrEnum):
     EFFICIENTNETV2B0 = "efficientnetv2b0"
     CONVNEXTTINY = "convnexttiny"
     FACENET = "facenet"
+    FACENET_FLIP = "facenet-flip"
+    FACENET_STAGES = "facenet-stages"
+    FACENET_STAGES_FLIP = "facenet-stages-flip"
 
 
 class RankBy(StrEnum):

