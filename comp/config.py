@@ -112,6 +112,19 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 OPTION_OF = {"learning_rate": "--lr", "run_name": "--name", "workspace": "--workspace"}
 
 
+def parse_duration(text: str | None, option: str) -> float | None:
+    """'90', '90s', '45m' or '2h' -> seconds (None stays None)."""
+    if text is None:
+        return None
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text).lower())
+    seconds = (float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
+               if found else 0.0)
+    if seconds <= 0:
+        raise CompError(f"{option} must be a positive duration: seconds, or with s, m or h "
+                        f"(90, 45m, 2h). Received: {text!r}")
+    return seconds
+
+
 def option(field_name: str) -> str:
     """The command-line option that sets a config field (`learning_rate` -> `--lr`)."""
     return OPTION_OF.get(field_name, "--" + field_name.replace("_", "-"))
@@ -339,8 +352,12 @@ class SubmitConfig:
     id_column: str = "id"
     label_column: str = "label"
     on_size_mismatch: SizeMismatch = SizeMismatch.FAIL
+    preset: str | None = None  # the runs: this preset's finished ones (`comp.train.preset`)
 
     def __post_init__(self) -> None:
+        if self.preset is not None and self.runs:
+            raise CompError(f"--preset {self.preset} names its runs itself; drop --run, or "
+                            "drop --preset to choose the runs")
         _coerce(self, {"target": (Target, "--target"), "tta": (Tta, "--tta"),
                        "leaks": (Leaks, "--leaks"),
                        "on_size_mismatch": (SizeMismatch, "--on-size-mismatch")})

@@ -6,6 +6,10 @@ class CompError(Exception):
     """A problem with the user's input or workspace; the message says what and what to do."""
 
 
+class TimeLimitReached(CompError):
+    """A run stopped at an epoch's end because its time limit passed; it is resumable."""
+
+
 def note(text: str) -> None:
     """One line on stderr about something comp did on its own (a damaged cache rebuilt)."""
     import sys

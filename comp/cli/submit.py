@@ -31,6 +31,9 @@ def submit(
     run: Annotated[list[str] | None, typer.Option(
         "--run", "-r", help="Run(s) to consider (repeat); with several, a level-2 stack of "
         "them is a candidate too (default: every finished run of the workspace).")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="The runs of `comp train --preset NAME` (its finished ones), instead of "
+        "--run.")] = None,
     target: Annotated[c.Target, typer.Option(help="val (phase 1) or test (phase 2).")]
     = c.Target.VAL,
     test: Annotated[Path | None, typer.Option(
@@ -70,7 +73,7 @@ def submit(
         workspace=workspace, runs=tuple(run or ()), target=target, test=test,
         checkpoints=checkpoints, submissions=submissions, tta=tta, ensemble=ensemble,
         leaks=leaks, folds=folds, seed=seed, sample_submission=sample, id_column=id_column,
-        label_column=label_column, on_size_mismatch=on_size_mismatch))
+        label_column=label_column, on_size_mismatch=on_size_mismatch, preset=preset))
     manifest, decision = result.manifest, result.decision
     if json:
         echo_json({**asdict(manifest), "notes": result.notes,

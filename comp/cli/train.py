@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +18,9 @@ from comp.cli.base import (
     quiet_tensorflow,
     typed_options,
 )
+from comp.runs import RunRecord
+from comp.specs import SPECS
+from comp.train.preset import PRESETS
 
 
 @app.command()
@@ -25,10 +29,10 @@ def train(
     ctx: typer.Context,
     workspace: Workspace = c.DEFAULT_WORKSPACE,
     model: Annotated[c.Model, typer.Option("--model", "-m", case_sensitive=False,
-                                           help="res (comp's residual net, the "
-                                           "default); the report's logreg, b1-b3, tl1-tl3; "
-                                           "ImageNet backbones mobilenetv2, "
-                                           "efficientnetv2b0, convnexttiny.")] = c.Model.RES,
+                                           help="; ".join(
+                                               f"{s.model}: {s.summary}".replace("[", "\\[")
+                                               for s in SPECS.values())
+                                           + ". Default: res.")] = c.Model.RES,
     epochs: Annotated[int | None, typer.Option(
         min=1, help=f"Epochs (default {c.DEFAULT_EPOCHS}; on --resume, the run's own).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Global batch size.")]
@@ -99,6 +103,14 @@ def train(
     mixup: Annotated[float, typer.Option(
         min=0, help="mixup: blend image pairs with weights from Beta(alpha, alpha); "
         "0: off.")] = 0.0,
+    preset: Annotated[str | None, typer.Option(
+        help="Train a measured recipe's runs in order instead of one model: best ("
+        + "; ".join(f"{r.model} x {r.epochs} epochs" for r in PRESETS["best"])
+        + "), named best-<model>; finished runs are kept, unfinished ones resumed. Then "
+        "`comp submit --preset best`.")] = None,
+    time_limit: Annotated[str | None, typer.Option(
+        help="With --preset: stop at the first epoch's end past this (90, 45m, 2h); the "
+        "same command continues.")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Train a model (one per fold by default) on the prepared workspace."""
@@ -116,6 +128,22 @@ def train(
         input_scale=input_scale, augment_strength=augment_strength,
         warmup_epochs=warmup_epochs,
         given=typed_options(ctx, rename={"lr": "learning_rate", "name": "run_name"}))
+    if time_limit is not None and preset is None:
+        raise c.CompError("--time-limit applies with --preset; a single run stops with "
+                          "Ctrl-C and continues with --resume")
+    if preset is not None:
+        from comp.train.preset import check_preset, train_preset
+
+        check_preset(preset, cfg)
+        if params is not None:
+            raise c.CompError(f"--params does not apply with --preset {preset}: the preset "
+                              "sets each run's options")
+        result = train_preset(preset, cfg, time_limit=c.parse_duration(time_limit,
+                                                                        "--time-limit"),
+                              train=run_train, say=typer.echo)
+        for record in result.records:
+            typer.echo(_trained(record, checkpoints))
+        return
     if params is not None:
         from comp.tune import load_params, params_path, tuned_epochs, with_params
         from comp.workspace import Workspace as Ws
@@ -128,9 +156,12 @@ def train(
             typer.echo(f"warning: --params {params} was tuned with {tuned_for} epochs per "
                        f"trial; this run trains {budget}, and the best options for one "
                        "budget are not always the best for another", err=True)
-    record = run_train(cfg)
+    typer.echo(_trained(run_train(cfg), checkpoints))
+
+
+def _trained(record: RunRecord, checkpoints: Path) -> str:
     score = record.best_val_balanced_accuracy or 0.0
     where = (f"mean over {record.folds} fold models" if record.folds
              else f"at epoch {record.best_epoch}")
-    typer.echo(f"run {record.run}: best val balanced accuracy {score:.4f} ({where}); "
-               f"{checkpoints / record.run}")
+    return (f"run {record.run}: best val balanced accuracy {score:.4f} ({where}); "
+            f"{checkpoints / record.run}")

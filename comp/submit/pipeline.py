@@ -57,6 +57,15 @@ def candidate_runs(cfg: SubmitConfig, fingerprint: str) -> tuple[list[str], list
     """(the runs to consider, lines saying which and why). `--run`: those, all of one kind;
     else every finished run trained on this data, of one kind (cross-fitted ones when there
     are any: one-model runs are scored on the holdout only, other images)."""
+    if cfg.preset is not None:
+        from comp.train.preset import finished_runs, run_names
+
+        names = finished_runs(cfg.preset, cfg.checkpoints, fingerprint)
+        left = [n for n in run_names(cfg.preset) if n not in names]
+        return names, [f"runs considered: preset {cfg.preset}'s finished runs, "
+                       f"{', '.join(names)}" + (f" (not finished: {', '.join(left)}; "
+                                                f"`comp train --preset {cfg.preset}` "
+                                                "continues them)" if left else "")]
     if cfg.runs:
         names = list(dict.fromkeys(cfg.runs))
         kinds = {RunDir(cfg.checkpoints / n).cross_fitted for n in names}

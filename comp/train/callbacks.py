@@ -25,6 +25,23 @@ from comp.workspace import write_csv, write_json
 CURVES_EVERY_S = 10.0  # curves.png is redrawn at most this often, and at a fit's last epoch
 
 
+class TimeUp(Exception):
+    """Raised by `Deadline` at the end of an epoch once the time limit has passed."""
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stop training at the first epoch's end past `at` (`time.monotonic()`), after comp's
+    own callbacks have recorded the epoch (list it after them)."""
+
+    def __init__(self, at: float) -> None:
+        super().__init__()
+        self.at = at
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if time.monotonic() >= self.at:
+            raise TimeUp
+
+
 @dataclass
 class TrainState:
     """state.json (what a resume needs) plus the history rows of the epochs done."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from comp.config import DEFAULT_EPOCHS, Balance, Schedule, TrainConfig, as_record
-from comp.errors import CompError
+from comp.errors import CompError, TimeLimitReached
 from comp.native_log import load_keras, native_stderr_silenced
 from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run, other_data
 from comp.train.recipe import Recipe, check_given
@@ -136,7 +136,7 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
     """Steps 3-4: the input pipeline, then fit with the per-epoch callbacks, up to epoch
     `until` (default: all `epochs`; the run is finished once it reaches them)."""
     until = epochs if until is None else until
-    from comp.train.callbacks import Recorder, ResumablePlateau
+    from comp.train.callbacks import Recorder, ResumablePlateau, TimeUp
     from comp.train.data import class_weights, make_batches
 
     k = len(data.classes)  # global batch: split across replicas by the strategy
@@ -161,11 +161,13 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
                                 if cfg.balance == Balance.WEIGHTS else None),
                   callbacks=[c for c in (plateau, recorder, *watch) if c is not None],
                   verbose=1 if (cfg.progress and sys.stdout.isatty()) else 0)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, TimeUp) as stop:
         recorder.close()  # the epoch being written is committed first
         run_dir.save_record(replace(recorder.record, status="interrupted"))
-        raise CompError(f"interrupted after epoch {state.epoch}; continue with "
-                        f"`comp train --resume {resume_as}`") from None
+        error = TimeLimitReached if isinstance(stop, TimeUp) else CompError
+        why = "the time limit passed" if isinstance(stop, TimeUp) else "interrupted"
+        raise error(f"{why} after epoch {state.epoch}; continue with "
+                    f"`comp train --resume {resume_as}`") from None
     finally:
         recorder.close()
         train_ds.close()

@@ -1,0 +1,148 @@
+"""`comp train --preset`: the runs of a measured recipe, trained in order under one time limit.
+
+A preset is a list of runs (`PRESETS`), each a model with its epochs, named `<preset>-<model>`
+in the checkpoints folder. `train_preset` trains them one after another: a finished run of
+this workspace is kept, an unfinished one resumed where it stopped, a missing one started.
+With a time limit, training stops at the first epoch's end past it (the run is left
+resumable, its epoch committed) and no further run is started; the same command continues.
+`comp submit --preset` then stacks the preset's finished runs.
+
+The `best` preset is chosen by measurement on the shared face datasets (BENCHMARKS.md, "The
+best preset"): comp's `res` per fold, and a logistic head per fold on FaceNet's five stages
+with the flipped image averaged in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from comp.config import Model, TrainConfig, option
+from comp.errors import CompError, TimeLimitReached
+from comp.runs import RunDir, RunRecord, other_data
+from comp.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class PresetRun:
+    model: Model
+    epochs: int
+    cost: str  # what it costs, in words (for --help and the plan line)
+
+
+PRESETS: dict[str, tuple[PresetRun, ...]] = {
+    "best": (PresetRun(Model.RES, 40, "about 5 folds x 40 epochs at ~300 images/s on 2 cores"),
+             PresetRun(Model.FACENET_STAGES_FLIP, 40,
+                       "two FaceNet passes per image (once), then seconds per fold")),
+}
+# what may be typed beside --preset: where things are and how they run, not what is trained
+ALLOWED = frozenset({"workspace", "checkpoints", "seed", "tpu", "tpu_name", "batch_size",
+                     "max_images", "preset", "time_limit", "verbose"})
+
+
+def run_names(preset: str) -> list[str]:
+    return [f"{preset}-{r.model}" for r in PRESETS[preset]]
+
+
+@dataclass(frozen=True)
+class PresetResult:
+    done: list[str]  # finished runs of the preset
+    left: list[str]  # runs not finished (time limit)
+    records: list[RunRecord]
+
+
+def check_preset(preset: str, cfg: TrainConfig) -> None:
+    """Refuse an unknown preset, and options typed beside it that it would ignore."""
+    if preset not in PRESETS:
+        raise CompError(f"--preset must be one of {', '.join(PRESETS)}. Received: {preset!r}")
+    extra = sorted(cfg.given - ALLOWED)
+    if extra:
+        raise CompError(f"{option(extra[0])} does not apply with --preset {preset}: the "
+                        "preset sets each run's model and options; drop it, or train the run "
+                        "alone with `comp train`")
+
+
+def _state(run_dir: RunDir, fingerprint: str, pixels: str) -> str:
+    """'new', 'finished' or 'unfinished' for a preset run's folder."""
+    if not run_dir.path.exists():
+        return "new"
+    if not run_dir.record.exists():
+        raise CompError(f"{run_dir.path} exists but holds no run record (a run killed "
+                        "before its first model was built); delete that folder and run the "
+                        "preset again")
+    record = run_dir.load_record()
+    if record.fingerprint != fingerprint:
+        raise CompError(other_data(run_dir.name, record, fingerprint=fingerprint,
+                                   pixels=pixels)
+                        + "; or pass --checkpoints another folder for this workspace's preset")
+    return "finished" if record.status == "finished" else "unfinished"
+
+
+def train_preset(preset: str, cfg: TrainConfig, *, time_limit: float | None,
+                 train: Callable[..., RunRecord], say: Callable[[str], None] = print
+                 ) -> PresetResult:
+    """Train the preset's runs in order (see the module docstring). `train` is
+    `comp.train.train` (its `watch` takes the deadline)."""
+    check_preset(preset, cfg)
+    from comp.train.callbacks import Deadline
+
+    meta = Workspace(cfg.workspace).load_meta()
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    done: list[str] = []
+    records: list[RunRecord] = []
+    names = run_names(preset)
+    for i, (plan, name) in enumerate(zip(PRESETS[preset], names, strict=True)):
+        run_dir = RunDir(cfg.checkpoints / name)
+        state = _state(run_dir, meta.fingerprint, meta.pixels)
+        if state == "finished":
+            say(f"preset {preset}: {name} already finished; kept")
+            done.append(name)
+            records.append(run_dir.load_record())
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            return _stopped(preset, done, names[i:], records, say)
+        say(f"preset {preset}: {'resuming' if state == 'unfinished' else 'training'} {name} "
+            f"({plan.model}, {plan.epochs} epochs; {plan.cost})")
+        run_cfg = (replace(cfg, resume=name, epochs=None, given=frozenset())
+                   if state == "unfinished" else
+                   replace(cfg, model=plan.model, epochs=plan.epochs, run_name=name,
+                           given=frozenset()))
+        watch = () if deadline is None else (Deadline(deadline),)
+        try:
+            records.append(train(run_cfg, watch=watch))
+        except TimeLimitReached as stop:
+            say(f"preset {preset}: {name}: {stop}")
+            return _stopped(preset, done, names[i:], records, say)
+        done.append(name)
+    say(f"preset {preset}: every run finished ({', '.join(done)}); submit them with `comp "
+        f"submit --preset {preset}`")
+    return PresetResult(done, [], records)
+
+
+def _stopped(preset: str, done: list[str], left: list[str], records: list[RunRecord],
+             say: Callable[[str], None]) -> PresetResult:
+    say(f"preset {preset}: the time limit passed; finished: {', '.join(done) or 'none'}; "
+        f"not finished: {', '.join(left)}. The same command continues where it stopped; "
+        + (f"`comp submit --preset {preset}` submits the finished ones" if done
+           else "nothing to submit yet"))
+    return PresetResult(done, left, records)
+
+
+def finished_runs(preset: str, checkpoints: Path, fingerprint: str) -> list[str]:
+    """The preset's runs finished on this workspace (what `comp submit --preset` stacks)."""
+    if preset not in PRESETS:
+        raise CompError(f"--preset must be one of {', '.join(PRESETS)}. Received: {preset!r}")
+    out = []
+    for name in run_names(preset):
+        run_dir = RunDir(checkpoints / name)
+        if not run_dir.record.exists():
+            continue
+        record = run_dir.load_record()
+        if record.fingerprint == fingerprint and record.status == "finished":
+            out.append(name)
+    if not out:
+        raise CompError(f"no finished run of --preset {preset} in {checkpoints} for this "
+                        f"workspace; train them with `comp train --preset {preset}`")
+    return out

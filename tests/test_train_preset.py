@@ -1,0 +1,112 @@
+"""`comp train --preset`: its runs in order, a time limit that leaves them resumable, the same
+command continuing, finished runs kept, options it would ignore refused, and `comp submit
+--preset` stacking its finished runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from comp.choices import Model
+from comp.errors import CompError
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A two-run preset of tiny models (the real one trains for minutes)."""
+    from comp.train import preset
+
+    monkeypatch.setitem(preset.PRESETS, "tiny", (preset.PresetRun(Model.B1, 2, "seconds"),
+                                                 preset.PresetRun(Model.LOGREG, 2, "seconds")))
+    return "tiny"
+
+
+def test_options_the_preset_would_ignore_are_refused(workspace: Path, tiny: str) -> None:
+    from comp.config import SubmitConfig, TrainConfig
+    from comp.train.preset import check_preset
+
+    with pytest.raises(CompError, match=r"^--preset must be one of best, tiny\. Received: "
+                       "'fast'"):
+        check_preset("fast", TrainConfig())
+    with pytest.raises(CompError, match=r"^--lr does not apply with --preset tiny"):
+        check_preset(tiny, TrainConfig(learning_rate=0.1, given=frozenset({"learning_rate"})))
+    check_preset(tiny, TrainConfig(seed=3, given=frozenset({"seed", "workspace"})))
+    with pytest.raises(CompError, match="--preset best names its runs itself; drop --run"):
+        SubmitConfig(preset="best", runs=("r",))
+    from comp.cli import app
+
+    result = runner.invoke(app, ["train", "-w", str(workspace), "--time-limit", "5m"])
+    assert result.exit_code == 1 and "--time-limit applies with --preset" in result.output
+    result = runner.invoke(app, ["train", "-w", str(workspace), "--preset", "best",
+                                 "--time-limit", "soon"])
+    assert result.exit_code == 1
+    assert "--time-limit must be a positive duration" in result.output
+
+
+def test_a_time_limit_stops_the_preset_and_the_same_call_continues(
+        workspace: Path, tmp_path: Path, tiny: str) -> None:
+    """A limit shorter than one epoch: the first run stops after its first epoch (committed,
+    resumable), the second is not started. The same call without a limit resumes the first
+    (epoch 2 of fold 1, then the other folds) and trains the second; a third call keeps
+    both. Submit --preset stacks the two."""
+    from comp.config import SubmitConfig, TrainConfig
+    from comp.runs import RunDir
+    from comp.submit import submit
+    from comp.train import train
+    from comp.train.callbacks import TrainState
+    from comp.train.preset import train_preset
+
+    ws = tmp_path / "ws"
+    shutil.copytree(workspace, ws, symlinks=True)
+    ck = tmp_path / "ck"
+    cfg = TrainConfig(workspace=ws, checkpoints=ck, batch_size=64, max_images=200,
+                      progress=False)
+    said: list[str] = []
+    first = train_preset(tiny, cfg, time_limit=1.0, train=train, say=said.append)
+    assert first.done == [] and first.left == ["tiny-b1", "tiny-logreg"]
+    assert "the time limit passed after epoch 1" in said[-2]
+    assert said[-1].startswith("preset tiny: the time limit passed; finished: none")
+    run = RunDir(ck / "tiny-b1")
+    assert TrainState.load(run.fold(0)).epoch == 1 and not (ck / "tiny-logreg").exists()
+    assert run.fold(0).load_record().status == "interrupted"
+    said.clear()
+    second = train_preset(tiny, cfg, time_limit=None, train=train, say=said.append)
+    assert second.done == ["tiny-b1", "tiny-logreg"] and second.left == []
+    assert said[0].startswith("preset tiny: resuming tiny-b1")
+    assert said[1].startswith("preset tiny: training tiny-logreg")
+    record = run.load_record()
+    assert record.status == "finished" and record.model == "b1"
+    assert all(TrainState.load(m).epoch == 2 for m in run.members())
+    assert len(TrainState.load(run.fold(0)).history) == 2  # epoch 1 kept, epoch 2 resumed
+    said.clear()
+    third = train_preset(tiny, cfg, time_limit=None, train=train, say=said.append)
+    assert third.done == second.done and said[0] == "preset tiny: tiny-b1 already finished; kept"
+    result = submit(SubmitConfig(workspace=ws, checkpoints=ck, preset=tiny, ensemble=False,
+                                 submissions=tmp_path / "subs"))
+    names = [c.name for c in result.decision.candidates]
+    assert "tiny-b1" in names and "tiny-logreg" in names
+    assert any(n.startswith("runs considered: preset tiny's finished runs") for n in
+               result.notes)
+
+
+def test_a_preset_run_of_other_data_is_refused(workspace: Path, workspace4: Path,
+                                               tmp_path: Path, tiny: str) -> None:
+    from comp.config import SubmitConfig, TrainConfig
+    from comp.submit import submit
+    from comp.train import train
+    from comp.train.preset import train_preset
+
+    ck = tmp_path / "ck"
+    train(TrainConfig(workspace=workspace4, model="logreg", epochs=1, folds=1, checkpoints=ck,
+                      run_name="tiny-b1", progress=False))
+    with pytest.raises(CompError, match="run 'tiny-b1' was trained on other data.*pass "
+                       "--checkpoints another folder"):
+        train_preset(tiny, TrainConfig(workspace=workspace, checkpoints=ck), time_limit=None,
+                     train=train)
+    with pytest.raises(CompError, match="no finished run of --preset tiny"):
+        submit(SubmitConfig(workspace=workspace, checkpoints=ck, preset=tiny))
