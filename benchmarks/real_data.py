@@ -18,14 +18,17 @@ resamples of the test images) of comp minus b3. b3 and comp's models get the sam
     python benchmarks/real_data.py [--epochs 20] [--logreg-epochs 30] [--model res]
                                    [--only smilesmiled] [--no-baselines] [--recipe]
 
-With `--recipe`: the pretrained recipe beside the default, on its workspace: a facenet run
-(frozen FaceNet features, a head per fold), submitted alone and stacked with the default's run
-by one `comp submit --run comp-res --run comp-facenet`.
+With `--recipe`: the pretrained recipes beside the default, on its workspace: a facenet run
+(FaceNet's final pool, a head per fold) and the best preset's feature run (FaceNet's five
+stages, flip-averaged), each submitted alone; the former recipe (`comp submit --run comp-res
+--run comp-facenet`) and the best preset (the default's run and the preset's feature run in
+one submit, as `comp train --preset best` + `comp submit --preset best` train and stack
+them, at 8 epochs here).
 
 With `--reuse` (and `--no-baselines --recipe`): the carved-off test, the workspace and the
 finished default run of an earlier call are kept (their wall time is then the default run's
-epoch seconds, summed from its history, plus its submit now); the facenet run is trained
-anew (its cached features reused).
+epoch seconds, summed from its history, plus its submit now); the feature runs are trained
+anew (their cached features reused).
 """
 
 from __future__ import annotations
@@ -238,23 +241,34 @@ def _submitted(ws: Path, ck: Path, runs: tuple[str, ...], challenge: Path,
 def pretrained_recipe(name: str, model: str, challenge: Path, answers: pd.DataFrame, *,
                       seed: int, default_seconds: float, epochs: int
                       ) -> dict[str, tuple[np.ndarray, float, str]]:
-    """On the default's workspace: `comp train --model facenet` (frozen FaceNet features, a
-    head per fold), submitted alone, and the best recipe: `comp submit --run comp-res --run
-    comp-facenet` (the rule chosen nested among both runs, their stackers and their stack)."""
+    """On the default's workspace: `comp train --model facenet` and the best preset's
+    feature run (`comp.train.preset.PRESETS["best"]`), each submitted alone; the former
+    recipe (`comp submit --run comp-res --run comp-facenet`) and the preset's runs in one
+    submit (the rule chosen nested among both runs, their stackers and their stack)."""
+    from comp.train.preset import PRESETS
+
     ws, ck = OUT / name / "ws-comp", OUT / name / "ck"
-    started = time.perf_counter()
-    train(TrainConfig(workspace=ws, model="facenet", epochs=epochs, checkpoints=ck,
-                      run_name="comp-facenet", seed=seed, progress=False))
-    trained = time.perf_counter() - started
-    out = {}
-    pred, seconds, how = _submitted(ws, ck, ("comp-facenet",), challenge, answers, seed,
-                                    "facenet")
-    out["facenet alone (5 folds)"] = (pred, trained + seconds,
-                                      f"{epochs} epochs of the head; {how}")
+    feature_models = ["facenet"] + [str(r.model) for r in PRESETS["best"]
+                                    if str(r.model) not in ("facenet", model)]
+    out, trained = {}, {}
+    for fm in feature_models:
+        started = time.perf_counter()
+        train(TrainConfig(workspace=ws, model=fm, epochs=epochs, checkpoints=ck,
+                          run_name=f"comp-{fm}", seed=seed, progress=False))
+        trained[fm] = time.perf_counter() - started
+        pred, seconds, how = _submitted(ws, ck, (f"comp-{fm}",), challenge, answers, seed, fm)
+        out[f"{fm} alone (5 folds)"] = (pred, trained[fm] + seconds,
+                                        f"{epochs} epochs of the head, features "
+                                        f"included; {how}")
     pred, seconds, how = _submitted(ws, ck, (f"comp-{model}", "comp-facenet"), challenge,
                                     answers, seed, "recipe")
-    out[f"best recipe: {model} + facenet, one submit"] = (
-        pred, default_seconds + trained + seconds, how)
+    out[f"former recipe: {model} + facenet, one submit"] = (
+        pred, default_seconds + trained["facenet"] + seconds, how)
+    preset = tuple(f"comp-{r.model}" for r in PRESETS["best"])
+    pred, seconds, how = _submitted(ws, ck, preset, challenge, answers, seed, "preset")
+    out[f"best preset: {' + '.join(str(r.model) for r in PRESETS['best'])}, one submit"] = (
+        pred, default_seconds + sum(trained[m] for m in trained if m != "facenet") + seconds,
+        how)
     for label, (p, sec, _) in out.items():
         print(f"  {label}: {metrics.balanced_accuracy(answers['label'].to_numpy(), p):.4f} "
               f"({sec:.0f} s)", flush=True)
@@ -334,7 +348,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
     if reuse:
         challenge = OUT / name / "challenge"
         answers = pd.read_csv(OUT / name / "answers.csv", dtype={"id": str})
-        shutil.rmtree(OUT / name / "ck" / "comp-facenet", ignore_errors=True)
+        for old in (OUT / name / "ck").glob("comp-facenet*"):
+            shutil.rmtree(old, ignore_errors=True)
     else:
         challenge, answers = carve(name, args.seed)
     y = answers["label"].to_numpy()
@@ -380,6 +395,14 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
                      "accuracy": float((pred == y).mean()), "vs_b3": diff, "low": low,
                      "high": high, "seconds": seconds, "how": how})
         print(f"RESULT {rows[-1]}", flush=True)
+    pairs = [("best preset", "former recipe"), ("comp default", "comp, --tta off")]
+    for new, old in pairs:
+        a = next((p for m, (p, _, _) in preds.items() if m.startswith(new)), None)
+        b = next((p for m, (p, _, _) in preds.items() if m.startswith(old)), None)
+        if a is not None and b is not None:
+            diff, low, high = paired_bootstrap(y, a, b, seed=args.seed)
+            print(f"PAIR {name}: {new} minus {old}: {diff:+.4f} [{low:+.4f}, {high:+.4f}]",
+                  flush=True)
     return rows
 
 
