@@ -228,6 +228,7 @@ class TrainConfig:
     input_scale: float = 1.0  # the network sees the stored images resized by this
     augment_strength: float = 1.0  # rotation (10 degrees) and zoom (10 %) ranges x this
     warmup_epochs: int | None = None  # a backbone's frozen first epochs (None: the model's own)
+    time_limit: float | None = None  # seconds: stop at the first epoch's end past them
     given: frozenset[str] = frozenset()  # the fields typed on the command line (checked)
 
     def __post_init__(self) -> None:
@@ -249,6 +250,7 @@ class TrainConfig:
                             f"pretrained base only). Received: {self.input_scale!r}")
         _at_least(self.l2, 0, "--l2")
         _at_least(self.warmup_epochs, 0, "--warmup-epochs")
+        _positive(self.time_limit, "--time-limit")
         if self.schedule is not None:
             _coerce(self, {"schedule": (Schedule, "--schedule")})
         _at_least(self.folds, 1, "--folds")

@@ -109,6 +109,9 @@ ACTS: dict[str, dict[str, tuple[list[str], Any]]] = {
         "balance": (["--balance", "weights"], lambda c: c.balance == "weights"),
         "dropout": (["--dropout", "0.1"], lambda c: c.dropout == 0.1),
         "warmup_epochs": (["--warmup-epochs", "3"], lambda c: c.warmup_epochs == 3),
+        "time_limit": (["--time-limit", "45m"], lambda c: c.time_limit == 2700),
+        "preset": (["--preset", "best"], lambda c: (c.run_name, c.model, c.epochs)
+                   == ("best-res", "res", 40)),
         "width": (["--width", "2"], lambda c: c.width == 2),
         "augment_strength": (["--augment-strength", "2"], lambda c: c.augment_strength == 2),
         "input_scale": (["--input-scale", "0.5"], lambda c: c.input_scale == 0.5),
@@ -149,6 +152,7 @@ ACTS: dict[str, dict[str, tuple[list[str], Any]]] = {
         "label_column": (["--label-column", "g"], lambda c: c.label_column == "g"),
         "on_size_mismatch": (["--on-size-mismatch", "resize"],
                              lambda c: c.on_size_mismatch == "resize"),
+        "preset": (["--preset", "best"], lambda c: c.preset == "best"),
     },
     "predict": {
         "run": ([], lambda c: c.run == "r1"),

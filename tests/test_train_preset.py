@@ -5,6 +5,7 @@ command continuing, finished runs kept, options it would ignore refused, and `co
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,6 @@ def test_options_the_preset_would_ignore_are_refused(workspace: Path, tiny: str)
         SubmitConfig(preset="best", runs=("r",))
     from comp.cli import app
 
-    result = runner.invoke(app, ["train", "-w", str(workspace), "--time-limit", "5m"])
-    assert result.exit_code == 1 and "--time-limit applies with --preset" in result.output
     result = runner.invoke(app, ["train", "-w", str(workspace), "--preset", "best",
                                  "--time-limit", "soon"])
     assert result.exit_code == 1
@@ -67,7 +66,7 @@ def test_a_time_limit_stops_the_preset_and_the_same_call_continues(
     cfg = TrainConfig(workspace=ws, checkpoints=ck, batch_size=64, max_images=200,
                       progress=False)
     said: list[str] = []
-    first = train_preset(tiny, cfg, time_limit=1.0, train=train, say=said.append)
+    first = train_preset(tiny, replace(cfg, time_limit=0.05), train=train, say=said.append)
     assert first.done == [] and first.left == ["tiny-b1", "tiny-logreg"]
     assert "the time limit passed after epoch 1" in said[-2]
     assert said[-1].startswith("preset tiny: the time limit passed; finished: none")
@@ -75,7 +74,7 @@ def test_a_time_limit_stops_the_preset_and_the_same_call_continues(
     assert TrainState.load(run.fold(0)).epoch == 1 and not (ck / "tiny-logreg").exists()
     assert run.fold(0).load_record().status == "interrupted"
     said.clear()
-    second = train_preset(tiny, cfg, time_limit=None, train=train, say=said.append)
+    second = train_preset(tiny, cfg, train=train, say=said.append)
     assert second.done == ["tiny-b1", "tiny-logreg"] and second.left == []
     assert said[0].startswith("preset tiny: resuming tiny-b1")
     assert said[1].startswith("preset tiny: training tiny-logreg")
@@ -84,7 +83,7 @@ def test_a_time_limit_stops_the_preset_and_the_same_call_continues(
     assert all(TrainState.load(m).epoch == 2 for m in run.members())
     assert len(TrainState.load(run.fold(0)).history) == 2  # epoch 1 kept, epoch 2 resumed
     said.clear()
-    third = train_preset(tiny, cfg, time_limit=None, train=train, say=said.append)
+    third = train_preset(tiny, cfg, train=train, say=said.append)
     assert third.done == second.done and said[0] == "preset tiny: tiny-b1 already finished; kept"
     result = submit(SubmitConfig(workspace=ws, checkpoints=ck, preset=tiny, ensemble=False,
                                  submissions=tmp_path / "subs"))
@@ -106,7 +105,29 @@ def test_a_preset_run_of_other_data_is_refused(workspace: Path, workspace4: Path
                       run_name="tiny-b1", progress=False))
     with pytest.raises(CompError, match="run 'tiny-b1' was trained on other data.*pass "
                        "--checkpoints another folder"):
-        train_preset(tiny, TrainConfig(workspace=workspace, checkpoints=ck), time_limit=None,
-                     train=train)
+        train_preset(tiny, TrainConfig(workspace=workspace, checkpoints=ck), train=train)
     with pytest.raises(CompError, match="no finished run of --preset tiny"):
         submit(SubmitConfig(workspace=workspace, checkpoints=ck, preset=tiny))
+
+
+def test_a_single_run_stops_at_its_time_limit_and_resumes(workspace: Path,
+                                                          tmp_path: Path) -> None:
+    """--time-limit without a preset: one-model b1 for 3 epochs stops after epoch 1 (the
+    line says how to continue, exit 0); --resume with a new limit is accepted and finishes
+    it."""
+    from comp.cli import app
+    from comp.runs import RunDir
+
+    ck = tmp_path / "ck"
+    result = runner.invoke(app, ["train", "-w", str(workspace), "--model", "b1", "--folds",
+                                 "1", "--epochs", "3", "--checkpoints", str(ck), "--name",
+                                 "r", "--time-limit", "0.01"])
+    assert result.exit_code == 0, result.output
+    assert ("run stopped: the time limit passed after epoch 1; continue with `comp train "
+            "--resume r`") in result.output
+    assert RunDir(ck / "r").load_record().status == "interrupted"
+    result = runner.invoke(app, ["train", "-w", str(workspace), "--checkpoints", str(ck),
+                                 "--resume", "r", "--time-limit", "1h"])
+    assert result.exit_code == 0, result.output
+    record = RunDir(ck / "r").load_record()
+    assert record.status == "finished" and record.epochs_done == 3

@@ -18,6 +18,7 @@ from comp.cli.base import (
     quiet_tensorflow,
     typed_options,
 )
+from comp.errors import CompError, TimeLimitReached
 from comp.runs import RunRecord
 from comp.specs import SPECS
 from comp.train.preset import PRESETS
@@ -109,8 +110,8 @@ def train(
         + "), named best-<model>; finished runs are kept, unfinished ones resumed. Then "
         "`comp submit --preset best`.")] = None,
     time_limit: Annotated[str | None, typer.Option(
-        help="With --preset: stop at the first epoch's end past this (90, 45m, 2h); the "
-        "same command continues.")] = None,
+        help="Stop at the first epoch's end past this (90, 45m, 2h), the run left "
+        "resumable: --resume continues it (with --preset, the same command).")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Train a model (one per fold by default) on the prepared workspace."""
@@ -126,21 +127,16 @@ def train(
         folds=folds, schedule=schedule, label_smoothing=label_smoothing, mixup=mixup,
         balance=balance, l1=l1, l2=l2, init=init, dropout=dropout, width=width,
         input_scale=input_scale, augment_strength=augment_strength,
-        warmup_epochs=warmup_epochs,
+        warmup_epochs=warmup_epochs, time_limit=c.parse_duration(time_limit, "--time-limit"),
         given=typed_options(ctx, rename={"lr": "learning_rate", "name": "run_name"}))
-    if time_limit is not None and preset is None:
-        raise c.CompError("--time-limit applies with --preset; a single run stops with "
-                          "Ctrl-C and continues with --resume")
     if preset is not None:
         from comp.train.preset import check_preset, train_preset
 
         check_preset(preset, cfg)
         if params is not None:
-            raise c.CompError(f"--params does not apply with --preset {preset}: the preset "
+            raise CompError(f"--params does not apply with --preset {preset}: the preset "
                               "sets each run's options")
-        result = train_preset(preset, cfg, time_limit=c.parse_duration(time_limit,
-                                                                        "--time-limit"),
-                              train=run_train, say=typer.echo)
+        result = train_preset(preset, cfg, train=run_train, say=typer.echo)
         for record in result.records:
             typer.echo(_trained(record, checkpoints))
         return
@@ -156,7 +152,12 @@ def train(
             typer.echo(f"warning: --params {params} was tuned with {tuned_for} epochs per "
                        f"trial; this run trains {budget}, and the best options for one "
                        "budget are not always the best for another", err=True)
-    typer.echo(_trained(run_train(cfg), checkpoints))
+    try:
+        record = run_train(cfg)
+    except TimeLimitReached as stop:  # not a failure: what --time-limit asked for
+        typer.echo(f"run stopped: {stop}")
+        return
+    typer.echo(_trained(record, checkpoints))
 
 
 def _trained(record: RunRecord, checkpoints: Path) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import platform
 import sys
+import time
 from contextlib import ExitStack
 from dataclasses import fields, replace
 from datetime import datetime
@@ -69,7 +70,7 @@ def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, RunDir, RunRecord]:
     resumed = TrainConfig(**{**saved, "workspace": workspace,
                              "checkpoints": cfg.checkpoints, "resume": cfg.resume,
                              "epochs": cfg.epochs or saved["epochs"],
-                             "progress": cfg.progress})
+                             "progress": cfg.progress, "time_limit": cfg.time_limit})
     if (Recipe.of(resumed).schedule == Schedule.COSINE and cfg.epochs is not None
             and cfg.epochs != (saved["epochs"] or DEFAULT_EPOCHS)):
         raise CompError(f"run {cfg.resume} follows a cosine schedule planned for "
@@ -352,6 +353,10 @@ def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> Ru
                           f"{cfg.model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
         hold.enter_context(run_dir.lock())
         record, plan = None, _member_plan(run_dir, folds, epochs)
+    if cfg.time_limit is not None:  # after comp's own callbacks have recorded the epoch
+        from comp.train.callbacks import Deadline
+
+        watch = (*watch, Deadline(time.monotonic() + cfg.time_limit))
     hw = choose_hardware(tpu=cfg.tpu, tpu_name=cfg.tpu_name)
     keras.mixed_precision.set_global_policy(hw.policy)
     for fold, member, state in plan:

@@ -3,8 +3,9 @@
 A preset is a list of runs (`PRESETS`), each a model with its epochs, named `<preset>-<model>`
 in the checkpoints folder. `train_preset` trains them one after another: a finished run of
 this workspace is kept, an unfinished one resumed where it stopped, a missing one started.
-With a time limit, training stops at the first epoch's end past it (the run is left
-resumable, its epoch committed) and no further run is started; the same command continues.
+With a time limit (`TrainConfig.time_limit`, for the runs together), training stops at the
+first epoch's end past it (the run is left resumable, its epoch committed) and no further run
+is started; the same command continues.
 `comp submit --preset` then stacks the preset's finished runs.
 
 The `best` preset is chosen by measurement on the shared face datasets (BENCHMARKS.md, "The
@@ -39,7 +40,7 @@ PRESETS: dict[str, tuple[PresetRun, ...]] = {
 }
 # what may be typed beside --preset: where things are and how they run, not what is trained
 ALLOWED = frozenset({"workspace", "checkpoints", "seed", "tpu", "tpu_name", "batch_size",
-                     "max_images", "preset", "time_limit", "verbose"})
+                     "max_images", "time_limit", "preset", "verbose"})
 
 
 def run_names(preset: str) -> list[str]:
@@ -64,8 +65,9 @@ def check_preset(preset: str, cfg: TrainConfig) -> None:
                         "alone with `comp train`")
 
 
-def _state(run_dir: RunDir, fingerprint: str, pixels: str) -> str:
-    """'new', 'finished' or 'unfinished' for a preset run's folder."""
+def _state(run_dir: RunDir, workspace: Path) -> str:
+    """'new', 'finished' or 'unfinished' for a preset run's folder (one of other data, or
+    without a record, refused)."""
     if not run_dir.path.exists():
         return "new"
     if not run_dir.record.exists():
@@ -73,45 +75,42 @@ def _state(run_dir: RunDir, fingerprint: str, pixels: str) -> str:
                         "before its first model was built); delete that folder and run the "
                         "preset again")
     record = run_dir.load_record()
-    if record.fingerprint != fingerprint:
-        raise CompError(other_data(run_dir.name, record, fingerprint=fingerprint,
-                                   pixels=pixels)
+    meta = Workspace(workspace).load_meta()
+    if record.fingerprint != meta.fingerprint:
+        raise CompError(other_data(run_dir.name, record, fingerprint=meta.fingerprint,
+                                   pixels=meta.pixels)
                         + "; or pass --checkpoints another folder for this workspace's preset")
     return "finished" if record.status == "finished" else "unfinished"
 
 
-def train_preset(preset: str, cfg: TrainConfig, *, time_limit: float | None,
-                 train: Callable[..., RunRecord], say: Callable[[str], None] = print
-                 ) -> PresetResult:
-    """Train the preset's runs in order (see the module docstring). `train` is
-    `comp.train.train` (its `watch` takes the deadline)."""
+def train_preset(preset: str, cfg: TrainConfig, *, train: Callable[[TrainConfig], RunRecord],
+                 say: Callable[[str], None] = print) -> PresetResult:
+    """Train the preset's runs in order (see the module docstring), within `cfg.time_limit`
+    seconds for them all. `train` is `comp.train.train`."""
     check_preset(preset, cfg)
-    from comp.train.callbacks import Deadline
-
-    meta = Workspace(cfg.workspace).load_meta()
-    deadline = None if time_limit is None else time.monotonic() + time_limit
+    deadline = None if cfg.time_limit is None else time.monotonic() + cfg.time_limit
     done: list[str] = []
     records: list[RunRecord] = []
     names = run_names(preset)
     for i, (plan, name) in enumerate(zip(PRESETS[preset], names, strict=True)):
         run_dir = RunDir(cfg.checkpoints / name)
-        state = _state(run_dir, meta.fingerprint, meta.pixels)
+        state = _state(run_dir, cfg.workspace)
         if state == "finished":
             say(f"preset {preset}: {name} already finished; kept")
             done.append(name)
             records.append(run_dir.load_record())
             continue
-        if deadline is not None and time.monotonic() >= deadline:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
             return _stopped(preset, done, names[i:], records, say)
         say(f"preset {preset}: {'resuming' if state == 'unfinished' else 'training'} {name} "
             f"({plan.model}, {plan.epochs} epochs; {plan.cost})")
-        run_cfg = (replace(cfg, resume=name, epochs=None, given=frozenset())
+        run_cfg = (replace(cfg, resume=name, epochs=None, given=frozenset(), time_limit=left)
                    if state == "unfinished" else
                    replace(cfg, model=plan.model, epochs=plan.epochs, run_name=name,
-                           given=frozenset()))
-        watch = () if deadline is None else (Deadline(deadline),)
+                           given=frozenset(), time_limit=left))
         try:
-            records.append(train(run_cfg, watch=watch))
+            records.append(train(run_cfg))
         except TimeLimitReached as stop:
             say(f"preset {preset}: {name}: {stop}")
             return _stopped(preset, done, names[i:], records, say)

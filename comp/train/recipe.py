@@ -40,7 +40,7 @@ class Recipe:
             warmup=warmup)
 
 
-RESUME_OPTIONS = frozenset({"resume", "epochs", "checkpoints", "workspace"})
+RESUME_OPTIONS = frozenset({"resume", "epochs", "checkpoints", "workspace", "time_limit"})
 
 
 def check_given(cfg: TrainConfig, recipe: Recipe) -> None:
