@@ -155,7 +155,8 @@ def baseline(name: str, model: str, epochs: int, challenge: Path, answers: pd.Da
 
 
 def comp_default(name: str, model: str, epochs: int, challenge: Path, answers: pd.DataFrame,
-                 seed: int, reuse: bool = False) -> dict[str, tuple[np.ndarray, float, str]]:
+                 seed: int, reuse: bool = False, share_features: bool = False
+                 ) -> dict[str, tuple[np.ndarray, float, str]]:
     """comp prepare, comp train --folds 5, comp submit --test: the default rule (every
     choice nested, flip TTA and the stacker among the candidates), and `--tta off` beside it
     (the CNN at its out-of-fold threshold, as the former default ran). For each: the
@@ -168,6 +169,9 @@ def comp_default(name: str, model: str, epochs: int, challenge: Path, answers: p
                                           for m in RunDir(ck / run).members()))
     else:
         seconds = _prepare(name, challenge, ws, seed)
+        if share_features:  # comp's feature cache is keyed by each image's stored pixels
+            (OUT / "features").mkdir(parents=True, exist_ok=True)
+            (ws / "features").symlink_to(OUT / "features", target_is_directory=True)
         started = time.perf_counter()
         train(TrainConfig(workspace=ws, model=model, epochs=epochs, checkpoints=ck,
                           run_name=run, seed=seed, progress=False))
@@ -366,7 +370,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
         print(f"  {label}: {metrics.balanced_accuracy(y, pred):.4f} ({seconds:.0f} s)",
               flush=True)
     default = comp_default(name, args.model, args.epochs, challenge, answers, args.seed,
-                           reuse=reuse)
+                           reuse=reuse, share_features=args.share_features)
     for label, (pred, seconds, how) in default.items():
         preds[f"{label} ({args.model}, 5 folds)"] = (pred, seconds,
                                                      f"{args.epochs} epochs; {how}")
@@ -425,6 +429,10 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="keep an earlier call's carved test, workspace and finished "
                         "default run; train the facenet run anew")
+    parser.add_argument("--share-features", action="store_true",
+                        help="one FaceNet feature cache for every dataset's workspace (keyed "
+                        "by the stored pixels, so the CelebA tasks stored alike compute "
+                        "them once); the feature runs' wall times then hold no features")
     args = parser.parse_args()
     if not SHARED.exists():
         print(f"skipping: the shared datasets are not at {SHARED}")
