@@ -130,15 +130,7 @@ def train(
         warmup_epochs=warmup_epochs, time_limit=c.parse_duration(time_limit, "--time-limit"),
         given=typed_options(ctx, rename={"lr": "learning_rate", "name": "run_name"}))
     if preset is not None:
-        from comp.train.preset import check_preset, train_preset
-
-        check_preset(preset, cfg)
-        if params is not None:
-            raise CompError(f"--params does not apply with --preset {preset}: the preset "
-                              "sets each run's options")
-        result = train_preset(preset, cfg, train=run_train, say=typer.echo)
-        for record in result.records:
-            typer.echo(_trained(record, checkpoints))
+        _preset(preset, cfg, params=params)
         return
     if params is not None:
         from comp.tune import load_params, params_path, tuned_epochs, with_params
@@ -158,6 +150,18 @@ def train(
         typer.echo(f"run stopped: {stop}")
         return
     typer.echo(_trained(record, checkpoints))
+
+
+def _preset(preset: str, cfg: c.TrainConfig, *, params: str | None) -> None:
+    """`--preset`: its runs in order (`comp.train.preset`), a line per run trained or kept."""
+    from comp.train import train as run_train
+    from comp.train.preset import train_preset
+
+    if params is not None:
+        raise CompError(f"--params does not apply with --preset {preset}: the preset sets "
+                        "each run's options")
+    for record in train_preset(preset, cfg, train=run_train, say=typer.echo).records:
+        typer.echo(_trained(record, cfg.checkpoints))
 
 
 def _trained(record: RunRecord, checkpoints: Path) -> str:

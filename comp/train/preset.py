@@ -54,10 +54,14 @@ class PresetResult:
     records: list[RunRecord]
 
 
-def check_preset(preset: str, cfg: TrainConfig) -> None:
-    """Refuse an unknown preset, and options typed beside it that it would ignore."""
+def _known(preset: str) -> None:
     if preset not in PRESETS:
         raise CompError(f"--preset must be one of {', '.join(PRESETS)}. Received: {preset!r}")
+
+
+def check_preset(preset: str, cfg: TrainConfig) -> None:
+    """Refuse an unknown preset, and options typed beside it that it would ignore."""
+    _known(preset)
     extra = sorted(cfg.given - ALLOWED)
     if extra:
         raise CompError(f"{option(extra[0])} does not apply with --preset {preset}: the "
@@ -131,8 +135,7 @@ def _stopped(preset: str, done: list[str], left: list[str], records: list[RunRec
 
 def finished_runs(preset: str, checkpoints: Path, fingerprint: str) -> list[str]:
     """The preset's runs finished on this workspace (what `comp submit --preset` stacks)."""
-    if preset not in PRESETS:
-        raise CompError(f"--preset must be one of {', '.join(PRESETS)}. Received: {preset!r}")
+    _known(preset)
     out = []
     for name in run_names(preset):
         run_dir = RunDir(checkpoints / name)
