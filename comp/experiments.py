@@ -40,8 +40,10 @@ class RunRow:
     epochs: int  # epochs done (the fewest of the fold models)
     status: str
     options: dict[str, Any]  # the training options that differ from the defaults
-    oof: float | None  # the best out-of-fold score of the run's own candidates
-    oof_by: str  # which candidate, and on which images
+    oof: float | None  # submit's nested headline: the rule chosen without each outer fold
+    oof_by: str  # which rule, on which images, and the other runs it was chosen among
+    best_own: float | None  # the best of the run's own candidates, selected on itself
+    best_own_by: str  # which candidate, and on which images
     seconds: float  # training wall time, every fold model together
     created: str
     submissions: list[Submission] = field(default_factory=list)
@@ -98,17 +100,42 @@ def options_changed(record: RunRecord) -> dict[str, Any]:
     return out
 
 
-def _score(run_dir: RunDir) -> tuple[float | None, str]:
+def _saved_scores(run_dir: RunDir) -> dict[str, Any]:
     try:
         saved = json.loads(run_dir.submit_score.read_text())
-        best = max(saved["candidates"], key=lambda c: c["balanced_accuracy"])
-        return float(best["balanced_accuracy"]), f"{best['name']}, {saved['scored_on']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # never submitted (or an unreadable file): evaluate's score, if any
+    except (OSError, ValueError):
+        return {}  # never submitted, or an unreadable file
+    return saved if isinstance(saved, dict) else {}
+
+
+def _headline(run_dir: RunDir, saved: dict[str, Any]) -> tuple[float | None, str]:
+    """Submit's nested headline for the run alone, else for the latest submit it was one of
+    several runs in (said so); else comp evaluate's score (threshold tuned out-of-fold)."""
+    headlines = saved.get("headlines")
+    if isinstance(headlines, dict) and headlines:
+        key = run_dir.name if run_dir.name in headlines else list(headlines)[-1]
+        try:
+            entry = headlines[key]
+            score, runs = float(entry["headline"]), [str(r) for r in entry["runs"]]
+            others = [r for r in runs if r != run_dir.name]
+            with_others = f"; with {', '.join(others)}" if others else ""
+            return score, (f"{entry['rule']}, nested {saved.get('scored_on', 'out-of-fold')}"
+                           f"{with_others}")
+        except (KeyError, TypeError, ValueError):
+            pass  # an edited file: as if never submitted
     evaluation = Evaluation.load(run_dir.evaluation)
     if evaluation is not None:
-        return evaluation.balanced_accuracy, f"comp evaluate, {evaluation.scored_on}"
+        return evaluation.balanced_accuracy, (f"comp evaluate, threshold tuned out-of-fold on "
+                                              f"the {evaluation.scored_on} images")
     return None, "not scored yet: comp submit (or comp evaluate) scores it"
+
+
+def _best_own(saved: dict[str, Any]) -> tuple[float | None, str]:
+    try:
+        best = max(saved["candidates"], key=lambda c: float(c["balanced_accuracy"]))
+        return float(best["balanced_accuracy"]), f"{best['name']}, {saved['scored_on']}"
+    except (KeyError, TypeError, ValueError):
+        return None, "not submitted yet"
 
 
 def _seconds(run_dir: RunDir, record: RunRecord) -> float:
@@ -152,10 +179,12 @@ def table(workspace: Path, checkpoints: Path, submissions: Path, *, sort: str = 
         if record.fingerprint != meta.fingerprint:
             others.append(name)
             continue
-        oof, by = _score(run_dir)
+        saved = _saved_scores(run_dir)
+        (oof, by), (own, own_by) = _headline(run_dir, saved), _best_own(saved)
         rows.append(RunRow(run=name, model=record.model, folds=record.folds,
                            epochs=record.epochs_done, status=record.status,
                            options=options_changed(record), oof=oof, oof_by=by,
+                           best_own=own, best_own_by=own_by,
                            seconds=round(_seconds(run_dir, record), 1), created=record.created,
                            submissions=_submissions(run_dir, scores)))
     key = {"created": lambda r: r.created, "name": lambda r: r.run,
@@ -167,24 +196,30 @@ def table(workspace: Path, checkpoints: Path, submissions: Path, *, sort: str = 
 
 def as_lines(rows: list[RunRow], others: list[str]) -> list[str]:
     """The table as a person reads it (markdown, one row per run)."""
-    out = ["| run | model | folds | epochs | out-of-fold | leaderboard | minutes | options | "
-           "submissions |", "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| run | model | folds | epochs | out-of-fold (nested) | best own candidate "
+           "(self-selected) | leaderboard | minutes | options | submissions |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         oof = f"{r.oof:.4f}" if r.oof is not None else "-"
+        if r.oof is not None and "; with " in r.oof_by:
+            oof += " (with other runs)"
+        own = f"{r.best_own:.4f}" if r.best_own is not None else "-"
         lb = f"{r.best_lb:.4f}" if r.best_lb is not None else "-"
         options = ", ".join(f"{k}={v}" for k, v in r.options.items()) or "defaults"
         made = ", ".join(s.name + (f" ({s.leaderboard:.4f})" if s.leaderboard is not None
                                    else "") for s in r.submissions) or "-"
         status = "" if r.status == "finished" else f" ({r.status})"
-        out.append(f"| {r.run}{status} | {r.model} | {r.folds or 1} | {r.epochs} | {oof} | {lb} "
-                   f"| {r.seconds / 60:.1f} | {options} | {made} |")
+        out.append(f"| {r.run}{status} | {r.model} | {r.folds or 1} | {r.epochs} | {oof} | "
+                   f"{own} | {lb} | {r.seconds / 60:.1f} | {options} | {made} |")
     if not rows:
-        out.append("| (no run trained on this workspace yet: comp train) |||||||||")
-    scored = [r for r in rows if r.oof is not None]
-    if scored:
-        out.append("out-of-fold: each run's best own candidate as comp submit scored it "
-                   "(selected on itself; a one-model run's on its holdout split); leaderboard: "
-                   "the best score given with --lb")
+        out.append("| (no run trained on this workspace yet: comp train) ||||||||||")
+    if any(r.oof is not None for r in rows):
+        out.append("out-of-fold (nested): comp submit's headline, the rule chosen without "
+                   "each outer fold and scored on it (the run alone; else the latest submit "
+                   "it was in, with other runs); best own candidate: the best of the run's "
+                   "own candidates scored on the same images, selected on itself and so "
+                   "optimistic (a one-model run's on its holdout split); leaderboard: the best "
+                   "score given with --lb")
     if others:
         out.append(f"not shown: {len(others)} run(s) of other data ({', '.join(others[:5])})")
     return out

@@ -35,8 +35,12 @@ def test_the_table_shows_every_run_its_score_and_its_submissions(scored: Path) -
     r1 = by["r1"]
     assert [s.name for s in r1.submissions] == [Path(submitted["csv"]).stem]
     own = {c["name"]: c["balanced_accuracy"] for c in submitted["decision"]["candidates"]}
-    assert r1.oof == max(v for k, v in own.items() if k.startswith("r1"))
-    assert r1.oof_by.endswith(", holdout")  # a one-model run: scored on its holdout split
+    # the nested headline submit printed, not the best candidate selected on itself
+    assert r1.oof == submitted["decision"]["oof_balanced_accuracy"]
+    decision = submitted["decision"]
+    assert r1.oof_by == f"{decision['candidate']} ({decision['rule']}), nested holdout"
+    assert r1.best_own == max(v for k, v in own.items() if k.startswith("r1"))
+    assert r1.best_own_by.endswith(", holdout")  # a one-model run: on its holdout split
     assert r1.folds == 0 and r1.epochs == 1 and r1.model == "b1"
     assert r1.options == {"batch_size": 8, "folds": 1}
     assert by["r2"].options == {"batch_size": 8, "folds": 1, "l2": 0.001}
@@ -68,11 +72,37 @@ def test_the_command_prints_the_table_or_json(scored: Path) -> None:
     shown = run(scored, *base)
     assert shown.code == 0, shown.output
     lines = shown.output.splitlines()
-    assert lines[0].startswith("| run | model | folds | epochs | out-of-fold | leaderboard |")
+    assert lines[0].startswith("| run | model | folds | epochs | out-of-fold (nested) | best "
+                               "own candidate (self-selected) | leaderboard |")
     assert any(line.startswith("| r1 | b1 | 1 | 1 | 0.") for line in lines)
     data = json.loads(run(scored, *base, "--json").output)
     assert {r["run"] for r in data["runs"]} == {"r1", "r2"}
     assert data["other_data"] == []
+
+
+def test_a_run_keeps_its_headline_alone_beside_a_later_one_with_other_runs(tmp_path: Path
+                                                                          ) -> None:
+    from comp.experiments import _headline
+    from comp.submit.submission import record_scores
+
+    run_dir = RunDir(tmp_path / "a")
+    run_dir.path.mkdir()
+    cands = [{"name": "a", "balanced_accuracy": 0.9, "rule": "threshold"},
+             {"name": "a +flip", "balanced_accuracy": 0.93, "rule": "threshold"},
+             {"name": "b", "balanced_accuracy": 0.95, "rule": "threshold"}]
+    record_scores(run_dir, candidates=cands, scored_on="out-of-fold", images=10,
+                  headline=0.88, rule="a (threshold)", runs=["a", "b"])
+    assert _headline(run_dir, json.loads(run_dir.submit_score.read_text())) == (
+        0.88, "a (threshold), nested out-of-fold; with b")
+    record_scores(run_dir, candidates=cands[:2], scored_on="out-of-fold", images=10,
+                  headline=0.87, rule="a +flip (threshold)", runs=["a"])
+    record_scores(run_dir, candidates=cands, scored_on="out-of-fold", images=10,
+                  headline=0.91, rule="stack of 2 runs (0.5)", runs=["a", "b"])
+    saved = json.loads(run_dir.submit_score.read_text())
+    assert _headline(run_dir, saved) == (0.87, "a +flip (threshold), nested out-of-fold")
+    assert [c["name"] for c in saved["candidates"]] == ["a", "a +flip"]  # b's are not a's
+    run_dir.submit_score.write_text('{"headlines": {"a": {"headline": "x"}}}')
+    assert _headline(run_dir, json.loads(run_dir.submit_score.read_text()))[0] is None
 
 
 def test_runs_of_other_data_are_named_not_mixed_in(scored: Path, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from comp import threads
 from comp.errors import note
 from comp.train import strategy
 
@@ -92,6 +93,10 @@ def _open(path: Path) -> Callable[[np.ndarray], list[Any]]:
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    free = threads.free_cores()
+    options.intra_op_num_threads = free
+    if free < threads.cores():  # a busy machine: idle workers sleep instead of spinning
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     run = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     inputs = run.get_inputs()
     if len(inputs) != 1:  # an export that turned constants into inputs

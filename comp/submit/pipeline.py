@@ -273,7 +273,10 @@ def _record(decision: Decision, manifest: submission.Manifest, considered: list[
     scored_on = "out-of-fold" if decision.cross_fitted else "holdout"
     for run_dir in considered:
         submission.record_scores(run_dir, candidates=candidates, scored_on=scored_on,
-                                 images=decision.images)
+                                 images=decision.images,
+                                 headline=decision.oof_balanced_accuracy,
+                                 rule=f"{decision.candidate} ({decision.rule})",
+                                 runs=decision.considered)
     made = submission.Submission(name=Path(manifest.csv).stem, created=manifest.created,
                                  target=manifest.target,
                                  oof_balanced_accuracy=decision.oof_balanced_accuracy)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from comp import threads
 from comp.prepare.splits import assign_folds
 from comp.submit.predict import Predictions
 from comp.workspace import write_json
@@ -46,7 +47,7 @@ def lgbm_params(num_classes: int, seed: int) -> dict[str, Any]:
     params: dict[str, Any] = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15,
               "min_child_samples": 20, "subsample": 0.8, "subsample_freq": 1,
               "colsample_bytree": 0.5, "reg_lambda": 1.0, "random_state": seed,
-              "n_jobs": 2, "verbose": -1}
+              "verbose": -1}
     if num_classes == 2:
         params["objective"] = "binary"
         params["is_unbalance"] = True  # the score is balanced accuracy
@@ -59,14 +60,16 @@ def lgbm_params(num_classes: int, seed: int) -> dict[str, Any]:
 def fit_lgbm(features: np.ndarray, y: np.ndarray, *, num_classes: int, seed: int) -> Any:
     from lightgbm import LGBMClassifier
 
-    model = LGBMClassifier(**lgbm_params(num_classes, seed))
+    model = LGBMClassifier(**lgbm_params(num_classes, seed),
+                           n_jobs=threads.threads_for(features.size))
     model.fit(features, y)
     return model
 
 
 def booster_prob(booster: Any, features: np.ndarray, *, num_classes: int) -> np.ndarray:
     """(N, K) probabilities of a saved LightGBM booster."""
-    raw = np.asarray(booster.predict(features), np.float64)
+    raw = np.asarray(booster.predict(features, num_threads=threads.threads_for(features.size)),
+                     np.float64)
     if num_classes == 2:
         raw = raw.reshape(-1)
         return np.stack([1 - raw, raw], axis=1)

@@ -172,12 +172,26 @@ class Submission:
 
 
 def record_scores(run_dir: RunDir, *, candidates: list[dict[str, Any]], scored_on: str,
-                  images: int) -> None:
-    """The run's own candidates' out-of-fold scores, as `comp submit` just printed them."""
+                  images: int, headline: float, rule: str, runs: list[str]) -> None:
+    """The run's own candidates' out-of-fold scores, as `comp submit` just printed them, and
+    the nested headline of the rule chosen among `runs` (kept per set of runs considered, the
+    latest last, so the run's headline alone survives a later submit with other runs)."""
     mine = [c for c in candidates
             if c["name"] == run_dir.name or c["name"].startswith(f"{run_dir.name} ")]
+    headlines = _headlines(run_dir)
+    key = "+".join(runs)
+    headlines.pop(key, None)
+    headlines[key] = {"headline": headline, "rule": rule, "runs": runs}
     write_json(run_dir.submit_score, {"candidates": mine, "scored_on": scored_on,
-                                      "images": images})
+                                      "images": images, "headlines": headlines})
+
+
+def _headlines(run_dir: RunDir) -> dict[str, Any]:
+    try:
+        saved = json.loads(run_dir.submit_score.read_text()).get("headlines", {})
+    except (OSError, ValueError, AttributeError):
+        return {}  # none yet, or a damaged file: rewritten whole
+    return saved if isinstance(saved, dict) else {}
 
 
 def record_submission(run_dir: RunDir, made: Submission) -> None:
