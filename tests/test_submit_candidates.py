@@ -49,3 +49,9 @@ def test_candidates_come_simplest_first(tmp_path: Path) -> None:
     without = build(preds, runs, y, fold, np.arange(n), num_classes=2, tta=[False],
                     ensemble=False, seed=0)
     assert [c.name for c in without] == ["a", "b"]
+    # b a feature run: neither flipped nor stacked by LightGBM; still in both stacks
+    featured = build(preds, runs, y, fold, np.arange(n), num_classes=2, tta=[False, True],
+                     ensemble=True, seed=0, flipped=frozenset({"a"}), stacked=frozenset({"a"}))
+    assert [c.name for c in featured] == ["a", "b", "a +flip", "a LightGBM",
+                                          "a LightGBM +flip", "stack of 2 runs",
+                                          "stack of 2 runs +flip"]

@@ -99,6 +99,31 @@ def test_deployed_rule_is_the_procedure_on_every_fold() -> None:
     assert chosen.choice.index == 1 and chosen.choice.rule == Rule.THRESHOLD
     assert chosen.parameter == pytest.approx(best_threshold(y, good[:, 1])[0])
     assert all(p.startswith("good") for p in chosen.picked)
+    np.testing.assert_array_equal(chosen.prob, good)
+
+
+def test_each_row_keeps_the_probabilities_of_the_candidate_that_decided_it() -> None:
+    """When the outer folds pick different candidates, a row's saved probabilities are its
+    own fold's pick's (what `comp inspect` draws beside the decision), never another's."""
+    rng = np.random.default_rng(3)
+    n = 600
+    y = np.arange(n) % 2
+    fold = np.arange(n) % 3
+    signal = rng.normal(0, 1, n) + 1.2 * (2 * y - 1)
+    # "a" is sharp on folds 0 and 1 and noise on fold 2; "b" the other way round: without
+    # fold 2 "a" wins, without fold 0 or 1 "b" does
+    a = 1 / (1 + np.exp(-np.where(fold == 2, rng.normal(0, 1, n), signal)))
+    b = 1 / (1 + np.exp(-np.where(fold == 2, signal, 0.3 * signal)))
+    chosen = select.select([Candidate("a", Source.CNN, ("a",), False, _two(a)),
+                            Candidate("b", Source.CNN, ("b",), False, _two(b))], y, fold,
+                           seed=0)
+    names = [p.split(" (")[0] for p in chosen.picked]
+    assert len(set(names)) == 2  # the folds disagree
+    for k, name in enumerate(names):
+        expected = _two(a if name == "a" else b)[fold == k]
+        np.testing.assert_array_equal(chosen.prob[fold == k], expected)
+        # and the decisions are that candidate's
+        assert ((expected[:, 1] >= 0.5) == chosen.decided[fold == k]).mean() > 0.9
 
 
 def test_a_complex_candidate_must_beat_the_plain_one_by_its_spread() -> None:

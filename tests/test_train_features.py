@@ -216,7 +216,7 @@ def test_a_facenet_run_is_cross_fitted_scored_and_stacked(workspace: Path,
                                                           tmp_path: Path) -> None:
     """prepare -> train facenet (3 fold heads) -> submit with a res run: the features are
     computed once into the workspace, the rule's candidates hold facenet without a "+flip"
-    twin, the stack of the two runs is a candidate, and every test image gets a label."""
+    twin or a LightGBM stacker, the stack of the two runs is a candidate, and every test image gets a label."""
     from comp.config import SubmitConfig, TrainConfig
     from comp.submit import submit
     from comp.train import train
@@ -237,6 +237,8 @@ def test_a_facenet_run_is_cross_fitted_scored_and_stacked(workspace: Path,
                                  submissions=tmp_path / "subs"))
     names = [c.name for c in result.decision.candidates]
     assert "fn" in names and "fn +flip" not in names and "r +flip" in names
+    # LightGBM reads r's learned embedding, not fn's frozen features (its head reads those)
+    assert "r LightGBM" in names and not any(n.startswith("fn LightGBM") for n in names)
     assert "stack of 2 runs" in names and "stack of 2 runs +flip" in names
     assert cache.stat().st_mtime_ns > stamp  # the val images were added, train ones reused
     import pandas as pd

@@ -24,7 +24,7 @@ from comp.submit.evaluate import holdout_predictions, scored_rows, scoring_folds
 from comp.submit.predict import Predictions
 from comp.submit.rule import Decision, Nested, Scored, save_oof
 from comp.submit.select import Candidate, Rule, Source, select
-from comp.train.features import flippable
+from comp.train.features import flippable, learned_embedding
 from comp.workspace import Meta, Workspace
 
 
@@ -43,11 +43,14 @@ def _excluding(fit: Callable[..., np.ndarray]) -> Callable[[int], np.ndarray]:
 
 def build(preds: dict[tuple[str, bool], Predictions], run_dirs: list[RunDir], y: np.ndarray,
           fold: np.ndarray, groups: np.ndarray, *, num_classes: int, tta: list[bool],
-          ensemble: bool, seed: int, flipped: frozenset[str] | None = None) -> list[Candidate]:
+          ensemble: bool, seed: int, flipped: frozenset[str] | None = None,
+          stacked: frozenset[str] | None = None) -> list[Candidate]:
     """Every candidate, simplest first: CNNs, then stackers, then level-2 stacks. `flipped`:
     the runs flip TTA applies to (None: all); the others' "+flip" candidates would repeat
-    their plain ones, and a stack + flip reads their plain predictions."""
+    their plain ones, and a stack + flip reads their plain predictions. `stacked`: the runs
+    whose embeddings a LightGBM stacker reads (None: all; `features.learned_embedding`)."""
     flipped = frozenset(r.name for r in run_dirs) if flipped is None else flipped
+    stacked = frozenset(r.name for r in run_dirs) if stacked is None else stacked
 
     def settings(r: RunDir) -> list[bool]:
         return tta if r.name in flipped else [False]
@@ -59,8 +62,7 @@ def build(preds: dict[tuple[str, bool], Predictions], run_dirs: list[RunDir], y:
     # a stacker or a stack needs every class in every part of its cross-validation
     if not ensemble or not stacker.fits(y, k, 2 * len(np.unique(fold))):
         return out
-    todo = [(t, r) for t in order for r in run_dirs
-            if t in settings(r)]  # a feature model's features are not flipped
+    todo = [(t, r) for t in order for r in run_dirs if t in settings(r) and r.name in stacked]
     for t, r in tqdm(todo, desc="LightGBM stackers, cross-validated", unit="stacker",
                      leave=False, disable=None):
         pred = preds[(r.name, t)]
@@ -117,7 +119,9 @@ def fit_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFra
             raise ValueError("no scored rows")
         fold = scoring_folds(rows, y, run_dirs[0], folds=cfg.folds, seed=cfg.seed)
         tta = flips(cfg.tta)
-        flipped = frozenset(r.name for r in run_dirs if flippable(r.load_record().model))
+        models = {r.name: r.load_record().model for r in run_dirs}
+        flipped = frozenset(name for name, m in models.items() if flippable(m))
+        stacked = frozenset(name for name, m in models.items() if learned_embedding(m))
         preds = {(r.name, t): holdout_predictions(ws, index, r, tta=t,
                                                   fingerprint=meta.fingerprint)
                  for t in (False, True) for r in run_dirs if t in tta or r.name not in flipped}
@@ -125,7 +129,7 @@ def fit_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFra
     with clock.stage("rule: candidates (stackers cross-validated)"):
         candidates = build(preds, run_dirs, y, fold, rows["split_group"].to_numpy(),
                            num_classes=k, tta=tta, ensemble=cfg.ensemble, seed=cfg.seed,
-                           flipped=flipped)
+                           flipped=flipped, stacked=stacked)
     with clock.stage("rule: nested choice"), tqdm(
             total=len(np.unique(fold)), desc="nested choice of the rule", unit="fold",
             leave=False, disable=None) as bar:
@@ -152,7 +156,7 @@ def fit_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFra
         candidates=[Scored(c.name, score, str(r)) for c, (r, score)
                     in zip(candidates, selection.choice.scores, strict=True)],
         picked=selection.picked)
-    save_oof(folder, rows["id"].astype(str).to_numpy(), chosen.full,
+    save_oof(folder, rows["id"].astype(str).to_numpy(), selection.prob,
              Nested(y, selection.decided, selection.margins, selection.temperatures))
     decision.save(folder)
     return decision

@@ -154,7 +154,8 @@ def load_nested(folder: Path) -> Nested | None:
 
 
 def load_oof(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(ids, probabilities, nested decisions) of the scored rows, or None."""
+    """(ids, probabilities, nested decisions) of the scored rows, or None: each row's
+    probabilities are those of the candidate chosen without its fold, which decided it."""
     saved = read_npz(folder / OOF_FILE, ("ids", "prob", "decided"))
     return None if saved is None else (saved["ids"], saved["prob"], saved["decided"])
 

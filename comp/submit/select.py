@@ -209,6 +209,7 @@ class Selection:
     """The whole procedure, scored nested, and the rule it deploys."""
 
     decided: np.ndarray  # every row's class, decided without its fold (the headline's)
+    prob: np.ndarray  # (N, K) the probabilities that decided each row: its fold's pick's
     margins: np.ndarray  # (N, K) the same rule's margins (`rule_margins`)
     temperatures: np.ndarray  # (N,) its calibration, fitted without the row's fold
     picked: list[str]  # per outer fold: the candidate and rule chosen without it
@@ -224,6 +225,7 @@ def select(candidates: list[Candidate], y: np.ndarray, fold: np.ndarray, *, seed
            progress: Callable[[], None] | None = None) -> Selection:
     """Nested selection over `candidates` (see the module docstring)."""
     decided = np.zeros(len(y), np.int64)
+    prob = np.zeros_like(candidates[0].full, dtype=np.float64)
     margins = np.zeros((len(y), candidates[0].full.shape[1]))
     temperatures = np.ones(len(y))
     picked = []
@@ -237,6 +239,7 @@ def select(candidates: list[Candidate], y: np.ndarray, fold: np.ndarray, *, seed
         parameter = fit_rule(probs[inner.index], y[inside], inner.rule)
         chosen = candidates[inner.index]
         decided[outside] = apply_rule(chosen.full[outside], inner.rule, parameter)
+        prob[outside] = chosen.full[outside]
         margins[outside] = rule_margins(chosen.full[outside], inner.rule, parameter)
         temperatures[outside] = fit_temperature(probs[inner.index], y[inside])
         picked.append(f"{chosen.name} ({inner.rule})")
@@ -245,5 +248,5 @@ def select(candidates: list[Candidate], y: np.ndarray, fold: np.ndarray, *, seed
     final = choose([c.full for c in candidates], y, fold, seed=seed, plain=plain,
                    simpler=simpler)
     parameter = fit_rule(candidates[final.index].full, y, final.rule)
-    return Selection(decided, margins, temperatures, picked, final, parameter,
+    return Selection(decided, prob, margins, temperatures, picked, final, parameter,
                      fit_temperature(candidates[final.index].full, y))
