@@ -19,6 +19,7 @@ from comp.errors import CompError
 from comp.prepare.files import IMAGE_SUFFIXES, list_images
 from comp.prepare.image import decode_file
 from comp.runs import open_run
+from comp.submit.rule import Decision
 from comp.workspace import Workspace, write_csv
 
 
@@ -26,6 +27,7 @@ from comp.workspace import Workspace, write_csv
 class Predicted:
     table: pd.DataFrame  # file, class, probability (of that class), p(<class>) per class
     rule: str  # which rule decided, in words
+    header: str  # the table's header: how the class follows from the probabilities
     bad: list[str] = field(default_factory=list)  # one line per file that was not predicted
     out: Path | None = None
 
@@ -96,4 +98,16 @@ def predict(cfg: PredictConfig) -> Predicted:
         table[f"p({name})"] = prob[:, k]
     if cfg.out is not None:
         write_csv(cfg.out, table)
-    return Predicted(table, rule, bad, cfg.out)
+    return Predicted(table, rule, table_header(decision), bad, cfg.out)
+
+
+def table_header(decision: Decision) -> str:
+    """The printed table's header, saying how its class follows from the probabilities
+    (with class offsets, a class may be chosen over a more probable one)."""
+    positive = decision.classes[-1]
+    how = {"threshold": f"{positive} when p({positive}) >= {decision.threshold or 0.5:.4f}",
+           "0.5": f"{positive} when p({positive}) >= 0.5",
+           "arg-max": "the most probable",
+           "offsets": "the highest log-probability plus the rule's class offsets, so not "
+                      "always the most probable"}.get(decision.rule, decision.rule)
+    return f"file, class ({how}), p(class): its probability"

@@ -152,3 +152,18 @@ def test_a_damaged_rule_file_is_fitted_again_by_the_command_that_names_it(
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert load_oof(saved[1]) is not None
+
+
+def test_the_table_header_says_how_the_class_follows_from_the_probabilities() -> None:
+    from types import SimpleNamespace
+
+    from comp.photos import table_header
+
+    def rule(name: str, threshold: float | None = None, classes=("0", "1")) -> str:
+        return table_header(SimpleNamespace(rule=name, threshold=threshold, classes=classes))
+
+    assert rule("threshold", 0.4760346) == ("file, class (1 when p(1) >= 0.4760), p(class): "
+                                            "its probability")
+    assert rule("0.5") == "file, class (1 when p(1) >= 0.5), p(class): its probability"
+    assert "(the most probable)" in rule("arg-max", classes=("a", "b", "c", "d"))
+    assert "so not always the most probable" in rule("offsets", classes=("a", "b", "c", "d"))

@@ -43,5 +43,6 @@ def predict(
         typer.echo(f"wrote {result.out} ({len(result.table)} images)")
     else:
         width = max(len(f) for f in result.table["file"])
+        typer.echo(result.header, err=True)
         for row in result.table.itertuples(index=False):
             typer.echo(f"{row.file:<{width}}  {row._1:<10}  {row.probability:.3f}")
