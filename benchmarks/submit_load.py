@@ -7,8 +7,10 @@ trained once (`res` and `b1`, one epoch each: the rule's work does not depend on
 they are). Each timed submit starts cold: the runs' out-of-fold predictions and cached rules
 are removed first (the ONNX graphs stay, as after any earlier submit), so it predicts the
 held-out images, cross-validates both runs' LightGBM stackers and their stack, chooses the
-rule nested and writes the CSV. The load is one spinning process per core (another job using
-the whole machine), started before the submit and stopped after it.
+rule nested and writes the CSV. The load is spinning processes, started before the submit
+and stopped after it: on half the cores, then on every core (another job using the whole
+machine: a fair share then gives one thread of this process cores/(cores+1) of a core,
+against every core when idle).
 
     python benchmarks/submit_load.py [--images 4000] [--out benchmarks/out/submit_load]
 """
@@ -97,18 +99,23 @@ def main() -> None:
     for path, fn in (("sized to the work and free cores", sized),
                      ("fixed 2 threads (former)", lambda _cells: 2)):
         threads.threads_for = fn
-        for state, busy in (("idle", 0), ("loaded", threads.cores())):
+        for state, busy in (("idle", 0), ("half loaded", max(1, threads.cores() // 2)),
+                            ("loaded", threads.cores())):
             with load(busy):
                 seconds[(path, state)] = cold_submit(ws, ck, args.out)
             print(f"{path}, {state}: {seconds[(path, state)]:.1f} s", flush=True)
     threads.threads_for = sized
     print(f"\ntwo-run submit ({', '.join(RUNS)}, cross-fitted, {args.images:,} demo images), "
-          f"cold, {threads.cores()} cores; load: one spinning process per core")
-    print("| LightGBM threads | idle (s) | loaded (s) | loaded / idle |")
-    print("|---|---|---|---|")
+          f"cold, {threads.cores()} cores; half loaded: spinning processes on half the cores; "
+          f"loaded: one on every core (a fair share then gives one thread of this process "
+          f"{threads.cores()}/{threads.cores() + 1} of a core, against {threads.cores()} idle "
+          "cores)")
+    print("| LightGBM threads | idle (s) | half loaded (s) | / idle | loaded (s) | / idle |")
+    print("|---|---|---|---|---|---|")
     for path in dict.fromkeys(p for p, _ in seconds):
-        idle, loaded = seconds[(path, "idle")], seconds[(path, "loaded")]
-        print(f"| {path} | {idle:.1f} | {loaded:.1f} | {loaded / idle:.2f}x |")
+        idle, half, full = (seconds[(path, s)] for s in ("idle", "half loaded", "loaded"))
+        print(f"| {path} | {idle:.1f} | {half:.1f} | {half / idle:.2f}x | {full:.1f} | "
+              f"{full / idle:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def set_leaderboard(submissions: Path, name: str, score: float) -> str:
     if not (math.isfinite(score) and 0.0 <= score <= 1.0):
         raise CompError(f"--lb: the score must be a number from 0 to 1. Received: {score}")
     stem = Path(name).name.removesuffix(".csv")
-    if not (submissions / f"{stem}.json").exists():
+    if not ((submissions / f"{stem}.json").exists() and (submissions / f"{stem}.csv").exists()):
         known = sorted(p.stem for p in submissions.glob("*.csv"))[-3:]
         raise CompError(f"--lb: no submission {stem!r} in {submissions} (latest: "
                         f"{', '.join(known) or 'none'}); pass a CSV's name, or --submissions")
@@ -78,9 +78,18 @@ def leaderboard(submissions: Path) -> dict[str, float]:
     path = submissions / LEADERBOARD
     if not path.exists():
         return {}
-    data = read_json(path, what="leaderboard scores",
-                     fix="delete it and give the scores again with `comp runs --lb`")
-    return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    fix = "delete it and give the scores again with `comp runs --lb`"
+    data = read_json(path, what="leaderboard scores", fix=fix)
+    if not isinstance(data, dict):
+        raise CompError(f"{path}: not a table of submission scores; {fix}")
+    scores = {}
+    for name, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise CompError(f"{path}: the score of {name!r} is {value!r}, not a number from 0 "
+                            f"to 1; {fix}")
+        scores[str(name)] = float(value)
+    return scores
 
 
 # -- the table ---------------------------------------------------------------------------------

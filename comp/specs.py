@@ -112,3 +112,25 @@ SPECS: dict[Model, ModelSpec] = {s.model: s for s in (
 
 def spec(model: str) -> ModelSpec:
     return SPECS[Model(model)]
+
+
+def shape_problem(model: str, *, width: float = 1.0, dropout: float | None = None,
+                  input_scale: float = 1.0, augment: bool = False) -> str | None:
+    """Why a shape option does not act on this model (None: each one given does), known
+    from the registry alone, so refused before TensorFlow starts or a folder is made."""
+    model_spec = spec(model)
+    if width != 1 and not model_spec.width:
+        widths = ", ".join(s.model for s in SPECS.values() if s.width)
+        return (f"--width applies to {widths} (ResNet50's width is fixed by its weights; "
+                f"logreg has none). Received: --model {model}")
+    if dropout is not None and not model_spec.hidden:
+        return (f"--dropout does not apply to {model} (it has no hidden layer); use --l1 or "
+                "--l2 to regularise it")
+    if model_spec.features is not None and (input_scale != 1 or augment):
+        return model_spec.pixels_only("--input-scale" if input_scale != 1 else "--augment")
+    if input_scale > 1 and model_spec.pretrained is None:
+        bases = ", ".join(s.model for s in SPECS.values() if s.pretrained)
+        return (f"--input-scale above 1 enlarges the image for a pretrained base ({bases}); "
+                f"{model} learns from the stored pixels: prepare with a larger --size "
+                f"instead. Received: {input_scale:g}")
+    return None

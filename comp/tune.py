@@ -21,7 +21,7 @@ import numpy as np
 
 from comp.config import TrainConfig, TuneConfig, option
 from comp.errors import CompError
-from comp.specs import spec
+from comp.specs import shape_problem, spec
 from comp.workspace import Workspace, write_json
 
 
@@ -361,5 +361,11 @@ def with_params(cfg: TrainConfig, params: dict[str, Any], *, source: Path) -> Tr
         if problem:
             raise CompError(f"{source}: parameter {name!r} is {value!r}: {problem}; fix the "
                             "file or run `comp tune` again")
-    return replace(cfg, **params)
+    tuned = replace(cfg, **params)
+    problem = shape_problem(str(tuned.model), width=tuned.width, dropout=tuned.dropout,
+                            input_scale=tuned.input_scale)
+    if problem is not None:  # a file tuned for another model: refused before any work
+        raise CompError(f"{source}: {problem.split('. Received')[0]}; fix the file or run "
+                        f"`comp tune --model {tuned.model}`")
+    return tuned
 

@@ -265,6 +265,48 @@ def _other_workspace(base: Path) -> None:
     assert run(base, *PREPARE[:3], "{base}/ws22", *PREPARE[4:], "--size", "22x22").code == 0
 
 
+def _truncated_test_image(folder: Path) -> None:
+    _image(folder / "a.png", 1)
+    _image(folder / "b.png", 2)
+    _truncate(folder / "b.png")
+
+
+def _mixed_test_folder(folder: Path) -> None:
+    _image(folder / "a.png", 1)
+    _image(folder / "b.png", 2, 30)
+
+
+def _semicolons(base: Path) -> None:
+    path = base / "c" / "train.csv"
+    path.write_text(path.read_text().replace(",", ";"))
+
+
+def _no_holdout_run(base: Path) -> None:
+    """The workspace prepared again without a holdout split, and a one-model run on it."""
+    assert run(base, *PREPARE[:4], "--split", "0.8,0.2,0", *PREPARE[5:]).code == 0
+    assert run(base, *TRAIN, "--name", "r9").code == 0
+
+
+def _cross_fitted_run(base: Path) -> None:
+    assert run(base, *TRAIN[:-2], "--name", "cf").code == 0
+
+
+def _scores_file(text: str) -> Callable[[Path], None]:
+    return lambda base: _write(base / "subs" / "leaderboard.json", text)
+
+
+def _file_in_the_way(base: Path) -> None:
+    """Where the run keeps its submissions, a file: the run folder cannot record one."""
+    made = RunDir(base / "ck" / "r1").made
+    shutil.rmtree(made)
+    made.write_text("in the way")
+
+
+def _check_submitted_without_record(base: Path) -> None:
+    assert len(list((base / "subs").glob("*.csv"))) == 2  # the world's and this one
+    assert (RunDir(base / "ck" / "r1").made).is_file()  # left as it was
+
+
 PREPARE = ("prepare", "{c}", "-w", "{ws}", "--split", "0.5,0.25,0.25", "--workers", "1")
 TRAIN = ("train", "-w", "{ws}", "--checkpoints", "{ck}", "--model", "b1", "--epochs", "1",
          "--batch-size", "8", "--folds", "1")
@@ -308,7 +350,7 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
     "train folder missing": (lambda b: shutil.rmtree(b / "c/train"), PREPARE,
                              "no training folder (train or images); pass --train FOLDER"),
     "val of another size": (lambda b: _image(b / "c/val/v0.png", 5, 20), PREPARE,
-                            "images are 20x20 but the training images were 24x24; pass "
+                            "v0.png: image is 20x20 but the training images were 24x24; pass "
                             "--on-size-mismatch resize"),
     "val with a corrupt image": (lambda b: _write(b / "c/val/v1.png", "x"), PREPARE,
                                  "v1.png: cannot decode the image"),
@@ -464,7 +506,7 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
         _image(f / "a.png", 1), _write(f / "b.png", "no")), ), PHASE2,
         "b.png: cannot decode the image"),
     "phase-2 other size": (lambda b: _test_dir(b, lambda f: _image(f / "a.png", 1, 30)),
-                           PHASE2, "images are 30x30 but the training images were 24x24"),
+                           PHASE2, "a.png: image is 30x30 but the training images were 24x24"),
     "images too small for the model": (
         lambda b: run(b, *PREPARE[:4], "-w", "{base}/ws16", "--size", "16", "--workers", "1"),
         ("train", "-w", "{base}/ws16", "--checkpoints", "{ck}", "--model", "b1", "--folds", "1"),
@@ -614,6 +656,63 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
     "predict an unknown run": (None, ("predict", "nope", *PREDICT[2:]), "run 'nope' not found"),
     "predict into a non-CSV": (None, (*PREDICT, "--out", "{base}/p.txt"),
                                "--out must name a .csv file"),
+    # labels, corrections, sizes and samples: the file at fault named
+    "relabel leaving one class": (
+        lambda b: _write(b / "rl.csv", "id,label\n" + "".join(
+            f"{k:03d},0\n" for k in range(1, 24, 2))), (*PREPARE, "--relabel", "{base}/rl.csv"),
+        "rl.csv: after them every training label is '0': a classifier needs at least two"),
+    "an odd-sized first image": (lambda b: _image(b / "c/train/000.png", 0, 20), PREPARE,
+                                 "000.png: image is 20x20 but the store is 24x24"),
+    "a labels file without a header": (
+        lambda b: _labels(b, "".join(f"{k:03d},{k % 2}\n" for k in range(24))), PREPARE,
+        "train.csv: its first line (000, 0) is a row of data, not a header; add a first "
+        "line naming the columns (id,label)"),
+    "phase-2 truncated image": (lambda b: _test_dir(b, _truncated_test_image), PHASE2,
+                                "; replace the file (the submission needs a label for every "
+                                "test image)"),
+    "phase-2 folder of mixed sizes": (lambda b: _test_dir(b, _mixed_test_folder), PHASE2,
+                                      "b.png: image is 30x30 but the training images were"),
+    "sample with a repeated id": (
+        lambda b: _write(b / "s.csv", "id,label\nv0,0\nv1,0\nv0,0\n"),
+        (*SUBMIT, "--sample", "{base}/s.csv"),
+        "s.csv: id 'v0' appears more than once in the sample submission (rows 2, 4)"),
+    "sample with an empty id": (
+        lambda b: _write(b / "s.csv", "id,label\nv0,0\n,0\n"),
+        (*SUBMIT, "--sample", "{base}/s.csv"),
+        "s.csv: row 3 of the sample submission has no id"),
+    # runs, scores and weights
+    "submit a one-model run without a holdout": (
+        _no_holdout_run, (*SUBMIT[:-1], "r9"),
+        "run 'r9' has no images to be scored on (one model, and the workspace's holdout "
+        "split is empty)"),
+    "a misspelled run beside a cross-fitted one": (
+        _cross_fitted_run, (*SUBMIT[:-2], "--run", "cf", "--run", "nosuch"),
+        "run 'nosuch' not found in"),
+    "a leaderboard score that is not a number": (
+        _scores_file('{"x": "abc"}'), ("runs", "-w", "{ws}", "--checkpoints", "{ck}",
+                                       "--submissions", "{subs}"),
+        "leaderboard.json: the score of 'x' is 'abc', not a number from 0 to 1"),
+    "a leaderboard score out of range": (
+        _scores_file('{"x": 7}'), ("runs", "-w", "{ws}", "--checkpoints", "{ck}",
+                                   "--submissions", "{subs}"),
+        "leaderboard.json: the score of 'x' is 7, not a number from 0 to 1"),
+    "a leaderboard score for the scores file itself": (
+        _scores_file("{}"), ("runs", "-w", "{ws}", "--checkpoints", "{ck}", "--submissions",
+                             "{subs}", "--lb", "leaderboard", "0.5"),
+        "--lb: no submission 'leaderboard' in"),
+    "params enlarging a pixel model's input": (
+        _params('{"input_scale": 2}'), (*TRAIN, "--params", "{base}/p.json"),
+        "p.json: --input-scale above 1 enlarges the image for a pretrained base"),
+    "params with dropout for logreg": (
+        _params('{"dropout": 0.2}'), (*TRAIN[:6], "logreg", *TRAIN[7:], "--params",
+                                      "{base}/p.json"),
+        "p.json: --dropout does not apply to logreg"),
+    "weights of a kind no backbone reads": (
+        None, (*TRAIN[:6], "tl1", *TRAIN[7:], "--weights", "{base}/w.npz"),
+        "w.npz: tl1 reads a weights file ending in .h5, .keras (ResNet50 (ImageNet)), not .npz"),
+    "weights file not found": (
+        None, (*TRAIN[:6], "mobilenetv2", *TRAIN[7:], "--weights", "{base}/gone.whl"),
+        "gone.whl: file not found; pass the path of a MobileNetV2 (ImageNet) weights file"),
 }
 
 USAGE = {  # refused by the command line itself (exit code 2) before any work
@@ -899,7 +998,21 @@ LEGITIMATE: dict[str, tuple[Callable[[Path], None], tuple[str, ...],
         lambda b: None, (*PREPARE, "--faces", "--size", "32x32"), _check_none_dropped),
     "a taken run name gets a suffix": (lambda b: None, (*TRAIN, "--name", "r1"),
                                        _check_second_run),
+    "a labels file separated by semicolons": (_semicolons, PREPARE, _check_two_classes),
+    "a run folder that cannot record the submission": (
+        _file_in_the_way, SUBMIT, _check_submitted_without_record),
 }
+
+
+def test_a_refused_new_run_leaves_no_folder_and_its_name_free(scene: Path) -> None:
+    """Refused after its folder was made (the model cannot take 24x24 images): no folder
+    left, so the next train with the same --name gets that name, not "-2"."""
+    refused = run(scene, *TRAIN[:6], "mobilenetv2", *TRAIN[7:], "--weights", "none",
+                  "--name", "m")
+    assert refused.code == 1 and "needs images of at least 32x32" in refused.output
+    assert not (scene / "ck" / "m").exists()
+    assert run(scene, *TRAIN, "--name", "m").code == 0
+    assert RunDir(scene / "ck" / "m").load_record().run == "m"
 
 
 @pytest.mark.parametrize("case", sorted(LEGITIMATE))

@@ -1,4 +1,4 @@
-"""The house: imports run only downward through the layers the README's layout table lists,
+"""The house: imports run only downward through the layers docs/development.md lists,
 no source module grows past 400 lines, and every module has a test module named after it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).parents[1]
 # bottom to top: a module may import its own layer's modules and the ones below
 LAYERS = [
-    ["errors", "faults", "metrics", "stopwatch", "native_log", "version", "choices"],
+    ["errors", "faults", "metrics", "stopwatch", "native_log", "version", "choices", "threads"],
     ["commit"],
     ["workspace"],
     ["config", "runs"],

@@ -225,7 +225,7 @@ def test_val_of_another_native_size(tmp_path: Path) -> None:
     --size says every image is resized anyway."""
     root = _with_val(_small_challenge(tmp_path / "c"), 20)
     code, output = _run(root)
-    assert code == 1 and "images are 20x20 but the training images were 16x16" in output
+    assert code == 1 and "image is 20x20 but the training images were 16x16" in output
     assert "pass --on-size-mismatch resize" in output
     assert not Workspace(root / "ws").is_prepared()
     code, output = _run(root, "--on-size-mismatch", "resize")

@@ -155,7 +155,7 @@ def test_submit_bad_inputs(demo_dir: Path, workspace: Path, workspace4: Path, tr
     ws = tmp_path / "ws"
     shutil.copytree(workspace, ws, symlinks=True)
     code, output = _submit(ws, trained, tmp_path, "--run", "b1", "--test", str(odd))
-    assert code == 1 and "images are 40x40 but the training images were 32x32" in output
+    assert code == 1 and "image is 40x40 but the training images were 32x32" in output
     code, output = _submit(ws, trained, tmp_path / "s", "--run", "b1", "--test", str(odd),
                            "--on-size-mismatch", "resize")
     assert code == 0, output

@@ -216,7 +216,8 @@ def test_a_facenet_run_is_cross_fitted_scored_and_stacked(workspace: Path,
                                                           tmp_path: Path) -> None:
     """prepare -> train facenet (3 fold heads) -> submit with a res run: the features are
     computed once into the workspace, the rule's candidates hold facenet without a "+flip"
-    twin or a LightGBM stacker, the stack of the two runs is a candidate, and every test image gets a label."""
+    twin or a LightGBM stacker, the stack of the two runs is a candidate, and every test image
+    gets a label."""
     from comp.config import SubmitConfig, TrainConfig
     from comp.submit import submit
     from comp.train import train

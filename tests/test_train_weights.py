@@ -86,3 +86,31 @@ def test_the_keras_cache_is_found_on_this_keras() -> None:
 
     home = keras_home()
     assert home.is_absolute() and home.name in (".keras", Path(home).name)
+
+
+def test_a_weights_file_keras_cannot_load_is_one_line_naming_it(tmp_path: Path) -> None:
+    """Another network's .keras file and a junk .h5 handed to a backbone: CompError naming the
+    file (not Keras' own exception); a name no backbone reads is refused before any build."""
+    import keras
+
+    from comp.train.models import build_model
+    from comp.train.recipe import weights_problem
+
+    other = tmp_path / "other.keras"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(other)
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    for path in (other, junk):
+        with pytest.raises(CompError, match=f"--weights {path}: MobileNetV2 cannot load it "
+                           r"\(.+\); pass MobileNetV2's own ImageNet weights file"):
+            build_model("mobilenetv2", (32, 32, 3), 2, weights=str(path))
+    with pytest.raises(CompError, match=f"--weights {junk}: ResNet50 cannot load it"):
+        build_model("tl1", (32, 32, 3), 2, weights=str(junk))
+    assert weights_problem("mobilenetv2", str(tmp_path / "w.npz")) == (
+        f"--weights {tmp_path / 'w.npz'}: mobilenetv2 reads a weights file ending in .h5, "
+        ".keras, .pth, .whl (MobileNetV2 (ImageNet)), not .npz; pass one, or --weights "
+        "imagenet or none")
+    assert "ending in .h5, .keras (ResNet50" in weights_problem("tl2", "w.pth")
+    assert "file not found" in weights_problem("tl2", str(tmp_path / "gone.h5"))
+    assert weights_problem("tl2", str(junk)) is None  # its contents are read at the build
+    assert weights_problem("tl2", "ImageNet") is None and weights_problem("tl2", "none") is None

@@ -28,7 +28,8 @@ def demo_data(
     test: Annotated[int, typer.Option(help="Phase-2 test images.")] = 20_000,
     size: Annotated[int, typer.Option(help="Image side in pixels.")] = 56,
     classes: Annotated[int, typer.Option(help="2 (glasses) or 4 (glasses x smile).")] = 2,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated images and labels.")]
+    = 0,
     json: Json = False,
 ) -> None:
     """Write a synthetic two-phase face challenge with planted duplicates, conflicts and leaks."""
@@ -56,7 +57,8 @@ def demo(
     train: Annotated[int, typer.Option(min=100, help="Training images.")] = c.DEMO_TRAIN,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs of each fold's res.")]
     = c.DEMO_EPOCHS,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated data and of training.")]
+    = 0,
     verbose: Verbose = False,
 ) -> None:
     """The whole two-phase challenge on the demo data, by comp's defaults: generate, prepare,

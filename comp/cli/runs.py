@@ -26,8 +26,9 @@ def runs(
         "then show the table.")] = None,
     json: Json = False,
 ) -> None:
-    """Every run of the workspace: model, folds, epochs, changed options, out-of-fold score,
-    training time, the submissions made from it and their leaderboard scores."""
+    """Every run of the workspace: model, folds, epochs, changed options, comp submit's nested
+    out-of-fold headline (and, apart, its best own candidate's self-selected score), training
+    time, the submissions made from it and their leaderboard scores."""
     from comp.experiments import as_lines, set_leaderboard, table
 
     if lb is not None:

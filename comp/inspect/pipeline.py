@@ -58,9 +58,6 @@ def _oof(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, meta: Meta,
     from comp.submit.rule import load_oof
 
     rows = scored_rows(ws, index, run_dir)
-    if len(rows) == 0:
-        raise CompError(f"{ws.root}: the run has no out-of-fold images (the holdout split is "
-                        "empty); train one model per fold, or prepare with a holdout")
     decision, folder, words = rule_for(run_dir, ws=ws, meta=meta, index=index,
                                        checkpoints=checkpoints)
     saved = load_oof(folder)

@@ -76,6 +76,11 @@ def apply_corrections(found: TrainSet, *, exclude: Path | None, relabel: Path | 
     keep = [k for k, i in enumerate(found.ids) if i not in drop]
     if not keep:
         raise CompError(f"{exclude}: excludes every training image; list fewer ids")
+    left = {labels[k] for k in keep}
+    if len(left) < 2 <= len(set(found.label_text)):  # the corrections, not the labels, did it
+        files = " and ".join(str(p) for p in (relabel, exclude) if p is not None)
+        raise CompError(f"{files}: after them every training label is {left.pop()!r}: a "
+                        "classifier needs at least two classes; correct fewer images")
     return replace(found, paths=[found.paths[k] for k in keep], ids=[found.ids[k] for k in keep],
                    label_text=[labels[k] for k in keep],
                    given_text=[found.label_text[k] for k in keep]), counts

@@ -138,6 +138,7 @@ class DecodeResult:
     bad: list[str]
     native_sizes: set[tuple[int, int]]  # (height, width) of the files before any resize
     no_face: list[str] = field(default_factory=list)  # fit "face": files with no face found
+    first_of_size: dict[tuple[int, int], str] = field(default_factory=dict)  # a file of each
 
 
 @dataclass
@@ -148,12 +149,15 @@ class _Outcome:
     bad: dict[int, str] = field(default_factory=dict)
     sizes: set[tuple[int, int]] = field(default_factory=set)
     no_face: list[int] = field(default_factory=list)
+    first: dict[tuple[int, int], int] = field(default_factory=dict)  # size -> its first file
 
     def add(self, res: ChunkResult) -> None:
         self.hashes[res.start:res.start + len(res.hashes)] = res.hashes
         self.bad.update(res.bad)
         self.sizes.update(res.sizes)
         self.no_face += res.no_face
+        for k, found in enumerate(res.sizes):
+            self.first.setdefault(found, res.start + k)
 
 
 PR_SET_PDEATHSIG = 1
@@ -176,6 +180,28 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+SIZE_SAMPLE = 51  # headers read to find the images' common size
+
+
+def common_size(paths: Sequence[str]) -> tuple[int, int]:
+    """The size most of the images have, from the headers of up to `SIZE_SAMPLE` of them
+    spread over the list (ties: the earlier file's), so that one odd file is the one named,
+    not the good ones after it."""
+    step = max(1, len(paths) // SIZE_SAMPLE)
+    sizes: dict[tuple[int, int], int] = {}
+    first_error: CompError | None = None
+    for path in paths[::step][:SIZE_SAMPLE]:
+        try:
+            found = image_size(path)
+        except CompError as exc:  # a bad file is named where it is decoded
+            first_error = first_error or exc
+            continue
+        sizes[found] = sizes.get(found, 0) + 1
+    if not sizes:
+        raise first_error or CompError("no images to decode")
+    return max(sizes, key=lambda k: sizes[k])  # dicts keep order: ties go to the earlier
+
+
 def decode_to_store(paths: Sequence[str], store: Path, *, size: tuple[int, int] | None,
                     gray: bool, fit: str = "crop", workers: int | None = None,
                     skip_bad: bool = False, desc: str = "decode",
@@ -186,7 +212,7 @@ def decode_to_store(paths: Sequence[str], store: Path, *, size: tuple[int, int] 
         paths: image files, in the order of the store's rows.
         store: final path of the `.npy`; written as `<store>.tmp.npy` and renamed when complete.
         size: (height, width) to resize to, or None to keep the images' own size (they must
-            all agree; the first file decides).
+            all agree; the size most of them have decides: `common_size`).
         gray: store one channel (PIL "L") instead of RGB.
         skip_bad: drop files that fail to decode (reported) instead of stopping at the first.
         fit: "crop", "stretch", or "face" (the main face cropped; see `faces`).
@@ -197,7 +223,7 @@ def decode_to_store(paths: Sequence[str], store: Path, *, size: tuple[int, int] 
     """
     if not paths:
         raise CompError("no images to decode")
-    target = size if size is not None else image_size(paths[0])
+    target = size if size is not None else common_size(paths)
     if fit == "face":  # crops of any size: resized to the first image's when --size is absent
         size = target
     tmp = store.with_name(store.stem + ".tmp.npy")
@@ -227,7 +253,8 @@ def decode_to_store(paths: Sequence[str], store: Path, *, size: tuple[int, int] 
     bad = outcome.bad
     kept = [p for p, k in zip(paths, keep, strict=True) if k] if not keep.all() else list(paths)
     return DecodeResult(kept, keep, outcome.hashes[keep], [bad[i] for i in sorted(bad)],
-                        outcome.sizes - {(0, 0)}, [paths[i] for i in faceless])
+                        outcome.sizes - {(0, 0)}, [paths[i] for i in faceless],
+                        {size: paths[i] for size, i in outcome.first.items() if size != (0, 0)})
 
 
 def worker_context() -> Any:
@@ -277,8 +304,10 @@ def _check_outcome(outcome: _Outcome, paths: Sequence[str], *, size: tuple[int, 
     sizes = outcome.sizes - {(0, 0)}
     if size is None and len(sizes) > 1:
         shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:4])
-        raise CompError(f"{os.path.dirname(paths[0])}: images have different sizes "
-                        f"({shown}); pass --size HxW to resize them all")
+        odd = max(sizes, key=lambda s: outcome.first[s])  # the size met last
+        raise CompError(f"{paths[outcome.first[odd]]}: image is {odd[0]}x{odd[1]}, but the "
+                        f"images have different sizes ({shown}); pass --size HxW to resize "
+                        "them all")
 
 
 def _compact(tmp: Path, keep: np.ndarray) -> None:

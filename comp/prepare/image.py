@@ -24,10 +24,12 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise CompError(bad_image_message(path, exc)) from None
 
 
+BAD_IMAGE_FIX = "replace or remove the file, or pass --skip-bad to skip it"
+
+
 def bad_image_message(path: str | Path, exc: Exception) -> str:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return (f"{path}: cannot decode the image ({reason}); replace or remove the file, "
-            "or pass --skip-bad to skip it")
+    return f"{path}: cannot decode the image ({reason}); {BAD_IMAGE_FIX}"
 
 
 def fit_image(im: Image.Image, size: tuple[int, int], fit: str) -> Image.Image:

@@ -29,11 +29,19 @@ def read_labels(path: Path, *, id_column: str = "id", label_column: str = "label
         raise CompError(f"{path}: {what} not found; {name_it}")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if len(frame.columns) == 1:  # semicolons or tabs between the columns, not commas
+            sep = next((c for c in (";", "\t") if c in frame.columns[0]), None)
+            if sep is not None:
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise CompError(f"{path}: cannot read as CSV ({str(exc).splitlines()[0]}); "
                         "fix the file") from None
     for column in (id_column, label_column):
         if column not in frame.columns:
+            if _header_is_data(frame):
+                raise CompError(f"{path}: its first line ({', '.join(frame.columns)}) is a "
+                                f"row of data, not a header; add a first line naming the "
+                                f"columns ({id_column},{label_column})")
             raise CompError(f"{path}: no column {column!r} (columns: {', '.join(frame.columns)}); "
                             f"{columns_fix}")
     out = pd.DataFrame({"id": frame[id_column].str.strip(),
@@ -51,6 +59,15 @@ def read_labels(path: Path, *, id_column: str = "id", label_column: str = "label
         raise CompError(f"{path}: row {int(np.argmax(empty.to_numpy())) + 2} has an empty id; "
                         "fix the row")
     return out
+
+
+def _header_is_data(frame: pd.DataFrame) -> bool:
+    """Whether the header read is a first row of data: its last cell is one of the values of
+    the last column below it (a class), as no column name is."""
+    if frame.empty or len(frame.columns) < 2:
+        return False
+    last = str(frame.columns[-1]).strip()
+    return last in set(frame.iloc[:, -1].str.strip())
 
 
 MISSING = {"", "nan", "na", "n/a", "null", "none"}

@@ -89,7 +89,8 @@ def _check_native_size(decoded: DecodeResult, meta: Meta, folder: Path,
     native = [list(n) for n in (meta.native_sizes or [meta.size])]
     other = sorted(s for s in decoded.native_sizes if list(s) not in native)
     if other:
-        raise CompError(f"{folder}: images are {other[0][0]}x{other[0][1]} but the training "
+        odd = decoded.first_of_size.get(other[0], str(folder))
+        raise CompError(f"{odd}: image is {other[0][0]}x{other[0][1]} but the training "
                         f"images were {native[0][0]}x{native[0][1]}; pass --on-size-mismatch "
                         "resize to resize them to the training store's size")
 

@@ -115,8 +115,6 @@ def fit_decision(cfg: SubmitConfig, ws: Workspace, meta: Meta, index: pd.DataFra
     with clock.stage("rule: out-of-fold predictions (cached per run and flip)"):
         rows = scored_rows(ws, index, run_dirs[0])
         y = rows["label"].to_numpy(np.int64)
-        if len(y) == 0:
-            raise ValueError("no scored rows")
         fold = scoring_folds(rows, y, run_dirs[0], folds=cfg.folds, seed=cfg.seed)
         tta = flips(cfg.tta)
         models = {r.name: r.load_record().model for r in run_dirs}

@@ -58,10 +58,14 @@ class Evaluation:
 
 def scored_rows(ws: Workspace, index: pd.DataFrame, run_dir: RunDir) -> pd.DataFrame:
     """The index rows a run is scored (and its decision rule fitted) on: every kept labelled
-    image for a cross-fitted run, else the holdout split."""
-    if run_dir.cross_fitted:
-        return ws.labelled(index)
-    return ws.split_rows("holdout", index)
+    image for a cross-fitted run, else the holdout split (CompError when there are none)."""
+    rows = ws.labelled(index) if run_dir.cross_fitted else ws.split_rows("holdout", index)
+    if len(rows) == 0:
+        raise CompError(f"{ws.root}: run {run_dir.name!r} has no images to be scored on (one "
+                        "model, and the workspace's holdout split is empty); prepare with a "
+                        "holdout (e.g. --split 0.7,0.15,0.15), or train one model per fold "
+                        "(--folds 5)")
+    return rows
 
 
 def scoring_folds(rows: pd.DataFrame, y: np.ndarray, run_dir: RunDir, *, folds: int | None,
@@ -154,9 +158,6 @@ def evaluate_run(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, model: 
     folder."""
     rows = scored_rows(ws, index, run_dir)
     y = rows["label"].to_numpy(np.int64)
-    if len(y) == 0:
-        raise CompError(f"{ws.root}: the holdout split is empty; prepare with a holdout "
-                        "fraction above 0, or train one model per fold")
     fold = scoring_folds(rows, y, run_dir, folds=folds, seed=seed)
     pred = holdout_predictions(ws, index, run_dir, tta=tta, fingerprint=fingerprint)
     k = len(classes)

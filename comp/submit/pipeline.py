@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -68,7 +69,9 @@ def candidate_runs(cfg: SubmitConfig, fingerprint: str) -> tuple[list[str], list
                                                 "continues them)" if left else "")]
     if cfg.runs:
         names = list(dict.fromkeys(cfg.runs))
-        kinds = {RunDir(cfg.checkpoints / n).cross_fitted for n in names}
+        found = [RunDir(cfg.checkpoints / n) for n in names]
+        # a run that is not there is named as such when it is opened, not called one-model
+        kinds = {r.cross_fitted for r in found if r.record.exists()}
         if len(kinds) > 1:
             raise CompError(f"runs {', '.join(names)} mix cross-fitted and one-model runs, "
                             "which are scored on different images (every labelled image, the "
@@ -217,8 +220,17 @@ def submit(cfg: SubmitConfig) -> Submitted:
     if cfg.test is not None:  # phase 2: ingest only the new images
         from comp.prepare import prepare_test
 
-        ingested = prepare_test(PrepareConfig(workspace=cfg.workspace, test=cfg.test,
-                                              on_size_mismatch=cfg.on_size_mismatch))
+        from comp.prepare.image import BAD_IMAGE_FIX
+
+        try:
+            ingested = prepare_test(PrepareConfig(workspace=cfg.workspace, test=cfg.test,
+                                                  on_size_mismatch=cfg.on_size_mismatch))
+        except CompError as exc:  # a test image cannot be skipped: the CSV needs its label
+            if BAD_IMAGE_FIX not in str(exc):
+                raise
+            raise CompError(str(exc).replace(BAD_IMAGE_FIX, (
+                "replace the file (the submission needs a label for every test image)"))
+            ) from None
         clock.seconds.update({f"ingest: {k}": v for k, v in ingested.clock.seconds.items()})
         target = Target.TEST
     with reading():  # a run resumed meanwhile keeps the versions read here
@@ -239,7 +251,9 @@ def _submit(cfg: SubmitConfig, clock: Stopwatch, target: Target) -> Submitted:
     # 1-3. chosen out-of-fold, nested (cached for phase 2)
     decision, folder = load_decision(cfg, ws, meta, index, [r for r, _ in opened.values()],
                                      clock=clock)
-    remember([opened[n][0] for n in decision.runs], folder, cfg.checkpoints)
+    notes += _recorded("which rule read the runs (comp inspect and comp predict use it)",
+                       lambda: remember([opened[n][0] for n in decision.runs], folder,
+                                        cfg.checkpoints))
     with clock.stage(f"predict {target}"):
         prob, labels = predict_rule(decision, folder, cfg.checkpoints,
                                     ws.load_store(str(target)), ws=ws)
@@ -261,8 +275,21 @@ def _submit(cfg: SubmitConfig, clock: Stopwatch, target: Target) -> Submitted:
             command=" ".join(sys.argv), seconds=round(clock.total(), 2))
         manifest = submission.write(frame, manifest, cfg.submissions,
                                     submission.submission_stem(decision.runs))
-        _record(decision, manifest, [run_dir for run_dir, _ in opened.values()])
+        notes += _recorded("the scores and the submission in the runs' folders (comp runs "
+                           "shows them)", lambda: _record(decision, manifest, [
+                               run_dir for run_dir, _ in opened.values()]))
     return Submitted(manifest, decision, clock, notes)
+
+
+def _recorded(what: str, write: Callable[[], None]) -> list[str]:
+    """Bookkeeping in the run folders, which a submission does not need: a folder that
+    cannot be written (read-only, a file in the way) is a note, not a failed submit."""
+    try:
+        write()
+    except OSError as exc:
+        return [f"not recorded: {what}; {exc.filename or 'a run folder'}: "
+                f"{exc.strerror or exc}"]
+    return []
 
 
 def _record(decision: Decision, manifest: submission.Manifest, considered: list[RunDir]

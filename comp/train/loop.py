@@ -15,6 +15,7 @@ A resume continues each model from its last completed epoch, skipping finished f
 from __future__ import annotations
 
 import platform
+import shutil
 import sys
 import time
 from contextlib import ExitStack
@@ -351,6 +352,7 @@ def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> Ru
     else:
         run_dir = new_run(cfg.checkpoints, cfg.run_name or
                           f"{cfg.model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        hold.callback(_drop_if_unstarted, run_dir)  # after the lock below is released
         hold.enter_context(run_dir.lock())
         record, plan = None, _member_plan(run_dir, folds, epochs)
     if cfg.time_limit is not None:  # after comp's own callbacks have recorded the epoch
@@ -367,6 +369,13 @@ def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> Ru
             record = _fold_summary(run_dir, record, folds)
     assert record is not None
     return record
+
+
+def _drop_if_unstarted(run_dir: RunDir) -> None:
+    """A new run that failed before its record was written leaves no folder behind (its
+    name stays free for the next `--name`)."""
+    if not run_dir.record.exists():
+        shutil.rmtree(run_dir.path, ignore_errors=True)
 
 
 def _fold_summary(run_dir: RunDir, record: RunRecord, folds: int) -> RunRecord:

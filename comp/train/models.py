@@ -18,11 +18,17 @@ import numpy as np
 from keras import layers
 
 from comp.errors import CompError
-from comp.specs import SPECS, spec
+from comp.specs import SPECS, shape_problem, spec
 from comp.train import torchvision
 from comp.train.layers import ROTATION_DEGREES, ZOOM, Augment, Grayscale, ResNetPreprocess
 from comp.train.torchvision import is_torchvision
-from comp.train.weights import application_weights, build_application, keras_home, resolve_weights
+from comp.train.weights import (
+    application_weights,
+    build_application,
+    keras_home,
+    resolve_weights,
+    unreadable,
+)
 
 TL2_FIRST_TRAINABLE = "conv5_block2_2_conv"  # the report's res5b_branch2b (158 frozen layers)
 EMBEDDING = "embedding"  # name of the penultimate layer, read by the ensemble
@@ -167,8 +173,14 @@ def _transfer(input_shape, num_classes, weights, trainable_from: str | None, nam
     inputs, x = _pixels(input_shape, augment, shape)
     x = ResNetPreprocess(name="resnet_preprocess")(x)
     base_shape = (*shape.side(input_shape), 3)
-    base = keras.applications.ResNet50(include_top=False, weights=resolve_weights(weights),
-                                       input_shape=base_shape)
+    resolved = resolve_weights(weights)
+    try:
+        base = keras.applications.ResNet50(include_top=False, weights=resolved,
+                                           input_shape=base_shape)
+    except Exception as exc:  # noqa: BLE001 - Keras' errors differ by file kind
+        if resolved is None:
+            raise
+        raise unreadable(resolved, "ResNet50", exc) from None
     if trainable_from == "":
         base.trainable = False
     elif trainable_from is not None:
@@ -299,23 +311,12 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int,
     if name not in SPECS:
         raise CompError(f"--model must be one of {', '.join(SPECS)}. Received: {name!r}")
     model_spec = spec(name)
-    if shape.width != 1 and not model_spec.width:
-        widths = ", ".join(s.model for s in SPECS.values() if s.width)
-        raise CompError(f"--width applies to {widths} (ResNet50's width is fixed by its "
-                        f"weights; logreg has none). Received: --model {name}")
-    if shape.dropout is not None and not model_spec.hidden:
-        raise CompError(f"--dropout does not apply to {name} (it has no hidden layer); "
-                        "use --l1 or --l2 to regularise it")
+    refused = shape_problem(name, width=shape.width, dropout=shape.dropout,
+                            input_scale=shape.input_scale, augment=augment)
+    if refused is not None:
+        raise CompError(refused)
     if model_spec.features is not None:
-        if shape.input_scale != 1 or augment:
-            raise CompError(model_spec.pixels_only(
-                "--input-scale" if shape.input_scale != 1 else "--augment"))
         return build_feature_head(tuple(input_shape), num_classes, shape=shape)
-    if shape.input_scale > 1 and model_spec.pretrained is None:
-        bases = ", ".join(s.model for s in SPECS.values() if s.pretrained)
-        raise CompError(f"--input-scale above 1 enlarges the image for a pretrained base "
-                        f"({bases}); {name} learns from the stored pixels: prepare with a "
-                        f"larger --size instead. Received: {shape.input_scale:g}")
     stored = input_shape
     problem = model_spec.too_small(shape.side(input_shape))
     if problem is not None:

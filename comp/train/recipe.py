@@ -5,10 +5,11 @@ option that would not act on the run."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from comp.config import DEFAULT_EPOCHS, Schedule, TrainConfig, option
 from comp.errors import CompError
-from comp.specs import SPECS, spec
+from comp.specs import SPECS, shape_problem, spec
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,27 @@ class Recipe:
 RESUME_OPTIONS = frozenset({"resume", "epochs", "checkpoints", "workspace", "time_limit"})
 
 
+WEIGHT_FILES = (".h5", ".keras")  # what keras.applications loads into its base
+TORCHVISION_FILES = (".pth", ".whl")  # torchvision's MobileNetV2 (comp.train.torchvision)
+
+
+def weights_problem(model: str, weights: str | None) -> str | None:
+    """Why `--weights` cannot name weights for this model, from the name alone (None: it
+    may: a file's contents are checked when the model is built)."""
+    if weights is None or weights.lower() in ("none", "imagenet"):
+        return None
+    path = Path(weights)
+    base = spec(model).pretrained or model
+    kinds = WEIGHT_FILES + (TORCHVISION_FILES if model == "mobilenetv2" else ())
+    if not weights.lower().endswith(kinds):
+        return (f"--weights {weights}: {model} reads a weights file ending in "
+                f"{', '.join(kinds)} ({base}), not {path.suffix or 'a file without a suffix'}; "
+                "pass one, or --weights imagenet or none")
+    if not path.is_file():
+        return f"--weights {weights}: file not found; pass the path of a {base} weights file"
+    return None
+
+
 def check_given(cfg: TrainConfig, recipe: Recipe) -> None:
     """Every option typed acts on this run, or it is refused here, before any work."""
     typed = cfg.given & {f.name for f in fields(TrainConfig)}
@@ -62,6 +84,10 @@ def check_given(cfg: TrainConfig, recipe: Recipe) -> None:
         bases = ", ".join(s.model for s in SPECS.values() if s.pretrained)
         raise CompError(f"--weights applies to the models with a pretrained base ({bases}); "
                         f"{cfg.model} has none: drop it")
+    if "weights" in typed:
+        problem = weights_problem(str(cfg.model), cfg.weights)
+        if problem is not None:
+            raise CompError(problem)
     if "warmup_epochs" in typed:
         backbones = ", ".join(s.model for s in SPECS.values() if s.warmup is not None)
         if spec(cfg.model).warmup is None:
@@ -74,9 +100,10 @@ def check_given(cfg: TrainConfig, recipe: Recipe) -> None:
             raise CompError(f"--warmup-epochs {recipe.warmup} leaves no epoch to fine-tune "
                             f"the base in (--epochs {cfg.epochs or DEFAULT_EPOCHS}); pass "
                             "fewer warm-up epochs or more --epochs")
-    if spec(cfg.model).features is not None and (recipe.augment or cfg.input_scale != 1):
-        raise CompError(spec(cfg.model).pixels_only(
-            "--augment" if recipe.augment else "--input-scale"))
+    problem = shape_problem(str(cfg.model), width=cfg.width, dropout=cfg.dropout,
+                            input_scale=cfg.input_scale, augment=recipe.augment)
+    if problem is not None:
+        raise CompError(problem)
     if "augment_strength" in typed and not recipe.augment:
         raise CompError("--augment-strength scales the augmentation, which is off for this "
                         f"run (--no-augment, or {cfg.model}'s default): pass --augment to use "

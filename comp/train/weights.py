@@ -66,13 +66,25 @@ def resolve_weights(weights: str | None, *, url: str = RESNET_URL,
                         f"hash; run again, or put a good copy in {cached.parent}/ or pass "
                         "--weights PATH") from None
     except Exception as exc:  # noqa: BLE001 - Keras wraps every fetch failure in Exception
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = _reason(exc)
         raise CompError(f"ImageNet weights for ResNet50 are not in the Keras cache and could "
                         f"not be downloaded ({reason}): put {RESNET_NOTOP} in "
                         f"{cached.parent}/ or pass --weights PATH (or --weights none to train "
                         "from random initialisation)") from None
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def unreadable(weights: str, base: str, exc: Exception) -> CompError:
+    """The refusal of a local weights file Keras could not load into `base` (another
+    network's file, or not a weights file at all)."""
+    return CompError(f"--weights {weights}: {base} cannot load it ({_reason(exc)}); pass "
+                     f"{base}'s own ImageNet weights file without its top (.h5), or "
+                     "--weights none")
 
 
 def application_weights(weights: str | None, base: str) -> str | None:
@@ -99,9 +111,11 @@ def build_application(make: Any, base: str, weights: str | None, **kwargs: Any) 
     try:
         return make(weights=resolved, **kwargs)
     except Exception as exc:  # noqa: BLE001 - Keras wraps every fetch failure in Exception
-        if resolved != "imagenet":
+        if resolved is None:
             raise
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if resolved != "imagenet":
+            raise unreadable(resolved, base, exc) from None
+        reason = _reason(exc)
         cache = keras_home() / "models"
         raise CompError(f"ImageNet weights for {base} are not in the Keras cache and could not "
                         f"be downloaded ({reason}): run once where the network is reachable "
