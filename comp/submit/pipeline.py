@@ -219,7 +219,6 @@ def submit(cfg: SubmitConfig) -> Submitted:
         raise CompError(f"{cfg.submissions}: is a file; pass a folder as --submissions")
     if cfg.test is not None:  # phase 2: ingest only the new images
         from comp.prepare import prepare_test
-
         from comp.prepare.image import BAD_IMAGE_FIX
 
         try:
