@@ -49,9 +49,41 @@ def available() -> bool:
         importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx", "tf2onnx"))
 
 
+LIBRARIES = ("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime")  # export and run
+
+
+def library_versions() -> str:
+    """The versions of what exports and runs the graph (read without importing them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def one(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "none"
+
+    return ",".join(f"{name}={one(name)}" for name in LIBRARIES)
+
+
+def keras_backend() -> str:
+    """The Keras backend this process would use (KERAS_BACKEND, else Keras' config file,
+    else tensorflow), read without importing Keras."""
+    import json
+
+    name = os.environ.get("KERAS_BACKEND")
+    if name:
+        return name
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    try:
+        return str(json.loads((home / "keras.json").read_text()).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
 def graph_key(model_paths: list[Path], shape: tuple[int, ...], dtype: str) -> str:
-    """The checkpoints' contents and the input's shape and type."""
-    digest = hashlib.sha256(f"{shape}/{dtype}".encode())
+    """The checkpoints' contents, the input's shape and type, and the exporter's and
+    runtime's versions (an upgrade exports the graph again)."""
+    digest = hashlib.sha256(f"{shape}/{dtype}/{library_versions()}".encode())
     for path in model_paths:
         with path.open("rb") as fh:
             digest.update(hashlib.file_digest(fh, "sha256").digest())
@@ -71,12 +103,14 @@ def _export(every: Any, path: Path) -> None:
 
 def cached_session(folder: Path, key: str) -> Callable[[np.ndarray], list[Any]] | None:
     """The session of a graph exported earlier (by any process), run without loading Keras
-    or the checkpoints: the phase-2 path. None when there is none yet, it failed before,
-    ONNX Runtime is missing, or the machine may have an accelerator."""
+    or the checkpoints: the phase-2 path. None when there is none yet, it failed before
+    with these libraries, ONNX Runtime is missing, the Keras backend is not TensorFlow's
+    (Keras predicts there), or the machine may have an accelerator."""
     import importlib.util
 
     path = folder / f"{key}.onnx"
-    if (OFF or key in _FAILED or not path.is_file() or (folder / f"{key}.failed").exists()
+    if (OFF or key in _FAILED or not path.is_file() or _failed_before(folder, key) is not None
+            or keras_backend() != "tensorflow"
             or importlib.util.find_spec("onnxruntime") is None
             or strategy.accelerator_present()):
         return None
@@ -118,8 +152,9 @@ def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], lis
     if OFF or key in _FAILED or not available():
         return None
     path, failed = folder / f"{key}.onnx", folder / f"{key}.failed"
-    if failed.exists():  # an earlier process found this graph unusable: not tried again
-        _say(failed.read_text(errors="replace").strip() or "an earlier export failed")
+    earlier = _failed_before(folder, key)
+    if earlier is not None:  # an earlier process found it unusable with these libraries
+        _say(earlier)
         _FAILED.add(key)
         return None
     try:
@@ -133,11 +168,29 @@ def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], lis
     except Exception as exc:  # noqa: BLE001 - the exporters and runtimes raise many kinds
         why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         _say(why)
+        path.unlink(missing_ok=True)  # an exported graph that cannot run is not kept
         _FAILED.add(key)  # not tried again in this process,
-        try:  # nor by later ones (delete the .failed file to try again)
+        if isinstance(exc, OSError | MemoryError):
+            return None  # a full disk or a busy machine passes: a later process tries again
+        try:  # nor by later ones with the same libraries (an upgrade tries again)
             folder.mkdir(parents=True, exist_ok=True)
-            failed.write_text(why + "\n")
+            failed.write_text(f"{why}\n{library_versions()}\n")
         except OSError:
             pass
         return None
     return step
+
+
+def _failed_before(folder: Path, key: str) -> str | None:
+    """Why an earlier process could not export or run this graph with the libraries here
+    now; None when none failed, or it failed with other versions (its marker is removed,
+    so the export is tried again)."""
+    failed = folder / f"{key}.failed"
+    try:
+        lines = failed.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    if len(lines) < 2 or lines[1] != library_versions():  # another version, or an old marker
+        failed.unlink(missing_ok=True)
+        return None
+    return lines[0].strip() or "an earlier export failed"
