@@ -213,3 +213,50 @@ def test_jax_data_parallel_on_two_cpu_devices_equals_one(workspace: Path,
     assert "devices" not in one["hardware"]
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(two["prob"], one["prob"], atol=1e-4)
+
+
+TF_CHILD = """
+import json, sys
+from pathlib import Path
+import tensorflow as tf
+devices = int(sys.argv[3])
+if devices > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+import pandas as pd
+from comp.config import TrainConfig
+from comp.runs import RunDir
+from comp.submit.predict import predict_run
+from comp.train import train
+from comp.workspace import Workspace
+run = train(TrainConfig(workspace=Path(sys.argv[1]), model="b1", epochs=2, batch_size=16,
+                        folds=1, checkpoints=Path(sys.argv[2]), max_images=64, progress=False))
+x = Workspace(Path(sys.argv[1])).load_store("train")[:32]
+prob = predict_run(RunDir(Path(sys.argv[2]) / run.run).last, x).prob[:, 1]
+history = pd.read_csv(RunDir(Path(sys.argv[2]) / run.run).history)
+print("RESULT", json.dumps({"hardware": run.hardware, "loss": history["loss"].tolist(),
+                            "prob": prob.tolist()}))
+"""
+
+
+def _tf_run(workspace: Path, out: Path, devices: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", TF_CHILD, str(workspace), str(out),
+                           str(devices)], capture_output=True, text=True, timeout=400, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def test_tensorflow_mirrored_on_two_cpus_trains_what_one_device_trains(
+        workspace: Path, tmp_path: Path) -> None:
+    """TensorFlow's MirroredStrategy over two logical CPUs splits each global batch of 16
+    into 8 + 8 and sums the replicas' gradients of the global mean loss: two epochs of b1 (no
+    dropout) give the same losses and predictions as one device, up to float order."""
+    one = _tf_run(workspace, tmp_path / "one", 1)
+    two = _tf_run(workspace, tmp_path / "two", 2)
+    assert two["hardware"] == "2 logical CPUs (MirroredStrategy)"
+    assert "MirroredStrategy" not in one["hardware"]
+    np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(two["prob"], one["prob"], atol=1e-4)
