@@ -23,7 +23,7 @@ from comp.errors import CompError, note
 
 DEFAULT_WORKSPACE = Path("data/workspace")
 FINGERPRINT_COLUMNS = ["id", "label", "dhash", "kept", "split", "fold"]
-TEMP_NAME = re.compile(r"^\..*\.pid(\d+)\..*\.tmp(\.\w+)?$")
+TEMP_NAME = re.compile(r"^\..*\.pid(\d+)\..*\.tmp(\.\w+)*$")
 REBUILD = "run `comp prepare CHALLENGE_DIR` again to rebuild it"
 
 
@@ -240,11 +240,13 @@ class Workspace:
 
 # -- atomic writes ---------------------------------------------------------------------------------
 
-def _temp_beside(path: Path) -> Path:
-    """A new hidden temporary file beside `path`, named with this process's id."""
+def _temp_beside(path: Path, suffix: str | None = None) -> Path:
+    """A new hidden temporary file beside `path`, named with this process's id, ending in
+    `suffix` (default: `path`'s own; a writer that checks it, e.g. Keras', needs it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.",
-                                suffix=".tmp" + path.suffix, dir=path.parent)
+                                suffix=".tmp" + (path.suffix if suffix is None else suffix),
+                                dir=path.parent)
     os.close(fd)
     return Path(name)
 
@@ -273,10 +275,12 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) on a temporary file beside `path`, fsync it, then rename it over `path`:
-    a reader sees the old file or the new one, never a half-written one."""
-    tmp = _temp_beside(path)
+def atomic_write(path: Path, write: Callable[[Path], None], *, suffix: str | None = None
+                 ) -> None:
+    """Call write(tmp) on a temporary file beside `path` (ending in `suffix`, default
+    `path`'s), fsync it, then rename it over `path`: a reader sees the old file or the new
+    one, never a half-written one; what a killed writer left is removed by the next one."""
+    tmp = _temp_beside(path, suffix)
     try:
         write(tmp)
         fsync_file(tmp)

@@ -281,6 +281,20 @@ def _semicolons(base: Path) -> None:
     path.write_text(path.read_text().replace(",", ";"))
 
 
+def _old_engine_failures(base: Path) -> None:
+    """Every cached graph of the run replaced by a failure marker of other library versions
+    (an engine that failed before an upgrade)."""
+    engine = base / "ck" / "r1" / "engine"
+    for graph in engine.glob("*.onnx"):
+        graph.unlink()
+        (engine / f"{graph.stem}.failed").write_text("conversion failed\nkeras=0.1\n")
+
+
+def _check_engine_retried(base: Path) -> None:
+    engine = base / "ck" / "r1" / "engine"
+    assert not list(engine.glob("*.failed")) and list(engine.glob("*.onnx"))
+
+
 def _no_holdout_run(base: Path) -> None:
     """The workspace prepared again without a holdout split, and a one-model run on it."""
     assert run(base, *PREPARE[:4], "--split", "0.8,0.2,0", *PREPARE[5:]).code == 0
@@ -710,6 +724,44 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
     "weights of a kind no backbone reads": (
         None, (*TRAIN[:6], "tl1", *TRAIN[7:], "--weights", "{base}/w.npz"),
         "w.npz: tl1 reads a weights file ending in .h5, .keras (ResNet50 (ImageNet)), not .npz"),
+    "weights a folder": (None, (*TRAIN[:6], "tl1", *TRAIN[7:], "--weights", "{base}"),
+                         "tl1 reads a weights file ending in .h5, .keras"),
+    "torchvision weights for a ResNet": (
+        None, (*TRAIN[:6], "tl2", *TRAIN[7:], "--weights", "{base}/w.whl"),
+        "w.whl: tl2 reads a weights file ending in .h5, .keras (ResNet50 (ImageNet)), not .whl"),
+    # presets
+    "an unknown preset": (None, (*TRAIN[:5], "--preset", "fastest"),
+                          "--preset must be one of best. Received: 'fastest'"),
+    "a preset beside a model": (None, (*TRAIN[:5], "--preset", "best", "--model", "b1"),
+                                "--model does not apply with --preset best"),
+    "a preset beside params": (_params('{"l2": 0.001}'),
+                               (*TRAIN[:5], "--preset", "best", "--params", "{base}/p.json"),
+                               "--params does not apply with --preset best"),
+    "submit a preset none of whose runs finished": (
+        None, (*SUBMIT[:-2], "--preset", "best"),
+        "no finished run of --preset best in"),
+    "submit a preset beside --run": (None, (*SUBMIT, "--preset", "best"),
+                                     "--preset best names its runs itself; drop --run"),
+    "submit an unknown preset": (None, (*SUBMIT[:-2], "--preset", "fastest"),
+                                 "--preset must be one of best"),
+    # --run names
+    "a run named by a path": (None, (*SUBMIT[:-1], "../r1"), "run name '../r1' is not a "
+                              "plain name"),
+    "a run with a hidden name": (None, (*SUBMIT[:-1], ".r1"), "run name '.r1' is not a plain "
+                                 "name"),
+    # comp runs
+    "a leaderboard file that is not a table": (
+        _scores_file('["x", 0.5]'), ("runs", "-w", "{ws}", "--checkpoints", "{ck}",
+                                     "--submissions", "{subs}"),
+        "leaderboard.json: not a table of submission scores"),
+    "a damaged leaderboard file": (
+        _scores_file('{"x": 0.5'), ("runs", "-w", "{ws}", "--checkpoints", "{ck}",
+                                    "--submissions", "{subs}"),
+        "leaderboard.json: damaged"),
+    "a leaderboard score that is not a number given": (
+        None, ("runs", "-w", "{ws}", "--checkpoints", "{ck}", "--submissions", "{subs}",
+               "--lb", "x", "nan"),
+        "--lb: the score must be a number from 0 to 1. Received: nan"),
     "weights file not found": (
         None, (*TRAIN[:6], "mobilenetv2", *TRAIN[7:], "--weights", "{base}/gone.whl"),
         "gone.whl: file not found; pass the path of a MobileNetV2 (ImageNet) weights file"),
@@ -999,6 +1051,8 @@ LEGITIMATE: dict[str, tuple[Callable[[Path], None], tuple[str, ...],
     "a taken run name gets a suffix": (lambda b: None, (*TRAIN, "--name", "r1"),
                                        _check_second_run),
     "a labels file separated by semicolons": (_semicolons, PREPARE, _check_two_classes),
+    "an engine failure of older libraries is tried again": (
+        _old_engine_failures, PREDICT, _check_engine_retried),
     "a run folder that cannot record the submission": (
         _file_in_the_way, SUBMIT, _check_submitted_without_record),
 }

@@ -79,3 +79,15 @@ def test_every_module_has_its_test_module(path: Path) -> None:
     name = TESTED_AS_A_PACKAGE.get(parts[0]) if len(parts) > 1 else None
     name = name or f"test_{'_'.join(parts)}.py"
     assert (ROOT / "tests" / name).exists(), f"{path.relative_to(ROOT)}: no tests/{name}"
+
+
+def test_no_function_is_over_sixty_lines() -> None:
+    """A function a reader can hold at once (a command's options count: they are aliases)."""
+    long = []
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if lines > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.name} {lines}")
+    assert long == []

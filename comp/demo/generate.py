@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -122,13 +123,19 @@ def draw_faces(glasses: np.ndarray, smile: np.ndarray, size: int, seed: int) -> 
         (np.abs(u) < (eye_dx - ring_r * 1.2)[:, None, None])
     rings |= bridge
     img = np.where(rings[..., None], img * (1 - alpha) + frame[:, None, None, :] * alpha, img)
-    # uneven lighting: a few random low-frequency waves, different for every photo
+    return _camera(img, x, y, r, rng)
+
+
+def _camera(img: np.ndarray, x: np.ndarray, y: np.ndarray,
+            r: Callable[[float, float], np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """What a camera adds to a drawn face: uneven lighting (a few random low-frequency
+    waves, different for every photo), softness (a [1, 2, 1] / 4 blur along both axes) and
+    noise; uint8."""
     for _ in range(3):
         fx, fy = r(-3, 3)[:, None, None], r(-3, 3)[:, None, None]
         phase = r(0, 2 * np.pi)[:, None, None]
         img = img + (r(0.02, 0.08)[:, None, None] *
                      np.cos(2 * np.pi * (fx * x + fy * y) + phase))[..., None]
-    # a camera's softness: a [1, 2, 1] / 4 blur along both axes
     img = (np.roll(img, 1, 1) + 2 * img + np.roll(img, -1, 1)) / 4
     img = (np.roll(img, 1, 2) + 2 * img + np.roll(img, -1, 2)) / 4
     img = img + rng.normal(0, r(0.003, 0.012)[:, None, None, None], size=img.shape)
@@ -183,6 +190,77 @@ def clear_demo_folder(out: Path) -> None:
             path.unlink()
 
 
+def _write_originals(out: Path, spec: DemoSpec, ids: np.ndarray, glasses: np.ndarray,
+                     smile: np.ndarray, n_train: int) -> None:
+    """The original faces, drawn and written in parallel batches of 1,024 (a batch that
+    straddles the train/test boundary becomes one job per folder, the test part with its
+    own seed)."""
+    batch, jobs, total = 1024, [], len(ids)
+    for s in range(0, total, batch):
+        base = spec.seed * 1_000_003 + s
+        parts = ((s, min(s + batch, n_train), "train", base),
+                 (max(s, n_train), min(s + batch, total), "phase2/test", base + 500_009))
+        jobs += [(str(out / folder), ids[lo:hi], glasses[lo:hi], smile[lo:hi], spec.size,
+                  seed) for lo, hi, folder, seed in parts if lo < hi]
+    with ProcessPoolExecutor(spec.workers, mp_context=worker_context()) as pool:
+        list(tqdm(pool.map(_write_batch, jobs), total=len(jobs), desc="demo faces",
+                  leave=False, disable=None))
+
+
+def _write_answers(out: Path, train_ids: np.ndarray, labels: dict[str, str],
+                   plants: list[dict], truth: dict[str, str], val_rows: list[dict],
+                   test_rows: list[dict]) -> None:
+    """answers/: the planted copies, each training image's given and true label (the drawn
+    glasses: the planted label noise and the conflicts differ), the val and test answers."""
+    write_csv(out / "answers/train_copies.csv", pd.DataFrame(plants))
+    for plant in plants:
+        truth[plant["id"]] = truth[plant["original_id"]]
+    write_csv(out / "answers/train_labels.csv", pd.DataFrame(
+        {"id": train_ids, "label": [labels[i] for i in train_ids],
+         "true_label": [truth[i] for i in train_ids]}))
+    write_csv(out / "answers/val.csv", pd.DataFrame(val_rows))
+    write_csv(out / "answers/test.csv", pd.DataFrame(test_rows))
+
+
+def _plant_copies(out: Path, rng: np.random.Generator, train_ids: np.ndarray,
+                  labels: dict[str, str], kinds: list[str], n_orig: int,
+                  classes: np.ndarray) -> list[dict]:
+    """Training ids after the originals become copies of originals drawn without
+    replacement: exact (the same file), near (perturbed) or conflict (perturbed, the other
+    label); `labels` gains theirs. Returns one row per copy."""
+    plants = []
+    sources = rng.choice(n_orig, size=len(kinds), replace=False)
+    other = {c: [d for d in classes if d != c] for c in classes}
+    for k, (src, kind) in enumerate(zip(sources, kinds, strict=True)):
+        orig, copy = train_ids[src], train_ids[n_orig + k]
+        if kind == "exact":
+            shutil.copyfile(out / "train" / f"{orig}.png", out / "train" / f"{copy}.png")
+            labels[copy] = labels[orig]
+        else:
+            pixels = perturb(np.asarray(Image.open(out / "train" / f"{orig}.png")
+                                        .convert("RGB")), rng)
+            Image.fromarray(pixels).save(out / "train" / f"{copy}.png", compress_level=1)
+            labels[copy] = labels[orig] if kind == "near" else rng.choice(other[labels[orig]])
+        plants.append({"id": copy, "original_id": orig, "kind": kind,
+                       "label": labels[copy], "original_label": labels[orig]})
+    return plants
+
+
+def _val_copies(out: Path, rng: np.random.Generator, sources: np.ndarray, val_ids: np.ndarray,
+                labels: dict[str, str]) -> list[dict]:
+    """Every val image a copy of a training image: exact or perturbed, by a coin."""
+    rows = []
+    for vid, src in zip(val_ids, sources, strict=True):
+        if rng.random() < 0.5:
+            shutil.copyfile(out / "train" / f"{src}.png", out / "val" / f"{vid}.png")
+        else:
+            pixels = perturb(np.asarray(Image.open(out / "train" / f"{src}.png")
+                                        .convert("RGB")), rng)
+            Image.fromarray(pixels).save(out / "val" / f"{vid}.png", compress_level=1)
+        rows.append({"id": vid, "train_id": src, "label": labels[src]})
+    return rows
+
+
 def make_demo(out: Path, spec: DemoSpec = DemoSpec()) -> dict:
     """Write the whole demo challenge under `out` and return the answers summary."""
     rng = np.random.default_rng(spec.seed)
@@ -206,18 +284,7 @@ def make_demo(out: Path, spec: DemoSpec = DemoSpec()) -> dict:
     for sub in ("train", "val", "phase2/test", "answers"):
         (out / sub).mkdir(parents=True)
     ids_orig = np.concatenate([train_ids[:n_orig], test_ids[:n_test_orig]])
-    # 1. originals, drawn and written in parallel batches of 1,024 (a batch that straddles the
-    #    train/test boundary becomes one job per folder, the test part with its own seed)
-    batch, jobs = 1024, []
-    for s in range(0, total, batch):
-        base = spec.seed * 1_000_003 + s
-        parts = ((s, min(s + batch, n_orig), "train", base),
-                 (max(s, n_orig), min(s + batch, total), "phase2/test", base + 500_009))
-        jobs += [(str(out / folder), ids_orig[lo:hi], glasses[lo:hi], smile[lo:hi], spec.size,
-                  seed) for lo, hi, folder, seed in parts if lo < hi]
-    with ProcessPoolExecutor(spec.workers, mp_context=worker_context()) as pool:
-        list(tqdm(pool.map(_write_batch, jobs), total=len(jobs), desc="demo faces",
-                  leave=False, disable=None))
+    _write_originals(out, spec, ids_orig, glasses, smile, n_orig)  # 1.
     # 2. planted copies of training originals
     def load(i: str) -> np.ndarray:
         return np.asarray(Image.open(out / "train" / f"{i}.png").convert("RGB"))
@@ -226,28 +293,10 @@ def make_demo(out: Path, spec: DemoSpec = DemoSpec()) -> dict:
         Image.fromarray(pixels).save(out / folder / f"{i}.png", compress_level=1)
 
     labels = dict(zip(train_ids[:n_orig], names[:n_orig], strict=True))
-    plants = []
-    sources = rng.choice(n_orig, size=n_exact + n_near + n_conflict, replace=False)
     kinds = ["exact"] * n_exact + ["near"] * n_near + ["conflict"] * n_conflict
-    other = {c: [d for d in np.unique(names) if d != c] for c in np.unique(names)}
-    for k, (src, kind) in enumerate(zip(sources, kinds, strict=True)):
-        orig, copy = train_ids[src], train_ids[n_orig + k]
-        if kind == "exact":
-            shutil.copyfile(out / "train" / f"{orig}.png", out / "train" / f"{copy}.png")
-            labels[copy] = labels[orig]
-        else:
-            save("train", copy, perturb(load(orig), rng))
-            labels[copy] = labels[orig] if kind == "near" else rng.choice(other[labels[orig]])
-        plants.append({"id": copy, "original_id": orig, "kind": kind,
-                       "label": labels[copy], "original_label": labels[orig]})
-    val_src = train_ids[rng.choice(n_orig, size=spec.val, replace=False)]
-    val_rows = []
-    for vid, src in zip(val_ids, val_src, strict=True):
-        if rng.random() < 0.5:
-            shutil.copyfile(out / "train" / f"{src}.png", out / "val" / f"{vid}.png")
-        else:
-            save("val", vid, perturb(load(src), rng))
-        val_rows.append({"id": vid, "train_id": src, "label": labels[src]})
+    plants = _plant_copies(out, rng, train_ids, labels, kinds, n_orig, np.unique(names))
+    val_rows = _val_copies(out, rng, train_ids[rng.choice(n_orig, size=spec.val,
+                                                          replace=False)], val_ids, labels)
     leak_src = train_ids[rng.choice(n_orig, size=n_leak, replace=False)]
     test_rows = [{"id": i, "label": names[n_orig + k], "train_id": ""}
                  for k, i in enumerate(test_ids[:n_test_orig])]
@@ -262,18 +311,9 @@ def make_demo(out: Path, spec: DemoSpec = DemoSpec()) -> dict:
                                                                "label": zero}))
     write_csv(out / "phase2/sample_submission.csv",
               pd.DataFrame({"id": sorted(test_ids), "label": zero}))
-    write_csv(out / "answers/train_copies.csv", pd.DataFrame(plants))
-    # the label each training image should have (the drawn glasses), beside the one given:
-    # the planted label noise, and the conflicts (copies given the other label)
     truth_names = _label_names(glasses, smile, spec.classes)
-    truth = {i: truth_names[k] for k, i in enumerate(train_ids[:n_orig])}
-    for plant in plants:
-        truth[plant["id"]] = truth[plant["original_id"]]
-    write_csv(out / "answers/train_labels.csv", pd.DataFrame(
-        {"id": train_ids, "label": [labels[i] for i in train_ids],
-         "true_label": [truth[i] for i in train_ids]}))
-    write_csv(out / "answers/val.csv", pd.DataFrame(val_rows))
-    write_csv(out / "answers/test.csv", pd.DataFrame(test_rows))
+    _write_answers(out, train_ids, labels, plants, dict(zip(
+        train_ids[:n_orig], truth_names[:n_orig], strict=True)), val_rows, test_rows)
     answers = {"spec": asdict(spec), "exact_duplicates": n_exact, "near_duplicates": n_near,
                "conflicts": n_conflict, "val_copies": spec.val, "test_leaks": n_leak,
                "classes": sorted(np.unique(names).tolist())}

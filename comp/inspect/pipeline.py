@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,7 +83,6 @@ def _model_of(run_dir: RunDir, fold: int) -> Path:
 def inspect(cfg: InspectConfig) -> Inspected:
     """Write the report folder of a run (atomically replacing an earlier one)."""
     from comp.native_log import load_keras
-    from comp.submit.decision import threshold_scores, tune_threshold
     from comp.submit.evaluate import best_run, refuse_holdout_folds, scoring_folds
 
     clock = Stopwatch()
@@ -95,7 +95,7 @@ def inspect(cfg: InspectConfig) -> Inspected:
                            pixels=meta.pixels) for n in names]
         run_dir, record = opened[0]
         refuse_holdout_folds(run_dir, cfg.folds)  # before any work
-        classes, k = meta.classes, len(meta.classes)
+        classes = meta.classes
         labelled = ws.labelled(index)
         store = ws.load_store("train")
     out_root = run_dir.path / "inspect"
@@ -103,39 +103,24 @@ def inspect(cfg: InspectConfig) -> Inspected:
     with fresh_folder(out_root) as tmp:  # an earlier report is replaced whole
         report = page.Page(tmp, title=f"comp inspect: {run_dir.name} ({record.model})")
         with clock.stage("average images"):  # 1.
-            pick = _sample(len(labelled), AVERAGE_SAMPLE, cfg.seed)
-            x = np.asarray(store[labelled["row"].to_numpy()[pick]])
-            y = labelled["label"].to_numpy()[pick]
-            means = stats.mean_images(x, y, k)
-            counts = np.bincount(y, minlength=k).astype(np.float64)
-            report.averages(means, stats.class_differences(means, counts), classes, counts)
-            used["average images"] = f"{len(x):,} training images"
+            used["average images"] = _averages(report, store, labelled, classes, cfg.seed)
         with clock.stage("out-of-fold predictions"):  # 3., 4.
             rows, prob, decided, decision, folder, words = _oof(
                 ws, index, run_dir, meta=meta, checkpoints=cfg.checkpoints)
             y_oof = rows["label"].to_numpy(np.int64)
             fold = scoring_folds(rows, y_oof, run_dir, folds=cfg.folds, seed=cfg.seed)
-            used["out-of-fold"] = (f"{len(rows):,} images, each predicted by a model that did "
-                                   "not train on it" if run_dir.cross_fitted else
-                                   f"{len(rows):,} holdout images") + (
-                f", decided by the submitted rule {words}")
+            used["out-of-fold"] = _scored_on(len(rows), run_dir, words)
         with clock.stage("examples and distributions"):
             row_of = rows["row"].to_numpy()
             report.examples(lambda idx: np.asarray(store[row_of[idx]]),
                             rows["id"].astype(str).to_numpy(), y_oof, decided, prob, classes,
                             top=cfg.top)
-            threshold = None
-            curve = None
-            if k == 2:  # the rule's own threshold, with the bootstrap band of a tuned one
-                threshold = replace(tune_threshold(y_oof, prob, seed=cfg.seed),
-                                    value=decision.threshold or 0.5)
-                curve = threshold_scores(y_oof, prob)
-            target, target_pred = _target_distribution(ws, index, decision, folder,
-                                                       cfg.checkpoints, seed=cfg.seed)
-            report.distributions(y_oof, decided, prob, classes, threshold=threshold,
-                                 curve=curve, target=target, target_pred=target_pred)
-            if target is not None:
-                used["target set"] = f"{len(target_pred):,} {target} images"
+            target = _target_distribution(ws, index, decision, folder, cfg.checkpoints,
+                                          seed=cfg.seed)
+            report.distributions(y_oof, decided, prob, classes, **_threshold_view(
+                y_oof, prob, decision, seed=cfg.seed), target=target[0], target_pred=target[1])
+            if target[0] is not None:
+                used["target set"] = f"{len(target[1]):,} {target[0]} images"
         features = spec(record.model).features
         if features is not None:  # its gradients end at the frozen features
             used["saliency"] = (f"not drawn: {record.model} reads frozen {features} "
@@ -151,14 +136,52 @@ def inspect(cfg: InspectConfig) -> Inspected:
         with clock.stage("learning curves"):  # 5.
             report.learning_curves([r for r, _ in opened])
         with clock.stage("image statistics"):  # 6.
-            pick = _sample(len(labelled), STATS_SAMPLE, cfg.seed + 1)
-            x = np.asarray(store[labelled["row"].to_numpy()[pick]])
-            y = labelled["label"].to_numpy()[pick]
-            named = stats.image_statistics(x)
-            report.clues(stats.rank_statistics(named, y, classes), named, y, classes)
-            used["image statistics"] = f"{len(x):,} training images"
+            used["image statistics"] = _clues(report, store, labelled, classes, cfg.seed + 1)
         report.write(used)
     return Inspected(out_root / "index.html", used, clock)
+
+
+def _scored_on(n: int, run_dir: RunDir, words: str) -> str:
+    return (f"{n:,} images, each predicted by a model that did not train on it"
+            if run_dir.cross_fitted else f"{n:,} holdout images") + (
+        f", decided by the submitted rule {words}")
+
+
+def _threshold_view(y: np.ndarray, prob: np.ndarray, decision: Decision, *, seed: int
+                    ) -> dict[str, Any]:
+    """Two classes: the rule's own threshold with the bootstrap band of a tuned one, and the
+    balanced accuracy of every threshold; K classes: neither."""
+    from comp.submit.decision import threshold_scores, tune_threshold
+
+    if prob.shape[1] != 2:
+        return {"threshold": None, "curve": None}
+    return {"threshold": replace(tune_threshold(y, prob, seed=seed),
+                                 value=decision.threshold or 0.5),
+            "curve": threshold_scores(y, prob)}
+
+
+def _averages(report: page.Page, store: np.ndarray, labelled: pd.DataFrame,
+              classes: list[str], seed: int) -> str:
+    """Section 1: each class's average image and their differences, on a sample."""
+    k = len(classes)
+    pick = _sample(len(labelled), AVERAGE_SAMPLE, seed)
+    x = np.asarray(store[labelled["row"].to_numpy()[pick]])
+    y = labelled["label"].to_numpy()[pick]
+    means = stats.mean_images(x, y, k)
+    counts = np.bincount(y, minlength=k).astype(np.float64)
+    report.averages(means, stats.class_differences(means, counts), classes, counts)
+    return f"{len(x):,} training images"
+
+
+def _clues(report: page.Page, store: np.ndarray, labelled: pd.DataFrame,
+           classes: list[str], seed: int) -> str:
+    """Section 6: simple image statistics, ranked by how well each separates the classes."""
+    pick = _sample(len(labelled), STATS_SAMPLE, seed)
+    x = np.asarray(store[labelled["row"].to_numpy()[pick]])
+    y = labelled["label"].to_numpy()[pick]
+    named = stats.image_statistics(x)
+    report.clues(stats.rank_statistics(named, y, classes), named, y, classes)
+    return f"{len(x):,} training images"
 
 
 def _target_distribution(ws: Workspace, index: pd.DataFrame, decision: Decision,
@@ -182,8 +205,6 @@ def _saliency(report: page.Page, store: np.ndarray, rows: pd.DataFrame, y: np.nd
               classes: list[str], *, top: int, seed: int) -> None:
     """Saliency of the most confident correct images per class, the worst errors, and the
     mean saliency per class, each image explained by the model that predicted it."""
-    from comp.train.callbacks import load_checkpoint
-
     k = len(classes)
     p_true = prob[np.arange(len(y)), y]
     chosen: list[tuple[str, np.ndarray]] = []
@@ -195,35 +216,7 @@ def _saliency(report: page.Page, store: np.ndarray, rows: pd.DataFrame, y: np.nd
     rng = np.random.default_rng(seed)
     mean_rows = [rng.permutation(np.nonzero(y == c)[0])[:MEAN_SALIENCY_PER_CLASS]
                  for c in range(k)]
-    models: dict[int, object] = {}
-    cross = run_dir.cross_fitted
-
-    def explain(idx: np.ndarray, *, smooth: bool) -> dict[str, np.ndarray]:
-        maps: dict[str, np.ndarray] = {}
-        x = np.asarray(store[rows["row"].to_numpy()[idx]]).astype(np.float32)
-        out = {"gradient": np.zeros(x.shape[:3], np.float32),
-               "smoothgrad": np.zeros(x.shape[:3], np.float32),
-               "grad-cam": np.zeros(x.shape[:3], np.float32)}
-        has_cam = False
-        for f in np.unique(fold[idx]) if cross else [0]:
-            here = np.nonzero(fold[idx] == f)[0] if cross else np.arange(len(idx))
-            if int(f) not in models:
-                models[int(f)] = load_checkpoint(_model_of(run_dir, int(f)), compile=False)
-            model = models[int(f)]
-            target = y[idx][here]
-            out["gradient"][here] = saliency.plain_saliency(model, x[here], target)
-            if smooth:
-                out["smoothgrad"][here] = saliency.smoothgrad(model, x[here], target)
-                cam = saliency.grad_cam(model, x[here], target)
-                if cam is not None:
-                    out["grad-cam"][here], has_cam = cam, True
-        maps["gradient"] = out["gradient"]
-        if smooth:
-            maps["smoothgrad"] = out["smoothgrad"]
-            if has_cam:
-                maps["grad-cam"] = out["grad-cam"]
-        return maps
-
+    explainer = _Explainer(store, rows, y, fold, run_dir)
     panels = []
     for title, idx in chosen:
         if len(idx) == 0:
@@ -231,11 +224,48 @@ def _saliency(report: page.Page, store: np.ndarray, rows: pd.DataFrame, y: np.nd
         images = np.asarray(store[rows["row"].to_numpy()[idx]])
         captions = [f"{rows['id'].iloc[i]}\ntrue {classes[y[i]]}, p(true)={p_true[i]:.2f}"
                     for i in idx]
-        panels.append((title, images, captions, explain(idx, smooth=True)))
+        panels.append((title, images, captions, explainer.maps(idx, smooth=True)))
     report.saliency_panels(panels)
     means = []
     for c, idx in enumerate(mean_rows):
         if len(idx):
             means.append((classes[c], saliency.normalised(
-                explain(idx, smooth=False)["gradient"]).mean(axis=0), len(idx)))
+                explainer.maps(idx, smooth=False)["gradient"]).mean(axis=0), len(idx)))
     report.mean_saliency(means)
+
+
+class _Explainer:
+    """Saliency maps of scored rows, each row explained by the fold model that predicted it
+    (each model loaded once)."""
+
+    def __init__(self, store: np.ndarray, rows: pd.DataFrame, y: np.ndarray,
+                 fold: np.ndarray, run_dir: RunDir) -> None:
+        self.store, self.rows, self.y, self.fold, self.run_dir = store, rows, y, fold, run_dir
+        self.models: dict[int, object] = {}
+
+    def model(self, f: int) -> object:
+        from comp.train.callbacks import load_checkpoint
+
+        if f not in self.models:
+            self.models[f] = load_checkpoint(_model_of(self.run_dir, f), compile=False)
+        return self.models[f]
+
+    def maps(self, idx: np.ndarray, *, smooth: bool) -> dict[str, np.ndarray]:
+        """The plain gradient; with `smooth`, SmoothGrad and (where the model has a last
+        convolution) Grad-CAM too."""
+        x = np.asarray(self.store[self.rows["row"].to_numpy()[idx]]).astype(np.float32)
+        out = {name: np.zeros(x.shape[:3], np.float32)
+               for name in ("gradient", "smoothgrad", "grad-cam")}
+        has_cam, cross = False, self.run_dir.cross_fitted
+        for f in np.unique(self.fold[idx]) if cross else [0]:
+            here = np.nonzero(self.fold[idx] == f)[0] if cross else np.arange(len(idx))
+            model, target = self.model(int(f)), self.y[idx][here]
+            out["gradient"][here] = saliency.plain_saliency(model, x[here], target)
+            if smooth:
+                out["smoothgrad"][here] = saliency.smoothgrad(model, x[here], target)
+                cam = saliency.grad_cam(model, x[here], target)
+                if cam is not None:
+                    out["grad-cam"][here], has_cam = cam, True
+        if not smooth:
+            return {"gradient": out["gradient"]}
+        return out if has_cam else {k: v for k, v in out.items() if k != "grad-cam"}

@@ -22,6 +22,7 @@ import numpy as np
 from comp import threads
 from comp.errors import note
 from comp.train import strategy
+from comp.workspace import atomic_write
 
 BATCH = 256
 
@@ -91,14 +92,7 @@ def graph_key(model_paths: list[Path], shape: tuple[int, ...], dtype: str) -> st
 
 
 def _export(every: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.pid{os.getpid()}.tmp.onnx")
-    try:
-        every.export(str(tmp), format="onnx", verbose=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: every.export(str(tmp), format="onnx", verbose=False))
 
 
 def cached_session(folder: Path, key: str) -> Callable[[np.ndarray], list[Any]] | None:

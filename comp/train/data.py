@@ -3,6 +3,7 @@ batches a model trains on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,26 +60,17 @@ def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
                  shuffle: bool, seed: int, epochs_from: int | None = None,
                  mixup: float = 0.0, oversample: bool = False,
                  workers: int = GATHER_WORKERS) -> Any:
-    """Batches of pixels and targets from the in-memory uint8 store, as a Keras `PyDataset`
-    (any backend): the pixels stay uint8 (a quarter of float32's bytes, no conversion on the
-    host; the model's float32 input casts them on the device that trains), float32 only once
-    mixup has blended them; (N,1) float targets for two classes, one-hot otherwise; with
-    `mixup` > 0, mixup of alpha `mixup`; with `oversample`, each epoch draws every class
-    equally often (`batch_order`). The augmentation is not here: it is the model's
-    first layer (`models.Augment`), so it runs on the device that trains.
+    """Batches (`_arrays`: uint8 pixels, a quarter of float32's bytes, cast on the device
+    that trains) from the in-memory store as a Keras `PyDataset` (any backend); mixup of
+    alpha `mixup` when above 0; with `oversample`, each epoch draws every class equally often
+    (`batch_order`). The augmentation is the model's first layer (`models.Augment`).
 
     Epoch e's order (and mixup) are a function of (seed, e) alone. With `epochs_from`, the
     batches run epochs_from, epochs_from + 1, ... without end (fit it with
     `steps_per_epoch`), so a run resumed at epoch k sees exactly the batches an uninterrupted
-    run sees there; without, they are the one epoch 0.
-
-    With `workers` > 0, that many threads gather batches i+1 .. i+`GATHER_AHEAD` while the
-    model trains on batch i: the gather is off the training thread. Batch i is a function
-    of i alone, whichever thread gathers it and in whatever order Keras asks (a backend may
-    ask for batch 0 twice, to build the model), so the batches are the same with any number
-    of workers. `close()` stops the threads."""
+    run sees there; without, they are the one epoch 0. With `workers` > 0, batches are
+    gathered ahead in threads (`_Gatherer`); `close()` stops them."""
     import threading
-    from concurrent.futures import Future, ThreadPoolExecutor
 
     import keras
 
@@ -88,9 +80,7 @@ def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
             self.steps = -(-len(x) // batch_size)
             self.lock = threading.Lock()
             self.orders: dict[int, np.ndarray] = {}
-            self.ahead: dict[int, Future] = {}
-            self.pool = (ThreadPoolExecutor(workers, thread_name_prefix="comp-gather")
-                         if workers > 0 else None)
+            self.gather = _Gatherer(self.batch, workers)
 
         @property
         def num_batches(self) -> int | None:
@@ -111,38 +101,70 @@ def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
         def batch(self, i: int) -> tuple[np.ndarray, np.ndarray]:
             epoch, k = (epochs_from or 0) + i // self.steps, i % self.steps
             idx = self.order(epoch)[k * batch_size:(k + 1) * batch_size]
-            xb = x[idx]  # uint8 pixels travel as they are; the model's input casts them
-            if mixup > 0:
-                xb = xb.astype(np.float32)
-            yb = (y[idx].astype(np.float32)[:, None] if num_classes == 2
-                  else np.eye(num_classes, dtype=np.float32)[y[idx]])
-            if mixup > 0:
-                xb, yb = mixup_batch(xb, yb, np.random.default_rng([seed + 1, epoch, k]), mixup)
-            return xb, yb
+            return _arrays(x, y, idx, num_classes=num_classes, mixup=mixup,
+                           key=[seed + 1, epoch, k])
 
         def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-            if self.pool is None:
-                return self.batch(i)
             last = i + GATHER_AHEAD if epochs_from is not None else min(
                 i + GATHER_AHEAD, self.steps - 1)
-            with self.lock:
-                gathered = self.ahead.pop(i, None)
-                for stale in [j for j in self.ahead if j < i or j > last]:
-                    self.ahead.pop(stale).cancel()
-                for j in range(i + 1, last + 1):
-                    if j not in self.ahead:
-                        self.ahead[j] = self.pool.submit(self.batch, j)
-            return gathered.result() if gathered is not None else self.batch(i)
+            return self.gather.get(i, last)
 
         def close(self) -> None:
-            if self.pool is not None:
-                self.pool.shutdown(wait=False, cancel_futures=True)
-                self.ahead.clear()
+            self.gather.close()
 
         def __del__(self) -> None:
             self.close()
 
     return Batches()
+
+
+def _arrays(x: np.ndarray, y: np.ndarray, idx: np.ndarray, *, num_classes: int, mixup: float,
+            key: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One batch: uint8 pixels as they are (the model's input casts them), float32 once
+    mixup (seeded by `key`) blends them; (N, 1) float targets for two classes, one-hot
+    otherwise."""
+    xb = x[idx]
+    yb = (y[idx].astype(np.float32)[:, None] if num_classes == 2
+          else np.eye(num_classes, dtype=np.float32)[y[idx]])
+    if mixup > 0:
+        xb, yb = mixup_batch(xb.astype(np.float32), yb, np.random.default_rng(key), mixup)
+    return xb, yb
+
+
+class _Gatherer:
+    """Batch `i` asked for, batches i+1 .. `last` (i+`GATHER_AHEAD`) gathered meanwhile by
+    `workers` threads while the model trains on batch i, off the training thread (none: each
+    batch gathered when asked); those outside the window are cancelled. Batch i is a
+    function of i alone, whichever thread gathers it and in whatever order Keras asks (a
+    backend may ask for batch 0 twice, to build the model), so the batches are the same with
+    any number of workers."""
+
+    def __init__(self, batch: Callable[[int], Any], workers: int) -> None:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.batch = batch
+        self.lock = threading.Lock()
+        self.ahead: dict[int, Any] = {}  # batch index -> its Future
+        self.pool = (ThreadPoolExecutor(workers, thread_name_prefix="comp-gather")
+                     if workers > 0 else None)
+
+    def get(self, i: int, last: int) -> Any:
+        if self.pool is None:
+            return self.batch(i)
+        with self.lock:
+            gathered = self.ahead.pop(i, None)
+            for stale in [j for j in self.ahead if j < i or j > last]:
+                self.ahead.pop(stale).cancel()
+            for j in range(i + 1, last + 1):
+                if j not in self.ahead:
+                    self.ahead[j] = self.pool.submit(self.batch, j)
+        return gathered.result() if gathered is not None else self.batch(i)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.ahead.clear()
 
 
 INNER_VAL_FOLDS = 10  # a fold model's validation slice: 1/10 of its training folds

@@ -293,13 +293,8 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
     record = replace(record, hardware=hw.description, precision=hw.policy,
                      versions=_versions(), command=" ".join(sys.argv))
     run_dir.save_record(record)
-    if fold is None:
-        own = record
-    else:
-        saved = member.load_record() if member.record.exists() else None
-        own = saved or replace(_new_record(cfg, run_dir, data, model, recipe=recipe, folds=0),
-                               run=f"{run_dir.name}/{member.name}")
-        member.save_record(own)
+    own = record if fold is None else _member_record(cfg, run_dir, member, data, model,
+                                                     recipe=recipe)
     label = run_dir.name if fold is None else f"{run_dir.name} fold {fold + 1}/{record.folds}"
     print(f"run {label}: {cfg.model} on {hw.description}, {hw.policy}; "
           f"{len(data.x_train)} train / {len(data.x_val)} val images; epochs "
@@ -316,6 +311,16 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
     else:
         own = fit(model, epochs)
     return (own if fold is None else record), own
+
+
+def _member_record(cfg: TrainConfig, run_dir: RunDir, member: RunDir, data: TrainData,
+                   model: Any, *, recipe: Recipe) -> RunRecord:
+    """A fold model's own record: the saved one (a resume), else a new one, saved."""
+    saved = member.load_record() if member.record.exists() else None
+    own = saved or replace(_new_record(cfg, run_dir, data, model, recipe=recipe, folds=0),
+                           run=f"{run_dir.name}/{member.name}")
+    member.save_record(own)
+    return own
 
 
 def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> RunRecord:

