@@ -33,7 +33,7 @@ from comp.submit.rule import Decision, last_rule, load_nested, load_oof, remembe
 from comp.submit.select import Rule, rule_margins
 from comp.workspace import Meta, Workspace
 
-SCHEMA = 6  # part of the cache key: a rule saved in another layout is fitted anew
+SCHEMA = 7  # part of the cache key: a rule saved in another layout is fitted anew
 
 
 @dataclass
