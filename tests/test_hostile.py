@@ -757,7 +757,7 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
     "a damaged leaderboard file": (
         _scores_file('{"x": 0.5'), ("runs", "-w", "{ws}", "--checkpoints", "{ck}",
                                     "--submissions", "{subs}"),
-        "leaderboard.json: damaged"),
+        "leaderboard.json: leaderboard scores is damaged"),
     "a leaderboard score that is not a number given": (
         None, ("runs", "-w", "{ws}", "--checkpoints", "{ck}", "--submissions", "{subs}",
                "--lb", "x", "nan"),
