@@ -297,7 +297,7 @@ def _check_engine_retried(base: Path) -> None:
 
 def _no_holdout_run(base: Path) -> None:
     """The workspace prepared again without a holdout split, and a one-model run on it."""
-    assert run(base, *PREPARE[:4], "--split", "0.8,0.2,0", *PREPARE[5:]).code == 0
+    assert run(base, *PREPARE[:4], "--split", "0.8,0.2,0", *PREPARE[6:]).code == 0
     assert run(base, *TRAIN, "--name", "r9").code == 0
 
 

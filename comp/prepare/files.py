@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from comp.config import PrepareConfig
 from comp.errors import CompError
-from comp.prepare.labels import read_labels
+from comp.prepare.labels import header_is_data, read_labels, read_table
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -141,12 +142,16 @@ def _only_csv(root: Path | None) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
+def _stem(value: str) -> str:
+    return re.sub(r"\.(png|jpe?g|bmp|gif|webp|tiff?)$", "", value.strip(), flags=re.I)
+
+
 def _columns(labels: Path, id_column: str, label_column: str, stems: list[str]
              ) -> tuple[str, str]:
     """The id and label columns: as given when the file has them; else, with the defaults,
     the column whose values name the images (userid) and the one other column (gender)."""
     try:
-        frame = pd.read_csv(labels, dtype=str, keep_default_na=False, nrows=2000)
+        frame = read_table(labels, nrows=2000)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError):
         return id_column, label_column  # read_labels says what is wrong
     columns = list(frame.columns)
@@ -160,6 +165,8 @@ def _columns(labels: Path, id_column: str, label_column: str, stems: list[str]
         best = max(matches, key=lambda c: matches[c], default=None)
         if best is not None and matches[best] > 0.5:
             id_column = best
+            if _stem(best) in known:  # the first row of ids was read as the header
+                raise header_is_data(labels, columns)
     if label_column not in columns and label_column == "label":
         others = [c for c in columns if c != id_column]
         if len(others) == 1:

@@ -20,6 +20,22 @@ ROLES = {"labels": ("labels file", "pass --labels FILE", "pass --id-column / --l
                     "pass --groups FILE:COLUMN with one of its columns (ids in 'id')")}
 
 
+def read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
+    """A CSV as strings; semicolons or tabs between the columns are taken as commas are."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=nrows)
+    if len(frame.columns) == 1:
+        sep = next((c for c in (";", "\t") if c in frame.columns[0]), None)
+        if sep is not None:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=nrows, sep=sep)
+    return frame
+
+
+def header_is_data(path: Path, header: list[str]) -> CompError:
+    """The refusal of a labels file whose first line is a row of data."""
+    return CompError(f"{path}: its first line ({', '.join(header)}) is a row of data, not a "
+                     "header; add a first line naming the columns (id,label)")
+
+
 def read_labels(path: Path, *, id_column: str = "id", label_column: str = "label",
                 role: str = "labels") -> pd.DataFrame:
     """Read a labels CSV (or, `role="groups"`, a groups file) as strings (ids keep leading
@@ -28,20 +44,14 @@ def read_labels(path: Path, *, id_column: str = "id", label_column: str = "label
     if not path.exists():
         raise CompError(f"{path}: {what} not found; {name_it}")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        if len(frame.columns) == 1:  # semicolons or tabs between the columns, not commas
-            sep = next((c for c in (";", "\t") if c in frame.columns[0]), None)
-            if sep is not None:
-                frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep)
+        frame = read_table(path)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise CompError(f"{path}: cannot read as CSV ({str(exc).splitlines()[0]}); "
                         "fix the file") from None
     for column in (id_column, label_column):
         if column not in frame.columns:
             if _header_is_data(frame):
-                raise CompError(f"{path}: its first line ({', '.join(frame.columns)}) is a "
-                                f"row of data, not a header; add a first line naming the "
-                                f"columns ({id_column},{label_column})")
+                raise header_is_data(path, list(frame.columns))
             raise CompError(f"{path}: no column {column!r} (columns: {', '.join(frame.columns)}); "
                             f"{columns_fix}")
     out = pd.DataFrame({"id": frame[id_column].str.strip(),

@@ -80,7 +80,7 @@ def make_batches(x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: 
             self.steps = -(-len(x) // batch_size)
             self.lock = threading.Lock()
             self.orders: dict[int, np.ndarray] = {}
-            self.gather = _Gatherer(self.batch, workers)
+            self.gather = _Gatherer(lambda i: self.batch(i), workers)  # looked up per call
 
         @property
         def num_batches(self) -> int | None:
