@@ -82,7 +82,7 @@ def test_features_are_cached_per_image_and_only_new_ones_computed(
     computed: list[int] = []
 
     def fake(pixels: np.ndarray, *, name: str, layers: tuple[str, ...], flip: bool,
-             desc: str = "", engine: bool = False) -> np.ndarray:
+             desc: str = "") -> np.ndarray:
         computed.append(len(pixels))
         out = np.zeros((len(pixels), 1792), np.float32)
         out[:, 0] = pixels.reshape(len(pixels), -1).mean(axis=1)
@@ -119,7 +119,7 @@ def test_each_layer_and_orientation_is_cached_once(tmp_path: Path,
     order = features.STAGES
 
     def fake(pixels: np.ndarray, *, name: str, layers: tuple[str, ...], flip: bool,
-             desc: str = "", engine: bool = False) -> np.ndarray:
+             desc: str = "") -> np.ndarray:
         calls.append((len(pixels), layers, flip))
         value = pixels.reshape(len(pixels), -1)[:, 0].astype(np.float32) + 100 * flip
         return np.concatenate([np.repeat((value + order.index(n))[:, None],

@@ -187,42 +187,17 @@ def prewhiten(images: np.ndarray) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
 
 
-@cache
-def onnx_network(name: str, layers: tuple[str, ...], folder: Path
-                 ) -> Callable[[np.ndarray], list[np.ndarray]] | None:
-    """The extractor's layers on ONNX Runtime (`face_engine`; the graph converted once into
-    `folder`, default Keras' cache), each inner layer averaged over its grid; None:
-    TensorFlow computes them."""
-    from comp.train import face_engine
-
-    extractor = EXTRACTORS[name]
-    raw = graph_file(extractor).read_bytes()
-    wanted = [extractor.layer(layer) for layer in layers]
-    net = face_engine.onnx_network(facenet_graph(raw), raw, input_name=extractor.input,
-                                   outputs=[layer.tensor for layer in wanted], folder=folder)
-    if net is None:
-        return None
-    return lambda x: [out if layer.pooled else out.mean(axis=(1, 2))
-                      for layer, out in zip(wanted, net(x), strict=True)]
-
-
 def extract(pixels: np.ndarray, *, name: str, layers: tuple[str, ...] | None = None,
-            flip: bool = False, side: int | None = None, desc: str = "features",
-            engine: bool = False) -> np.ndarray:
+            flip: bool = False, side: int | None = None, desc: str = "features") -> np.ndarray:
     """Features of uint8 (N, H, W, C) images: (flipped left to right when `flip`), resized
     to the extractor's side (antialiased bilinear), gray repeated to RGB, standardised, then
-    the frozen network (with `engine`, on ONNX Runtime where it can run: `face_engine`;
-    else TensorFlow's graph); `layers` (default: its first) side by side; batched, with a
-    progress bar."""
+    the frozen network; `layers` (default: its first) side by side; batched, with a progress
+    bar."""
     extractor = EXTRACTORS[name]
     layers = layers or (extractor.layers[0].name,)
     side = side or extractor.side
     tf = _tensorflow()
-    from comp.train.face_engine import cache_folder
-
-    fast = onnx_network(name, layers, cache_folder()) if engine else None
-    graph = network(name, layers) if fast is None else None
-    run = fast or (lambda x: [p.numpy() for p in graph(tf.constant(x))])  # type: ignore[misc]
+    run = network(name, layers)
     out = np.zeros((len(pixels), sum(extractor.layer(n).dim for n in layers)), np.float32)
     with tqdm(total=len(pixels), desc=desc, unit="img", leave=False, disable=None) as bar:
         for start in range(0, len(pixels), BATCH):
@@ -233,8 +208,8 @@ def extract(pixels: np.ndarray, *, name: str, layers: tuple[str, ...] | None = N
                 batch = np.repeat(batch, 3, axis=-1)
             resized = tf.image.resize(tf.constant(batch, tf.float32), (side, side),
                                       antialias=True).numpy()
-            parts = run(prewhiten(resized))
-            out[start:start + len(batch)] = np.concatenate(parts, axis=1)
+            parts = run(tf.constant(prewhiten(resized)))
+            out[start:start + len(batch)] = np.concatenate([p.numpy() for p in parts], axis=1)
             bar.update(len(batch))
     return out
 
@@ -282,8 +257,7 @@ def _one_pass(pixels: np.ndarray, keys: np.ndarray, extractor: Extractor,
         lacking = [n for n, k in zip(layers, known, strict=True)
                    if any(bytes(keys[i]) not in k for i in fresh)]
         computed = _split(extract(pixels[fresh], name=extractor.name, layers=tuple(lacking),
-                                  flip=flip, desc=desc, engine=True)
-                          .astype(np.float16),
+                                  flip=flip, desc=desc).astype(np.float16),
                           [extractor.layer(n).dim for n in lacking])
         for layer, values in zip(lacking, computed, strict=True):
             at = layers.index(layer)
@@ -313,8 +287,7 @@ def features_of(pixels: np.ndarray, *, name: str, cache_root: Path | None,
     for flip in ((False, True) if view.flip else (False,)):
         if cache_root is None or len(pixels) == 0:
             passes.append(extract(pixels, name=extractor.name, layers=view.layers, flip=flip,
-                                  desc=desc, engine=True).astype(np.float16)
-                          .astype(np.float32))
+                                  desc=desc).astype(np.float16).astype(np.float32))
         else:
             passes.append(_one_pass(pixels, digests(pixels), extractor, view.layers,
                                     flip=flip, root=cache_root, desc=desc))
