@@ -290,6 +290,22 @@ def _old_engine_failures(base: Path) -> None:
         (engine / f"{graph.stem}.failed").write_text("conversion failed\nkeras=0.1\n")
 
 
+def _garbage_engine(base: Path) -> None:
+    for graph in (base / "ck" / "r1" / "engine").glob("*.onnx"):
+        _garbage(graph)
+
+
+def _check_engine_whole(base: Path) -> None:
+    graphs = list((base / "ck" / "r1" / "engine").glob("*.onnx"))
+    assert graphs and all(g.stat().st_size > 1000 for g in graphs)
+
+
+def _check_second_submission(base: Path) -> None:
+    made = sorted((base / "subs").glob("*.csv"))
+    assert len(made) == 2
+    assert len(pd.read_csv(made[-1])) == 6  # every val image labelled
+
+
 def _check_engine_retried(base: Path) -> None:
     engine = base / "ck" / "r1" / "engine"
     assert not list(engine.glob("*.failed")) and list(engine.glob("*.onnx"))
@@ -749,7 +765,20 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
                               "plain name"),
     "a run with a hidden name": (None, (*SUBMIT[:-1], ".r1"), "run name '.r1' is not a plain "
                                  "name"),
+    "a preset run folder without a record": (
+        lambda b: (b / "ck" / "best-res").mkdir(), (*TRAIN[:5], "--preset", "best"),
+        "best-res exists but holds no run record"),
+    "a time limit that is no duration": (None, (*TRAIN, "--time-limit", "soon"),
+                                         "--time-limit must be a positive duration"),
+    "a time limit of zero": (None, (*TRAIN, "--time-limit", "0m"),
+                             "--time-limit must be a positive duration"),
+    "submit a run whose best checkpoint is gone": (
+        _spoil_run("best", lambda p: p.unlink()), SUBMIT,
+        "run 'r1' has no best checkpoint yet"),
     # comp runs
+    "runs sorted by an unknown column": (
+        None, ("runs", "-w", "{ws}", "--checkpoints", "{ck}", "--submissions", "{subs}",
+               "--sort", "luck"), "--sort must be one of created, name, oof, lb, time"),
     "a leaderboard file that is not a table": (
         _scores_file('["x", 0.5]'), ("runs", "-w", "{ws}", "--checkpoints", "{ck}",
                                      "--submissions", "{subs}"),
@@ -1051,6 +1080,11 @@ LEGITIMATE: dict[str, tuple[Callable[[Path], None], tuple[str, ...],
     "a taken run name gets a suffix": (lambda b: None, (*TRAIN, "--name", "r1"),
                                        _check_second_run),
     "a labels file separated by semicolons": (_semicolons, PREPARE, _check_two_classes),
+    "a damaged engine graph is exported again": (_garbage_engine, PREDICT, _check_engine_whole),
+    "leaks weighed as evidence": (lambda b: None, (*SUBMIT, "--leaks", "evidence"),
+                                  _check_second_submission),
+    "leaks always, stackers off": (lambda b: None, (*SUBMIT, "--leaks", "always",
+                                                    "--no-ensemble"), _check_second_submission),
     "an engine failure of older libraries is tried again": (
         _old_engine_failures, PREDICT, _check_engine_retried),
     "a run folder that cannot record the submission": (
