@@ -306,6 +306,11 @@ def _check_second_submission(base: Path) -> None:
     assert len(pd.read_csv(made[-1])) == 6  # every val image labelled
 
 
+def _check_one_test_label(base: Path) -> None:
+    made = sorted((base / "subs").glob("*.csv"))
+    assert len(made) == 2 and pd.read_csv(made[-1], dtype=str)["id"].tolist() == ["a"]
+
+
 def _check_engine_retried(base: Path) -> None:
     engine = base / "ck" / "r1" / "engine"
     assert not list(engine.glob("*.failed")) and list(engine.glob("*.onnx"))
@@ -772,6 +777,19 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
                                          "--time-limit must be a positive duration"),
     "a time limit of zero": (None, (*TRAIN, "--time-limit", "0m"),
                              "--time-limit must be a positive duration"),
+    "a preset with a time limit that is no duration": (
+        None, (*TRAIN[:5], "--preset", "best", "--time-limit", "tomorrow"),
+        "--time-limit must be a positive duration"),
+    "a run named with a trailing slash": (None, (*SUBMIT[:-1], "r1/"),
+                                          "run name 'r1/' is not a plain name"),
+    "a leaderboard score that is a boolean": (
+        _scores_file('{"x": true}'), ("runs", "-w", "{ws}", "--checkpoints", "{ck}",
+                                      "--submissions", "{subs}"),
+        "leaderboard.json: the score of 'x' is True, not a number from 0 to 1"),
+    "a leaderboard score above one given": (
+        None, ("runs", "-w", "{ws}", "--checkpoints", "{ck}", "--submissions", "{subs}",
+               "--lb", "x", "1.5"),
+        "--lb: the score must be a number from 0 to 1. Received: 1.5"),
     "submit a run whose best checkpoint is gone": (
         _spoil_run("best", lambda p: p.unlink()), SUBMIT,
         "run 'r1' has no best checkpoint yet"),
@@ -1085,6 +1103,16 @@ LEGITIMATE: dict[str, tuple[Callable[[Path], None], tuple[str, ...],
                                   _check_second_submission),
     "leaks always, stackers off": (lambda b: None, (*SUBMIT, "--leaks", "always",
                                                     "--no-ensemble"), _check_second_submission),
+    "the same run named twice": (lambda b: None, (*SUBMIT, "--run", "r1"),
+                                 _check_second_submission),
+    "leaks never": (lambda b: None, (*SUBMIT, "--leaks", "never"), _check_second_submission),
+    "runs of a checkpoints folder that is not there": (
+        lambda b: None, ("runs", "-w", "{ws}", "--checkpoints", "{base}/nock", "--submissions",
+                         "{subs}"), lambda b: None if not (b / "nock").exists() else
+        pytest.fail("comp runs made the folder it was asked to read")),
+    "phase 2 with leaks weighed as evidence": (
+        lambda b: _test_dir(b, lambda f: _image(f / "a.png", 1)),
+        (*PHASE2, "--leaks", "evidence"), _check_one_test_label),
     "an engine failure of older libraries is tried again": (
         _old_engine_failures, PREDICT, _check_engine_retried),
     "a run folder that cannot record the submission": (
