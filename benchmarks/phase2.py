@@ -10,7 +10,14 @@ reference), cold again: its time, and how many of the CSV's labels equal Keras' 
 least 99.9 %, the balanced accuracy the same to 0.001).
 
     python benchmarks/phase2.py --workspace W --checkpoints C --run RUN [--run RUN2 ...]
-        --test DIR [--answers CSV] [--no-keras]
+        --test DIR [--answers CSV] [--no-keras] [--make-test FACES --images N]
+
+A feature run (FaceNet's features of the new images) is timed the same way; the reference
+then also computes the features by TensorFlow's graph (today's path before ONNX Runtime).
+`--make-test ../shared/data/smilesmiled --images 20000` first writes N new faces into --test
+(each a labelled face of that dataset shifted by up to 3 pixels and its brightness scaled by
+0.85-1.15, so no feature of it is cached) and their labels into --answers, when --test is
+absent.
 """
 
 from __future__ import annotations
@@ -37,7 +44,12 @@ def main() -> None:
                         default=Path(__file__).resolve().parent / "out" / "submissions")
     parser.add_argument("--no-keras", action="store_true",
                         help="skip the second phase 2 with Keras predicting")
+    parser.add_argument("--make-test", type=Path,
+                        help="a ../shared/data folder to make --test from (when absent)")
+    parser.add_argument("--images", type=int, default=20000)
     args = parser.parse_args()
+    if args.make_test and not args.test.exists():
+        make_test(args.make_test, args.test, args.answers, images=args.images)
     common = ["-w", str(args.workspace), "--checkpoints", str(args.checkpoints),
               *[a for run in args.run for a in ("--run", run)], "--submissions",
               str(args.submissions)]
@@ -78,6 +90,7 @@ def main() -> None:
 
 
 KERAS_ONLY = ("import sys, runpy; import comp.submit.engine as e; e.OFF = True; "
+              "import comp.train.features as f; f.ONNX = False; "
               "sys.argv[0] = 'comp'; runpy.run_module('comp.cli', run_name='__main__')")
 
 
@@ -99,6 +112,32 @@ def _phase2(args: argparse.Namespace, common: list[str], *, keras_only: bool
     manifest = max(args.submissions.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
     info = json.loads(manifest.read_text())
     return Path(info["csv"]), seconds, info
+
+
+def make_test(source: Path, test: Path, answers: Path | None, *, images: int) -> None:
+    """N new faces made from a labelled dataset's images (shifted, brightness scaled)."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    labels = pd.read_csv(source / "labels.csv", dtype={"id": str})
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(labels), images)
+    tmp = test.with_name(test.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, at in enumerate(picks):
+        image = Image.open(source / "images" / f"{labels['id'][at]}.jpg")
+        pixels = np.asarray(image, np.float32)
+        dy, dx = rng.integers(-3, 4, 2)
+        pixels = np.roll(pixels, (dy, dx), axis=(0, 1)) * rng.uniform(0.85, 1.15)
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), image.mode).save(
+            tmp / f"new_{k}.jpg", quality=90)
+        rows.append((f"new_{k}", labels["label"][at]))
+    tmp.rename(test)
+    if answers is not None:
+        pd.DataFrame(rows, columns=["id", "label"]).to_csv(answers, index=False)
+    print(f"made {images:,} new faces from {source} in {test}")
 
 
 if __name__ == "__main__":

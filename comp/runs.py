@@ -175,6 +175,9 @@ class RunRecord:
     folds: int = 0  # cross-fitted: one model per fold in fold-<k>/; 0: one model
     folds_done: int = 0
     pixels: str = ""  # how the workspace stored the pixels it trained on (`Meta.pixels`)
+    # a feature model's int8 extractor (`comp.train.features.int8_tag`); "": float32, as
+    # for every run recorded before it was kept
+    feature_int8: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

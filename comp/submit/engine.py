@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from comp import threads
 from comp.errors import note
-from comp.train import strategy
+from comp.train import onnx, strategy
 from comp.workspace import atomic_write
 
 BATCH = 256
@@ -55,15 +54,7 @@ LIBRARIES = ("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime")  # export 
 
 def library_versions() -> str:
     """The versions of what exports and runs the graph (read without importing them)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def one(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "none"
-
-    return ",".join(f"{name}={one(name)}" for name in LIBRARIES)
+    return onnx.library_versions(LIBRARIES)
 
 
 def keras_backend() -> str:
@@ -115,26 +106,7 @@ def cached_session(folder: Path, key: str) -> Callable[[np.ndarray], list[Any]] 
 
 
 def _open(path: Path) -> Callable[[np.ndarray], list[Any]]:
-    """An ONNX Runtime session on the CPU that takes the pixels alone and runs on a sample,
-    as a function of a batch; raises when it cannot."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    free = threads.free_cores()
-    options.intra_op_num_threads = free
-    if free < threads.cores():  # a busy machine: idle workers sleep instead of spinning
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    run = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    inputs = run.get_inputs()
-    if len(inputs) != 1:  # an export that turned constants into inputs
-        raise ValueError(f"the exported graph wants {len(inputs)} inputs, not the pixels "
-                         "alone")
-    shape = [d if isinstance(d, int) else 1 for d in inputs[0].shape]
-    dtype = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32}[inputs[0].type]
-    name = inputs[0].name
-    run.run(None, {name: np.zeros(shape, dtype)})  # it runs, or Keras predicts
-    return lambda batch: run.run(None, {name: batch})
+    return onnx.open_session(path)
 
 
 def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], list[Any]] | None:
@@ -145,7 +117,7 @@ def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], lis
     not tried again for the same checkpoints."""
     if OFF or key in _FAILED or not available():
         return None
-    path, failed = folder / f"{key}.onnx", folder / f"{key}.failed"
+    path = folder / f"{key}.onnx"
     earlier = _failed_before(folder, key)
     if earlier is not None:  # an earlier process found it unusable with these libraries
         _say(earlier)
@@ -160,31 +132,17 @@ def session(every: Any, *, folder: Path, key: str) -> Callable[[np.ndarray], lis
         _export(every, path)
         step = _open(path)
     except Exception as exc:  # noqa: BLE001 - the exporters and runtimes raise many kinds
-        why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        why = onnx.reason(exc)
         _say(why)
         path.unlink(missing_ok=True)  # an exported graph that cannot run is not kept
         _FAILED.add(key)  # not tried again in this process,
         if isinstance(exc, OSError | MemoryError):
             return None  # a full disk or a busy machine passes: a later process tries again
-        try:  # nor by later ones with the same libraries (an upgrade tries again)
-            folder.mkdir(parents=True, exist_ok=True)
-            failed.write_text(f"{why}\n{library_versions()}\n")
-        except OSError:
-            pass
+        # nor by later ones with the same libraries (an upgrade tries again)
+        onnx.remember_failure(folder, key, why, LIBRARIES)
         return None
     return step
 
 
 def _failed_before(folder: Path, key: str) -> str | None:
-    """Why an earlier process could not export or run this graph with the libraries here
-    now; None when none failed, or it failed with other versions (its marker is removed,
-    so the export is tried again)."""
-    failed = folder / f"{key}.failed"
-    try:
-        lines = failed.read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    if len(lines) < 2 or lines[1] != library_versions():  # another version, or an old marker
-        failed.unlink(missing_ok=True)
-        return None
-    return lines[0].strip() or "an earlier export failed"
+    return onnx.failed_before(folder, key, LIBRARIES)

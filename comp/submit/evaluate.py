@@ -96,8 +96,9 @@ def _out_of_fold(ws: Workspace, rows: pd.DataFrame, run_dir: RunDir, *, tta: boo
     """Each labelled image predicted by the fold model that did not train on it."""
     store = ws.load_store("train")
     fold, at = rows["fold"].to_numpy(), rows["row"].to_numpy()
-    model = run_dir.load_record().model
-    features = None if flippable(model) else model_inputs(model, store[at], ws=ws)
+    record = run_dir.load_record()
+    features = (None if flippable(record.model) else
+                model_inputs(record.model, store[at], ws=ws, int8=record.feature_int8))
     prob: np.ndarray | None = None
     emb: np.ndarray | None = None
     for k, member in enumerate(run_dir.fold_dirs()):
@@ -116,8 +117,8 @@ def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, 
                         fingerprint: str) -> Predictions:
     """The run's predictions on its `scored_rows` (out-of-fold for a cross-fitted run),
     cached in the run folder (for this data and these best checkpoints)."""
-    model = run_dir.load_record().model
-    tta = tta and flippable(model)  # a feature model's features are not flipped
+    record = run_dir.load_record()
+    tta = tta and flippable(record.model)  # a feature model's features are not flipped
     cache, key = run_dir.holdout_predictions(tta), f"{fingerprint}/{run_dir.model_tag()}"
     saved = read_npz(cache, ("key", "prob", "embedding"))
     if saved is not None and str(saved["key"]) == key:  # else predicted anew
@@ -125,8 +126,9 @@ def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, 
     if run_dir.cross_fitted:
         pred = _out_of_fold(ws, ws.labelled(index), run_dir, tta=tta)
     else:
-        pred = predict_run(run_dir.best, model_inputs(model, ws.split("holdout", index)[0],
-                                                      ws=ws), tta=tta, engine=run_dir.engine)
+        pred = predict_run(run_dir.best, model_inputs(
+            record.model, ws.split("holdout", index)[0], ws=ws, int8=record.feature_int8),
+            tta=tta, engine=run_dir.engine)
     atomic_write(cache, lambda p: np.savez(p.open("wb"), prob=pred.prob,
                                            embedding=pred.embedding, key=np.array(key)))
     return pred
@@ -138,7 +140,8 @@ def predict_new(run_dir: RunDir, x: np.ndarray, *, tta: bool,
     one compiled call per batch (a feature model on their features, kept in `ws`'s cache)."""
     from comp.submit.predict import members_of
 
-    x = model_inputs(run_dir.load_record().model, x, ws=ws)
+    record = run_dir.load_record()
+    x = model_inputs(record.model, x, ws=ws, int8=record.feature_int8)
     return members_of(predict_models([m.best for m in run_dir.members()], x, tta=tta,
                                      engine=run_dir.engine))
 

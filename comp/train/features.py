@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -36,8 +37,9 @@ from comp.errors import CompError
 from comp.specs import spec
 from comp.workspace import Workspace, atomic_write, read_npz
 
-BATCH = 64  # images per call: 21 ms an image at 160 px on 2 cores (4 ms at 80 px)
+BATCH = 64  # images per call
 FOLDER = "features"
+CALIBRATION = 128  # images that set an int8 extractor's activation ranges
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class View:
     extractor: str
     layers: tuple[str, ...]
     flip: bool = False
+    int8: bool = False  # new runs read int8 features (`int8_tag`)
 
     @property
     def dim(self) -> int:
@@ -103,8 +106,8 @@ class View:
 
 VIEWS = {"facenet": View("facenet", ("pool",)),
          "facenet-flip": View("facenet", ("pool",), flip=True),
-         "facenet-stages": View("facenet", STAGES),
-         "facenet-stages-flip": View("facenet", STAGES, flip=True)}
+         "facenet-stages": View("facenet", STAGES, int8=True),
+         "facenet-stages-flip": View("facenet", STAGES, flip=True, int8=True)}
 
 
 def graph_file(extractor: Extractor, *, model: str | None = None) -> Path:
@@ -187,31 +190,268 @@ def prewhiten(images: np.ndarray) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
 
 
+def resize_weights(size: int, side: int) -> np.ndarray:
+    """(side, size) weights of TensorFlow's antialiased bilinear resize along one axis
+    (`tf.image.resize(..., antialias=True)`: its scale-and-translate with the triangle
+    kernel, widened by the shrink factor when shrinking, each row normalised)."""
+    scale = side / size
+    width = max(1.0 / scale, 1.0)
+    centres = (np.arange(side) + 0.5) / scale
+    weights = np.maximum(0.0, 1.0 - np.abs(
+        (np.arange(size)[None, :] + 0.5 - centres[:, None]) / width))
+    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def prepared(batch: np.ndarray, side: int, *, flip: bool = False) -> np.ndarray:
+    """uint8 (N, H, W, C) images as the extractor reads them: flipped left to right when
+    `flip`, resized to `side` x `side` (as `tf.image.resize` antialiased bilinear does, in
+    NumPy: no TensorFlow needed), gray repeated to RGB, standardised per image (float32)."""
+    x = np.asarray(batch, np.float32)
+    if flip:
+        x = x[:, :, ::-1]
+    rows, cols = resize_weights(x.shape[1], side), resize_weights(x.shape[2], side)
+    x = np.einsum("ih,nhwc->niwc", rows, x, optimize=True)
+    x = np.einsum("jw,niwc->nijc", cols, x, optimize=True)
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return prewhiten(x)
+
+
+Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def _tensorflow_runner(extractor: Extractor, layers: tuple[str, ...]) -> Runner:
+    tf = _tensorflow()
+    run = network(extractor.name, layers)
+    return lambda x: {name: part.numpy() for name, part in
+                      zip(layers, run(tf.constant(x)), strict=True)}
+
+
 def extract(pixels: np.ndarray, *, name: str, layers: tuple[str, ...] | None = None,
-            flip: bool = False, side: int | None = None, desc: str = "features") -> np.ndarray:
-    """Features of uint8 (N, H, W, C) images: (flipped left to right when `flip`), resized
-    to the extractor's side (antialiased bilinear), gray repeated to RGB, standardised, then
-    the frozen network; `layers` (default: its first) side by side; batched, with a progress
-    bar."""
+            flip: bool = False, side: int | None = None, root: Path | None = None,
+            int8: str = "", desc: str = "features") -> np.ndarray:
+    """Features of uint8 (N, H, W, C) images (`prepared`: flipped, resized to the
+    extractor's side, standardised), then the frozen network; `layers` (default: its first)
+    side by side; batched, with a progress bar. With a workspace `root` the network runs on
+    ONNX Runtime where it can (`onnx_runner`), else TensorFlow's graph; with an `int8` tag,
+    the workspace's int8 graph (`int8_runner`). The next batch is prepared while the network
+    runs on this one."""
     extractor = EXTRACTORS[name]
     layers = layers or (extractor.layers[0].name,)
     side = side or extractor.side
-    tf = _tensorflow()
-    run = network(name, layers)
+    if len(pixels) == 0:
+        return np.zeros((0, sum(extractor.layer(n).dim for n in layers)), np.float32)
+    if int8:
+        if root is None:
+            raise ValueError("int8 features need the workspace that holds their graph")
+        run = int8_runner(extractor, root, int8)
+    else:
+        run = ((onnx_runner(extractor, root) if root is not None else None)
+               or _tensorflow_runner(extractor, layers))
     out = np.zeros((len(pixels), sum(extractor.layer(n).dim for n in layers)), np.float32)
-    with tqdm(total=len(pixels), desc=desc, unit="img", leave=False, disable=None) as bar:
-        for start in range(0, len(pixels), BATCH):
-            batch = np.asarray(pixels[start:start + BATCH])
-            if flip:
-                batch = batch[:, :, ::-1]
-            if batch.shape[-1] == 1:
-                batch = np.repeat(batch, 3, axis=-1)
-            resized = tf.image.resize(tf.constant(batch, tf.float32), (side, side),
-                                      antialias=True).numpy()
-            parts = run(tf.constant(prewhiten(resized)))
-            out[start:start + len(batch)] = np.concatenate([p.numpy() for p in parts], axis=1)
-            bar.update(len(batch))
+    starts = list(range(0, len(pixels), BATCH))
+
+    def batch(k: int) -> np.ndarray:
+        return prepared(np.asarray(pixels[starts[k]:starts[k] + BATCH]), side, flip=flip)
+
+    with (ThreadPoolExecutor(1) as pool,
+          tqdm(total=len(pixels), desc=desc, unit="img", leave=False, disable=None) as bar):
+        ahead = pool.submit(batch, 0) if starts else None
+        for k, start in enumerate(starts):
+            assert ahead is not None
+            x = ahead.result()
+            ahead = pool.submit(batch, k + 1) if k + 1 < len(starts) else None
+            parts = run(x)
+            out[start:start + len(x)] = np.concatenate([parts[n] for n in layers], axis=1)
+            bar.update(len(x))
     return out
+
+
+ONNX = True  # False: TensorFlow's graph computes every feature (the reference)
+ONNX_LIBRARIES = ("tensorflow", "tf2onnx", "onnx", "onnxruntime")
+_RUNNERS: dict[Path, Runner | None] = {}  # per graph file, this process
+
+
+def onnx_runner(extractor: Extractor, root: Path) -> Runner | None:
+    """The float32 extractor on ONNX Runtime, every layer it offers (each pooled), from a
+    graph converted once by tf2onnx and kept in `<root>/features/engine/`; once it is there,
+    neither TensorFlow nor the graph is loaded. None (TensorFlow's graph computes) when
+    switched off, ONNX Runtime or tf2onnx is missing, the machine may have an accelerator,
+    or the conversion or session fails (said once; remembered beside the graph for these
+    libraries' versions)."""
+    from comp.errors import note
+    from comp.train import onnx
+
+    folder = root / FOLDER / "engine"
+    libraries = (extractor.pip, *ONNX_LIBRARIES)
+    path = _fp32_path(extractor, root)
+    if path in _RUNNERS:
+        return _RUNNERS[path]
+    runner = None
+    if _onnx_possible() and onnx.failed_before(folder, path.stem, libraries) is None:
+        try:
+            runner = _onnx_layers(extractor, _session(_fp32_graph(extractor, root), extractor))
+        except Exception as exc:  # noqa: BLE001 - the converter and runtime raise many kinds
+            path.unlink(missing_ok=True)
+            note(f"ONNX Runtime not used for {extractor.name}'s features "
+                 f"({onnx.reason(exc)}); TensorFlow's graph computes them")
+            if not isinstance(exc, OSError | MemoryError):
+                onnx.remember_failure(folder, path.stem, onnx.reason(exc), libraries)
+    _RUNNERS[path] = runner
+    return runner
+
+
+def _fp32_path(extractor: Extractor, root: Path) -> Path:
+    from comp.train import onnx
+
+    versions = onnx.library_versions((extractor.pip, *ONNX_LIBRARIES))
+    key = hashlib.sha256(f"{extractor.name}/{versions}".encode()).hexdigest()[:16]
+    return root / FOLDER / "engine" / f"{extractor.name}-{key}.onnx"
+
+
+def _fp32_graph(extractor: Extractor, root: Path) -> Path:
+    """The float32 graph file, converted now when it is not there yet (raises when it
+    cannot be)."""
+    path = _fp32_path(extractor, root)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: _convert(extractor, tmp))
+    return path
+
+
+def _session(path: Path, extractor: Extractor) -> Callable[[np.ndarray], list[Any]]:
+    from comp.train import onnx
+
+    return onnx.open_session(path, np.zeros((1, extractor.side, extractor.side, 3), np.float32))
+
+
+def _onnx_possible() -> bool:
+    from comp.train import strategy
+
+    return ONNX and not strategy.accelerator_present() and _onnx_installed()
+
+
+def _onnx_installed() -> bool:
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("onnxruntime", "onnx", "tf2onnx"))
+
+
+def _convert(extractor: Extractor, path: Path) -> None:
+    import tf2onnx
+
+    _tensorflow()
+    tf2onnx.convert.from_graph_def(
+        facenet_graph(graph_file(extractor).read_bytes()), input_names=[extractor.input],
+        output_names=[layer.tensor for layer in extractor.layers], opset=17,
+        output_path=str(path))
+
+
+def int8_tag(model: str, pixels: np.ndarray, *, ws: Workspace | None) -> str:
+    """The int8 extractor a new run of `model` reads, as the tag its record keeps: "" (float32)
+    for a view measured better in float32 (`View.int8`), without a workspace, or where ONNX
+    Runtime cannot run it (missing, an accelerator, a failed quantization: said once). Else
+    `int8-<key>`: the workspace's int8 graph, its activation ranges calibrated once on
+    `CALIBRATION` of these images (the run's training images; the ones whose digests come
+    first), kept beside it so that the same graph can be made again."""
+    from comp.errors import note
+
+    name = spec(model).features
+    if name is None or not VIEWS[name].int8 or ws is None or not _onnx_possible():
+        return ""
+    extractor = EXTRACTORS[VIEWS[name].extractor]
+    folder = ws.root / FOLDER / "engine"
+    made = sorted(folder.glob(f"{extractor.name}-int8-*.npy"))
+    if made:
+        return made[0].stem.removeprefix(f"{extractor.name}-")
+    keys = digests(pixels)
+    _, first = np.unique(keys, return_index=True)
+    chosen = np.sort(first[np.argsort(keys[first])][:CALIBRATION])
+    calibration = np.ascontiguousarray(pixels[chosen])
+    tag = "int8-" + hashlib.sha256(repr(calibration.shape).encode() + calibration.tobytes()
+                                   ).hexdigest()[:12]
+    try:
+        _int8_graph(extractor, ws.root, tag, calibration)
+    except Exception as exc:  # noqa: BLE001 - the quantizer raises many kinds
+        from comp.train import onnx
+
+        note(f"{extractor.name}'s int8 features not made ({onnx.reason(exc)}); the run reads "
+             "float32 ones")
+        return ""
+    atomic_write(folder / f"{extractor.name}-{tag}.npy",
+                 lambda p: np.save(p.open("wb"), calibration))
+    return tag
+
+
+def _int8_graph(extractor: Extractor, root: Path, tag: str,
+                calibration: np.ndarray | None = None) -> Path:
+    """The int8 graph of `tag`, quantized now when it is not there yet (ONNX Runtime's static
+    quantization: per-channel int8 weights, uint8 activations whose ranges the calibration
+    images set), from the float32 graph."""
+    folder = root / FOLDER / "engine"
+    path = folder / f"{extractor.name}-{tag}.onnx"
+    if path.is_file():
+        return path
+    if calibration is None:
+        saved = folder / f"{extractor.name}-{tag}.npy"
+        try:
+            calibration = np.load(saved)
+        except (OSError, ValueError):
+            raise CompError(f"{saved} is missing or damaged: the images that calibrated this "
+                            "run's int8 features are gone, so they cannot be computed again; "
+                            "train the run again with `comp train`") from None
+    fp32 = _fp32_graph(extractor, root)
+    inputs = prepared(calibration, extractor.side)
+    atomic_write(path, lambda tmp: _quantize(fp32, inputs, tmp, extractor.input))
+    return path
+
+
+def _quantize(fp32: Path, inputs: np.ndarray, out: Path, name: str) -> None:
+    import logging
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.batches = iter([{name: inputs[s:s + 32]} for s in range(0, len(inputs), 32)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process the graph
+    try:
+        quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().setLevel(quiet)
+
+
+def int8_runner(extractor: Extractor, root: Path, tag: str) -> Runner:
+    """The int8 extractor of `tag` on ONNX Runtime (made again from its calibration images
+    when its graph is gone); a clear error when ONNX Runtime is missing."""
+    path = root / FOLDER / "engine" / f"{extractor.name}-{tag}.onnx"
+    runner = _RUNNERS.get(path)
+    if runner is None:
+        if not _onnx_installed():
+            raise CompError(f"this run reads {extractor.name}'s int8 features, which ONNX "
+                            "Runtime computes: pip install onnxruntime onnx tf2onnx")
+        runner = _onnx_layers(extractor, _session(_int8_graph(extractor, root, tag), extractor))
+        _RUNNERS[path] = runner
+    return runner
+
+
+def _onnx_layers(extractor: Extractor, session: Callable[[np.ndarray], list[Any]]) -> Runner:
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        return {layer.name: out if layer.pooled else out.mean(axis=(1, 2))
+                for layer, out in zip(extractor.layers, session(x), strict=True)}
+
+    return run
 
 
 def digests(pixels: np.ndarray) -> np.ndarray:
@@ -222,13 +462,13 @@ def digests(pixels: np.ndarray) -> np.ndarray:
 
 
 def cache_path(root: Path, name: str, side: int | None = None, *, layer: str | None = None,
-               flip: bool = False) -> Path:
-    """Where one layer of extractor `name` (default: its first) in one orientation is
-    kept."""
+               flip: bool = False, int8: str = "") -> Path:
+    """Where one layer of extractor `name` (default: its first) in one orientation, from its
+    float32 graph or the int8 one of tag `int8`, is kept."""
     extractor = EXTRACTORS[name]
     tag = "" if layer in (None, extractor.layers[0].name) else f"-{layer}"
     return root / FOLDER / (f"{name}{tag}{'-flip' if flip else ''}-"
-                            f"{side or extractor.side}px.npz")
+                            f"{side or extractor.side}px{'-' + int8 if int8 else ''}.npz")
 
 
 def _split(features: np.ndarray, dims: list[int]) -> list[np.ndarray]:
@@ -236,14 +476,16 @@ def _split(features: np.ndarray, dims: list[int]) -> list[np.ndarray]:
 
 
 def _one_pass(pixels: np.ndarray, keys: np.ndarray, extractor: Extractor,
-              layers: tuple[str, ...], *, flip: bool, root: Path, desc: str) -> np.ndarray:
+              layers: tuple[str, ...], *, flip: bool, side: int, int8: str, root: Path,
+              desc: str) -> np.ndarray:
     """One orientation's features of `layers`, side by side: each layer's file read, the
     images any of them lacks computed in one pass (each repeated image once) and added to
     the files that lack them, atomically."""
     dims = [extractor.layer(n).dim for n in layers]
     stores, known = [], []
     for layer, dim in zip(layers, dims, strict=True):
-        saved = read_npz(cache_path(root, extractor.name, layer=layer, flip=flip),
+        saved = read_npz(cache_path(root, extractor.name, side, layer=layer, flip=flip,
+                                    int8=int8),
                          ("digest", "features"))
         if saved is None or saved["features"].shape[1:] != (dim,):
             saved = {"digest": np.zeros(0, "S16"), "features": np.zeros((0, dim), np.float16)}
@@ -257,7 +499,8 @@ def _one_pass(pixels: np.ndarray, keys: np.ndarray, extractor: Extractor,
         lacking = [n for n, k in zip(layers, known, strict=True)
                    if any(bytes(keys[i]) not in k for i in fresh)]
         computed = _split(extract(pixels[fresh], name=extractor.name, layers=tuple(lacking),
-                                  flip=flip, desc=desc).astype(np.float16),
+                                  flip=flip, side=side, root=root, int8=int8,
+                                  desc=desc).astype(np.float16),
                           [extractor.layer(n).dim for n in lacking])
         for layer, values in zip(lacking, computed, strict=True):
             at = layers.index(layer)
@@ -266,7 +509,7 @@ def _one_pass(pixels: np.ndarray, keys: np.ndarray, extractor: Extractor,
             known[at].update({bytes(keys[fresh[j]]): base + n for n, j in enumerate(add)})
             stores[at] = {"digest": np.concatenate([stores[at]["digest"], keys[fresh[add]]]),
                           "features": np.concatenate([stores[at]["features"], values[add]])}
-            path = cache_path(root, extractor.name, layer=layer, flip=flip)
+            path = cache_path(root, extractor.name, side, layer=layer, flip=flip, int8=int8)
             path.parent.mkdir(parents=True, exist_ok=True)
             store = stores[at]
             atomic_write(path, lambda p, store=store: np.savez(  # type: ignore[misc]
@@ -277,20 +520,25 @@ def _one_pass(pixels: np.ndarray, keys: np.ndarray, extractor: Extractor,
 
 
 def features_of(pixels: np.ndarray, *, name: str, cache_root: Path | None,
-                desc: str = "features") -> np.ndarray:
+                side: int | None = None, int8: str = "", desc: str = "features"
+                ) -> np.ndarray:
     """The features of view `name` (`VIEWS`) of these images: those already in the cache
     read, the others computed (and added to it). `cache_root` None: computed, nothing kept
-    (rounded as the cache keeps them). A flip view averages the two orientations."""
+    (rounded as the cache keeps them). A flip view averages the two orientations. `int8`: the
+    tag of the workspace's int8 extractor (`int8_tag`) instead of the float32 one."""
     view = VIEWS[name]
     extractor = EXTRACTORS[view.extractor]
+    side = side or extractor.side
     passes = []
     for flip in ((False, True) if view.flip else (False,)):
         if cache_root is None or len(pixels) == 0:
             passes.append(extract(pixels, name=extractor.name, layers=view.layers, flip=flip,
+                                  side=side, root=cache_root, int8=int8,
                                   desc=desc).astype(np.float16).astype(np.float32))
         else:
             passes.append(_one_pass(pixels, digests(pixels), extractor, view.layers,
-                                    flip=flip, root=cache_root, desc=desc))
+                                    flip=flip, side=side, int8=int8, root=cache_root,
+                                    desc=desc))
     return passes[0] if len(passes) == 1 else (passes[0] + passes[1]) / 2
 
 
@@ -317,12 +565,13 @@ def learned_embedding(model: str) -> bool:
     return spec(model).features is None
 
 
-def model_inputs(model: str, pixels: np.ndarray, *, ws: Workspace | None,
+def model_inputs(model: str, pixels: np.ndarray, *, ws: Workspace | None, int8: str = "",
                  desc: str = "features") -> np.ndarray:
     """What model `model` reads: the pixels themselves, or for a feature model their frozen
-    features (cached in `ws` when given)."""
+    features (cached in `ws` when given), from the float32 extractor or, with a run's
+    `int8` tag (`RunRecord.feature_int8`), its int8 one."""
     name = spec(model).features
     if name is None:
         return pixels
     return features_of(pixels, name=name, cache_root=None if ws is None else ws.root,
-                       desc=desc)
+                       int8=int8, desc=desc)
