@@ -1,5 +1,5 @@
 """Would ONNX Runtime compute FaceNet's features faster than TensorFlow's graph? The graph
-comp runs (`comp.train.features.facenet_graph`, the layers a view reads as outputs) is
+comp runs (`comp.train.extractor.facenet_graph`, the layers a view reads as outputs) is
 converted by tf2onnx here and run by ONNX Runtime on the CPU, side by side with TensorFlow on
 the same standardised 160 px batches of cold 56x56 images (random pixels: the cost does not
 depend on what they show), interleaved repeats (best of each): milliseconds per image for the
@@ -38,10 +38,11 @@ def main() -> None:
     import tensorflow as tf
     import tf2onnx
 
+    from comp.train import extractor as frozen
     from comp.train import features
 
     extractor = features.FACENET
-    raw = features.graph_file(extractor).read_bytes()
+    raw = frozen.graph_file(extractor).read_bytes()
     pixels = np.random.default_rng(0).integers(0, 256, (args.images, 56, 56, 3), np.uint8)
     x = features.prewhiten(tf.image.resize(tf.constant(pixels, tf.float32), (160, 160),
                                            antialias=True).numpy())
@@ -54,14 +55,14 @@ def main() -> None:
         wanted = [extractor.layer(n) for n in layers]
         path = Path(tempfile.mkdtemp()) / "facenet.onnx"
         started = time.perf_counter()
-        tf2onnx.convert.from_graph_def(features.facenet_graph(raw),
+        tf2onnx.convert.from_graph_def(frozen.facenet_graph(raw),
                                        input_names=[extractor.input],
                                        output_names=[w.tensor for w in wanted], opset=17,
                                        output_path=str(path))
         convert = time.perf_counter() - started
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        graph = features.network(extractor.name, layers)
+        graph = frozen.network(extractor.name, layers)
         engines = {
             "TensorFlow": lambda b, g=graph: [p.numpy() for p in g(tf.constant(b))],
             "ONNX Runtime": lambda b, s=session, n=name, w=wanted: [

@@ -40,7 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from face_layers import OUT, SHARED, celeba, interval, probe, smilesmiled  # noqa: E402
 
 from comp.metrics import balanced_accuracy  # noqa: E402
-from comp.train import features  # noqa: E402
+from comp.train import extractor, features  # noqa: E402
 
 VIEWS = ("facenet", "facenet-stages-flip")
 
@@ -58,13 +58,13 @@ def costs(sides: list[int], folder: Path) -> list[str]:
     pixels = np.random.default_rng(0).integers(0, 256, (256, 56, 56, 3), np.uint8)
     net = features.FACENET
     tag = features.int8_tag("facenet-stages-flip", pixels, ws=_Workspace(folder))
-    engines = {"tf": features._tensorflow_runner(net, features.STAGES),
-               "fp32": features.onnx_runner(net, folder),
-               "int8": features.int8_runner(net, folder, tag)}
+    engines = {"tf": extractor.tensorflow_runner(net, features.STAGES),
+               "fp32": extractor.onnx_runner(net, folder),
+               "int8": extractor.int8_runner(net, folder, tag)}
     rows = ["| side | TensorFlow graph | ONNX Runtime float32 | ONNX Runtime int8 |",
             "|---|---|---|---|"]
     for side in sides:
-        x = features.prepared(pixels, side)
+        x = extractor.prepared(pixels, side)
         best: dict[str, float] = {}
         for _ in range(2):
             for name, run in engines.items():

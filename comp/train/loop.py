@@ -30,7 +30,6 @@ from comp.config import DEFAULT_EPOCHS, Balance, Schedule, TrainConfig, as_recor
 from comp.errors import CompError, TimeLimitReached
 from comp.native_log import load_keras, native_stderr_silenced
 from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run, other_data
-from comp.train import features
 from comp.train.recipe import Recipe, check_given
 from comp.version import __version__
 from comp.workspace import DEFAULT_WORKSPACE, Workspace
@@ -119,7 +118,7 @@ def compile_model(model: Any, recipe: Recipe, *, num_classes: int, steps_per_epo
 
 
 def _new_record(cfg: TrainConfig, run_dir: RunDir, data: TrainData, model: Any, *,
-                recipe: Recipe, folds: int, feature_int8: str) -> RunRecord:
+                recipe: Recipe, folds: int, int8: str) -> RunRecord:
     from comp.train.models import count_params
 
     total, trainable = count_params(model)
@@ -131,7 +130,7 @@ def _new_record(cfg: TrainConfig, run_dir: RunDir, data: TrainData, model: Any, 
         augment=recipe.augment, params=total, trainable_params=trainable,
         images_train=len(data.x_train), images_val=len(data.x_val),
         created=datetime.now().isoformat(), config=as_record(cfg), folds=folds,
-        feature_int8=feature_int8)
+        feature_int8=int8)
 
 
 def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, record: RunRecord,
@@ -269,16 +268,13 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
 
     from comp.train.callbacks import load_checkpoint, restore_rng_states
     from comp.train.data import load_training_data
-    from comp.train.features import model_inputs
+    from comp.train.features import int8_tag, model_inputs
 
     keras.backend.clear_session()  # a fresh graph per fold model
     data = load_training_data(ws, max_images=cfg.max_images, seed=cfg.seed, fold=fold)
-    # a new run of an int8 view calibrates it once per workspace; a resumed one keeps its own
-    feature_int8 = (record.feature_int8 if record is not None
-                    else features.int8_tag(cfg.model, data.x_train, ws=ws))
-    data = replace(data, x_train=model_inputs(cfg.model, data.x_train, ws=ws,
-                                              int8=feature_int8),
-                   x_val=model_inputs(cfg.model, data.x_val, ws=ws, int8=feature_int8))
+    int8 = record.feature_int8 if record else int8_tag(cfg.model, data.x_train, ws=ws)
+    data = replace(data, x_train=model_inputs(cfg.model, data.x_train, ws=ws, int8=int8),
+                   x_val=model_inputs(cfg.model, data.x_val, ws=ws, int8=int8))
     with native_stderr_silenced():  # Keras seeds TensorFlow too, importing it if present
         keras.utils.set_random_seed(cfg.seed + (fold or 0))
     steps = -(-len(data.x_train) // cfg.batch_size)
@@ -295,13 +291,12 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
                              num_classes=len(data.classes), steps_per_epoch=steps,
                              epochs=epochs)
     if record is None:  # a new run
-        record = _new_record(cfg, run_dir, data, model, recipe=recipe, folds=folds,
-                             feature_int8=feature_int8)
+        record = _new_record(cfg, run_dir, data, model, recipe=recipe, folds=folds, int8=int8)
     record = replace(record, hardware=hw.description, precision=hw.policy,
                      versions=_versions(), command=" ".join(sys.argv))
     run_dir.save_record(record)
     own = record if fold is None else _member_record(cfg, run_dir, member, data, model,
-                                                     recipe=recipe, feature_int8=feature_int8)
+                                                     recipe=recipe, int8=int8)
     label = run_dir.name if fold is None else f"{run_dir.name} fold {fold + 1}/{record.folds}"
     print(f"run {label}: {cfg.model} on {hw.description}, {hw.policy}; "
           f"{len(data.x_train)} train / {len(data.x_val)} val images; epochs "
@@ -321,12 +316,11 @@ def _train_member(cfg: TrainConfig, recipe: Recipe, hw: Hardware, *, ws: Workspa
 
 
 def _member_record(cfg: TrainConfig, run_dir: RunDir, member: RunDir, data: TrainData,
-                   model: Any, *, recipe: Recipe, feature_int8: str) -> RunRecord:
+                   model: Any, *, recipe: Recipe, int8: str) -> RunRecord:
     """A fold model's own record: the saved one (a resume), else a new one, saved."""
-    saved = member.load_record() if member.record.exists() else None
-    own = saved or replace(_new_record(cfg, run_dir, data, model, recipe=recipe, folds=0,
-                                       feature_int8=feature_int8),
-                           run=f"{run_dir.name}/{member.name}")
+    own = member.load_record() if member.record.exists() else replace(_new_record(
+        cfg, run_dir, data, model, recipe=recipe, folds=0, int8=int8),
+        run=f"{run_dir.name}/{member.name}")
     member.save_record(own)
     return own
 
