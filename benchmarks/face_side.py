@@ -19,6 +19,7 @@ side, batches of 64, best of two), TensorFlow's graph, comp's ONNX Runtime float
 its int8 one.
 
     python benchmarks/face_side.py [--images 3000] [--sides 160 128 112 96 80] [--no-int8]
+        [--costs-only]
 """
 
 from __future__ import annotations
@@ -87,12 +88,16 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3000, help="per dataset")
     parser.add_argument("--sides", type=int, nargs="+", default=[160, 128, 112, 96, 80])
     parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument("--costs-only", action="store_true",
+                        help="only the milliseconds per image (on a quiet machine)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     if not SHARED.exists():
         print(f"skipping: {SHARED} not found")
         return
     cost_rows = costs(args.sides, Path(tempfile.mkdtemp()))
+    if args.costs_only:
+        return
     rows = []
     for name, load in (("smilesmiled", lambda: smilesmiled(args.images, args.seed)),
                        ("celeba", lambda: celeba(args.images))):

@@ -47,14 +47,24 @@ def main() -> None:
     parser.add_argument("--make-test", type=Path,
                         help="a ../shared/data folder to make --test from (when absent)")
     parser.add_argument("--images", type=int, default=20000)
+    parser.add_argument("--reference-run", action="append",
+                        help="the runs of the reference phase 2 (default: --run), e.g. a "
+                             "float32 feature run against an int8 one")
+    parser.add_argument("--phase1-test", type=Path,
+                        help="the test folder of phase 1's submit, for a workspace prepared "
+                             "without val images")
     args = parser.parse_args()
     if args.make_test and not args.test.exists():
         make_test(args.make_test, args.test, args.answers, images=args.images)
-    common = ["-w", str(args.workspace), "--checkpoints", str(args.checkpoints),
-              *[a for run in args.run for a in ("--run", run)], "--submissions",
-              str(args.submissions)]
+    common = _common(args, args.run)
+    reference_common = _common(args, args.reference_run or args.run)
     # phase 1 fits and caches the decision rule (not timed)
-    subprocess.run([sys.executable, "-m", "comp.cli", "submit", *common], check=True)
+    first = ["--test", str(args.phase1_test)] if args.phase1_test else []
+    subprocess.run([sys.executable, "-m", "comp.cli", "submit", *common, *first], check=True)
+    if args.reference_run:
+        subprocess.run([sys.executable, "-m", "comp.cli", "submit", *reference_common, *first],
+                       check=True)
+    cached = _keep_features(args.workspace)
     from comp.runs import RunDir
     from comp.specs import spec
 
@@ -63,7 +73,7 @@ def main() -> None:
                    for run in args.run)
     target = ("none: a feature run computes the new images' frozen features" if features
               else f"< {15 if models == 1 else 30} s")
-    csv, seconds, info = _phase2(args, common, keras_only=False)
+    csv, seconds, info = _phase2(args, common, keras_only=False, features=cached)
     print(f"\nphase 2: {info['images']:,} new test images -> {csv} in {seconds:.1f} s from "
           f"command to validated CSV with {models} model(s) (new images evicted from the page "
           f"cache; target {target}); leaks: {info['leaks']['applied']} "
@@ -77,13 +87,16 @@ def main() -> None:
         return
     import pandas as pd
 
-    reference, keras_seconds, _ = _phase2(args, common, keras_only=True)
+    reference, keras_seconds, _ = _phase2(args, reference_common, keras_only=True,
+                                          features=cached)
     a, b = pd.read_csv(csv, dtype=str), pd.read_csv(reference, dtype=str)
     both = a.merge(b, on=a.columns[0], suffixes=("", "_keras"))
     label = a.columns[1]
     same = float((both[label] == both[f"{label}_keras"]).mean())
-    print(f"\nthe same phase 2, Keras predicting: {keras_seconds:.1f} s; labels equal to Keras' "
-          f"on {same:.4%} of the {len(a):,} images (target >= 99.9 %)")
+    runs = " + ".join(args.reference_run or args.run)
+    print(f"\nthe reference phase 2 ({runs}; Keras predicting, TensorFlow's graph computing "
+          f"float32 features): {keras_seconds:.1f} s; labels equal to the reference on "
+          f"{same:.4%} of the {len(a):,} images (target >= 99.9 % for the same runs)")
     if args.answers:
         print(f"balanced accuracy against the answers, Keras predicting: "
               f"{score_against(reference, args.answers):.4f}")
@@ -94,10 +107,36 @@ KERAS_ONLY = ("import sys, runpy; import comp.submit.engine as e; e.OFF = True; 
               "sys.argv[0] = 'comp'; runpy.run_module('comp.cli', run_name='__main__')")
 
 
-def _phase2(args: argparse.Namespace, common: list[str], *, keras_only: bool
-            ) -> tuple[Path, float, dict]:
-    """One timed phase 2 on cold test images: (its CSV, seconds, its manifest)."""
+def _common(args: argparse.Namespace, runs: list[str]) -> list[str]:
+    return ["-w", str(args.workspace), "--checkpoints", str(args.checkpoints),
+            *[a for run in runs for a in ("--run", run)], "--submissions",
+            str(args.submissions)]
+
+
+def _keep_features(workspace: Path) -> Path | None:
+    """A copy of the workspace's cached frozen features before phase 2, so that every timed
+    phase 2 computes the new images' features (put back before each)."""
+    import shutil
+    import tempfile
+
+    folder = workspace / "features"
+    if not folder.is_dir():
+        return None
+    copy = Path(tempfile.mkdtemp()) / "features"
+    shutil.copytree(folder, copy)
+    return copy
+
+
+def _phase2(args: argparse.Namespace, common: list[str], *, keras_only: bool,
+            features: Path | None) -> tuple[Path, float, dict]:
+    """One timed phase 2 on cold test images (and cold features): (its CSV, seconds, its
+    manifest)."""
     import os
+    import shutil
+
+    if features is not None:
+        shutil.rmtree(args.workspace / "features")
+        shutil.copytree(features, args.workspace / "features")
 
     for path in args.test.iterdir():  # cold: evict just those files from the page cache
         fd = os.open(path, os.O_RDONLY)

@@ -63,7 +63,7 @@ def test_onnx_runtime_features_equal_tensorflows_and_need_no_tensorflow_later(
     """With a workspace the features run on ONNX Runtime from a graph converted once into
     features/engine/: every layer within 1e-4 relative of TensorFlow's graph, flipped and at
     another side too; a later process computes from the kept graph without importing
-    TensorFlow."""
+    TensorFlow; a damaged graph is converted again."""
     import subprocess
     import sys
 
@@ -88,6 +88,11 @@ def test_onnx_runtime_features_equal_tensorflows_and_need_no_tensorflow_later(
     subprocess.run([sys.executable, "-c", code], check=True)
     np.testing.assert_allclose(np.load(tmp_path / "o.npy"),
                                features.extract(images, name="facenet"), rtol=1e-4, atol=1e-4)
+    graphs[0].write_bytes(graphs[0].read_bytes()[:1000])  # damaged: converted again
+    monkeypatch.setattr(extractor, "_RUNNERS", {})
+    np.testing.assert_allclose(features.extract(images, name="facenet", root=tmp_path),
+                               np.load(tmp_path / "o.npy"), rtol=1e-5, atol=1e-5)
+    assert not list((tmp_path / "features" / "engine").glob("*.failed"))
 
 
 def test_a_failed_conversion_is_said_once_remembered_and_tensorflow_computes(

@@ -174,16 +174,20 @@ def resize_weights(size: int, side: int) -> np.ndarray:
 def prepared(batch: np.ndarray, side: int, *, flip: bool = False) -> np.ndarray:
     """uint8 (N, H, W, C) images as the extractor reads them: flipped left to right when
     `flip`, resized to `side` x `side` (as `tf.image.resize` antialiased bilinear does, in
-    NumPy: no TensorFlow needed), gray repeated to RGB, standardised per image (float32)."""
-    x = np.asarray(batch, np.float32)
+    NumPy: no TensorFlow needed; two matrix products per channel), standardised per image
+    as `prewhiten` does over the RGB image, gray repeated to RGB last (float32)."""
+    x = np.asarray(batch)
     if flip:
         x = x[:, :, ::-1]
-    rows, cols = resize_weights(x.shape[1], side), resize_weights(x.shape[2], side)
-    x = np.einsum("ih,nhwc->niwc", rows, x, optimize=True)
-    x = np.einsum("jw,niwc->nijc", cols, x, optimize=True)
-    if x.shape[-1] == 1:
-        x = np.repeat(x, 3, axis=-1)
-    return prewhiten(x)
+    n, h, w, c = x.shape
+    rows, cols = resize_weights(h, side), resize_weights(w, side)
+    planes = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+    wide = (planes.reshape(n * c * h, w) @ cols.T).reshape(n * c, h, side)
+    flat = np.matmul(rows, wide).reshape(n, c * side * side)
+    flat -= flat.mean(axis=1, keepdims=True)  # a gray image's mean and spread are its RGB's
+    flat /= np.maximum(flat.std(axis=1, keepdims=True), 1.0 / np.sqrt(side * side * 3))
+    out = flat.reshape(n, c, side, side).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(np.broadcast_to(out, (n, side, side, 3)) if c == 1 else out)
 
 
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -219,7 +223,8 @@ def onnx_runner(extractor: Extractor, root: Path) -> Runner | None:
     runner = None
     if onnx_possible() and onnx.failed_before(folder, path.stem, libraries) is None:
         try:
-            runner = _onnx_layers(extractor, _session(_fp32_graph(extractor, root), extractor))
+            runner = _onnx_layers(extractor, _opened(path, extractor,
+                                                     lambda: _fp32_graph(extractor, root)))
         except Exception as exc:  # noqa: BLE001 - the converter and runtime raise many kinds
             path.unlink(missing_ok=True)
             note(f"ONNX Runtime not used for {extractor.name}'s features "
@@ -252,6 +257,19 @@ def _session(path: Path, extractor: Extractor) -> Callable[[np.ndarray], list[An
     from comp.train import onnx
 
     return onnx.open_session(path, np.zeros((1, extractor.side, extractor.side, 3), np.float32))
+
+
+def _opened(path: Path, extractor: Extractor, make: Callable[[], Path]
+            ) -> Callable[[np.ndarray], list[Any]]:
+    """A session on the graph `make` returns (making it when absent); a kept graph that
+    cannot be opened (damaged) is made again once."""
+    try:
+        return _session(make(), extractor)
+    except Exception:  # noqa: BLE001 - a damaged file: made again below, or the error raised
+        if not path.is_file():
+            raise
+        path.unlink()
+    return _session(make(), extractor)
 
 
 def onnx_possible() -> bool:
@@ -334,7 +352,8 @@ def int8_runner(extractor: Extractor, root: Path, tag: str) -> Runner:
         if not _onnx_installed():
             raise CompError(f"this run reads {extractor.name}'s int8 features, which ONNX "
                             "Runtime computes: pip install onnxruntime onnx tf2onnx")
-        runner = _onnx_layers(extractor, _session(int8_graph(extractor, root, tag), extractor))
+        runner = _onnx_layers(extractor, _opened(path, extractor,
+                                                 lambda: int8_graph(extractor, root, tag)))
         _RUNNERS[path] = runner
     return runner
 

@@ -36,7 +36,7 @@ class PresetRun:
 PRESETS: dict[str, tuple[PresetRun, ...]] = {
     "best": (PresetRun(Model.RES, 40, "about 5 folds x 40 epochs at ~300 images/s on 2 cores"),
              PresetRun(Model.FACENET_STAGES_FLIP, 40,
-                       "two FaceNet passes per image (once), then seconds per fold")),
+                       "two int8 FaceNet passes per image (once), then ~35 s per fold")),
 }
 # what may be typed beside --preset: where things are and how they run, not what is trained
 ALLOWED = frozenset({"workspace", "checkpoints", "seed", "tpu", "tpu_name", "batch_size",
