@@ -312,3 +312,24 @@ def test_a_search_leaves_a_feature_models_pixels_alone() -> None:
 
     space = space_for("facenet", 32)
     assert set(SPACE) - set(space) == {"augment", "augment_strength", "input_scale", "width"}
+
+
+def test_an_int8_graph_that_cannot_be_made_leaves_the_run_in_float32(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    """A full disk (or a quantizer error) while making the int8 graph: one note, the run
+    reads float32 features (tag ""), no calibration images kept as if the tag were made."""
+    from types import SimpleNamespace
+
+    from comp.train import features
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(features, "onnx_possible", lambda: True)
+    monkeypatch.setattr(features, "int8_graph", full_disk)
+    images = np.arange(3, dtype=np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 1), np.uint8)
+    assert features.int8_tag("facenet-stages", images, ws=SimpleNamespace(root=tmp_path)) == ""
+    assert "note: facenet's int8 features not made ([Errno 28] No space left on device); " \
+        "the run reads float32 ones" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.npy"))

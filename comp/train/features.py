@@ -135,16 +135,16 @@ def int8_tag(model: str, pixels: np.ndarray, *, ws: Workspace | None) -> str:
     calibration = np.ascontiguousarray(pixels[chosen])
     tag = "int8-" + hashlib.sha256(repr(calibration.shape).encode() + calibration.tobytes()
                                    ).hexdigest()[:12]
-    try:
+    try:  # the graph, then its images (the mark that the tag is complete)
         int8_graph(extractor, ws.root, tag, calibration)
-    except Exception as exc:  # noqa: BLE001 - the quantizer raises many kinds
+        atomic_write(folder / f"{extractor.name}-{tag}.npy",
+                     lambda p: np.save(p.open("wb"), calibration))
+    except Exception as exc:  # noqa: BLE001 - the quantizer and a full disk raise many kinds
         from comp.train import onnx
 
         note(f"{extractor.name}'s int8 features not made ({onnx.reason(exc)}); the run reads "
              "float32 ones")
         return ""
-    atomic_write(folder / f"{extractor.name}-{tag}.npy",
-                 lambda p: np.save(p.open("wb"), calibration))
     return tag
 
 
