@@ -294,7 +294,7 @@ def _convert(extractor: Extractor, path: Path) -> None:
 
 
 def int8_graph(extractor: Extractor, root: Path, tag: str,
-                calibration: np.ndarray | None = None) -> Path:
+               calibration: np.ndarray | None = None) -> Path:
     """The int8 graph of `tag`, quantized now when it is not there yet (ONNX Runtime's static
     quantization: per-channel int8 weights, uint8 activations whose ranges the calibration
     images set), from the float32 graph."""
