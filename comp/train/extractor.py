@@ -149,13 +149,13 @@ def network(name: str, layers: tuple[str, ...]) -> Callable[[Any], list[Any]]:
     return run
 
 
-def prewhiten(images: np.ndarray) -> np.ndarray:
-    """Each image minus its mean, over its standard deviation (at least 1/sqrt(pixels)):
-    FaceNet's own input standardisation."""
+def prewhiten(images: np.ndarray, *, size: int | None = None) -> np.ndarray:
+    """Each image minus its mean, over its standard deviation (at least 1/sqrt(size), the
+    numbers in an image unless given): FaceNet's own input standardisation."""
     x = images.astype(np.float32)
     axes = tuple(range(1, x.ndim))
     mean = x.mean(axis=axes, keepdims=True)
-    std = np.maximum(x.std(axis=axes, keepdims=True), 1.0 / np.sqrt(x[0].size))
+    std = np.maximum(x.std(axis=axes, keepdims=True), 1.0 / np.sqrt(size or x[0].size))
     return ((x - mean) / std).astype(np.float32)
 
 
@@ -183,9 +183,8 @@ def prepared(batch: np.ndarray, side: int, *, flip: bool = False) -> np.ndarray:
     rows, cols = resize_weights(h, side), resize_weights(w, side)
     planes = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
     wide = (planes.reshape(n * c * h, w) @ cols.T).reshape(n * c, h, side)
-    flat = np.matmul(rows, wide).reshape(n, c * side * side)
-    flat -= flat.mean(axis=1, keepdims=True)  # a gray image's mean and spread are its RGB's
-    flat /= np.maximum(flat.std(axis=1, keepdims=True), 1.0 / np.sqrt(side * side * 3))
+    # a gray image's mean and spread are those of its RGB repetition, over 3x the numbers
+    flat = prewhiten(np.matmul(rows, wide).reshape(n, c * side * side), size=side * side * 3)
     out = flat.reshape(n, c, side, side).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(np.broadcast_to(out, (n, side, side, 3)) if c == 1 else out)
 

@@ -131,7 +131,7 @@ def int8_tag(model: str, pixels: np.ndarray, *, ws: Workspace | None) -> str:
         return made[0].stem.removeprefix(f"{extractor.name}-")
     keys = digests(pixels)
     _, first = np.unique(keys, return_index=True)
-    chosen = np.sort(first[np.argsort(keys[first])][:CALIBRATION])
+    chosen = np.sort(first[:CALIBRATION])  # unique's order is the digests' order
     calibration = np.ascontiguousarray(pixels[chosen])
     tag = "int8-" + hashlib.sha256(repr(calibration.shape).encode() + calibration.tobytes()
                                    ).hexdigest()[:12]
