@@ -21,7 +21,7 @@ import numpy as np
 
 from comp.config import TrainConfig, TuneConfig, option
 from comp.errors import CompError
-from comp.specs import shape_problem, spec
+from comp.specs import shape_problem
 from comp.workspace import Workspace, write_json
 
 
@@ -198,10 +198,6 @@ def _tune(cfg: TuneConfig, ws: Workspace) -> Tuned:
                                                    optuna.trial.TrialState.PRUNED)]
 
     val = ws.split("val", ws.load_index())  # read once: every trial is scored on it
-    if spec(cfg.model).features is not None:  # a feature model is scored on their features
-        from comp.train.features import model_inputs
-
-        val = (model_inputs(cfg.model, val[0], ws=ws), *val[1:])
     if len(np.unique(val[1])) < 2:
         raise CompError(f"{ws.root}: the val split has one class only; prepare with a larger "
                         "val fraction (--split)")
@@ -214,7 +210,8 @@ def _tune(cfg: TuneConfig, ws: Workspace) -> Tuned:
                 checkpoints=Path(scratch), run_name=f"trial-{trial.number}",
                 max_images=cfg.max_images, seed=cfg.seed, progress=False, **params),
                 watch=(_reporter(trial),))
-            return trial_score(Path(scratch) / f"trial-{trial.number}", val, seed=cfg.seed)
+            return trial_score(Path(scratch) / f"trial-{trial.number}", val, seed=cfg.seed,
+                               ws=ws)
 
     remaining = max(cfg.trials - len(done), 0)
     if remaining:
@@ -241,19 +238,22 @@ def _tune(cfg: TuneConfig, ws: Workspace) -> Tuned:
                  float(best.value), rows, best_file, history_png, warning)
 
 
-def trial_score(run: Path, val: tuple[np.ndarray, np.ndarray, Any], *, seed: int) -> float:
+def trial_score(run: Path, val: tuple[np.ndarray, np.ndarray, Any], *, seed: int,
+                ws: Workspace | None = None) -> float:
     """What `comp submit` would score: the trial's best checkpoint on the val split (`val`:
-    its pixels (a feature model's features), labels and index rows, as `Workspace.split`
-    gives them), the threshold (or
-    class offsets) tuned out-of-fold there, kept only where it beats 0.5 (the arg-max) by its
-    spread."""
+    its pixels, labels and index rows, as `Workspace.split` gives them; a feature model reads
+    the features its run trained on, kept in `ws`'s cache), the threshold (or class offsets)
+    tuned out-of-fold there, kept only where it beats 0.5 (the arg-max) by its spread."""
     from comp.runs import RunDir
     from comp.submit.evaluate import holdout_folds
     from comp.submit.predict import predict_run
     from comp.submit.select import pick_rule
+    from comp.train.features import run_inputs
 
     x, y, rows = val
-    prob = predict_run(RunDir(run).best, x, desc="trial val").prob
+    run_dir = RunDir(run)
+    x = run_inputs(run_dir.load_record(), x, ws=ws)
+    prob = predict_run(run_dir.best, x, desc="trial val").prob
     folds = holdout_folds(rows, y, folds=min(5, max(2, len(y) // 20)), seed=seed)
     return pick_rule(prob, y, folds, seed=seed)[1]
 

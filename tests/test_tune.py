@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
 
 from comp.cli import app
 from comp.errors import CompError
+from comp.runs import RunDir
 
 runner = CliRunner()
 TUNE = ["tune", "--model", "b1", "--epochs", "2", "--max-images", "128", "--startup", "1"]
@@ -117,7 +119,43 @@ def test_a_trial_is_scored_as_submit_scores_it(workspace: Path,
     p1 = 0.2 + 0.1 * y
     monkeypatch.setattr(predict, "predict_run", lambda *a, **k: Predictions(
         np.stack([1 - p1, p1], axis=1), np.zeros((len(y), 2))))
+    monkeypatch.setattr(RunDir, "load_record", lambda self: SimpleNamespace(
+        model="res", feature_int8=""))
     assert trial_score(Path("unused"), ws.split("val", index), seed=0) == pytest.approx(1.0)
+
+
+def test_a_feature_trial_is_scored_on_the_features_it_trained_on(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feature model's trial reads its val images through the int8 extractor its run
+    record names (what it trained on), not the float32 one."""
+    import numpy as np
+
+    import comp.submit.predict as predict
+    import comp.train.features as features
+    from comp.submit.predict import Predictions
+    from comp.tune import trial_score
+    from comp.workspace import Workspace
+
+    ws = Workspace(workspace)
+    val = ws.split("val", ws.load_index())
+    seen = {}
+
+    def inputs(model: str, pixels: np.ndarray, *, ws: Workspace | None, int8: str = "",
+               desc: str = "") -> np.ndarray:
+        seen.update(model=model, int8=int8, images=len(pixels), ws=ws)
+        return np.ones((len(pixels), 3), np.float32)
+
+    def run(path: Path, x: np.ndarray, **kw: object) -> Predictions:
+        seen["read"] = x.shape
+        return Predictions(np.full((len(x), 2), 0.5), np.zeros((len(x), 2)))
+
+    monkeypatch.setattr(features, "model_inputs", inputs)
+    monkeypatch.setattr(predict, "predict_run", run)
+    monkeypatch.setattr(RunDir, "load_record", lambda self: SimpleNamespace(
+        model="facenet-stages-flip", feature_int8="int8-0123456789ab"))
+    trial_score(Path("unused"), val, seed=0, ws=ws)
+    assert seen == {"model": "facenet-stages-flip", "int8": "int8-0123456789ab",
+                    "images": len(val[0]), "ws": ws, "read": (len(val[0]), 3)}
 
 
 def test_train_warns_when_the_epochs_differ_from_the_tuned_ones(workspace: Path,

@@ -23,7 +23,7 @@ from comp.prepare.splits import assign_folds
 from comp.runs import RunDir, open_run, runs_for
 from comp.submit.decision import best_threshold, oof_decisions
 from comp.submit.predict import Predictions, predict_models, predict_run
-from comp.train.features import flippable, model_inputs
+from comp.train.features import flippable, run_inputs
 from comp.workspace import Workspace, atomic_write, read_npz, write_json
 
 
@@ -97,8 +97,7 @@ def _out_of_fold(ws: Workspace, rows: pd.DataFrame, run_dir: RunDir, *, tta: boo
     store = ws.load_store("train")
     fold, at = rows["fold"].to_numpy(), rows["row"].to_numpy()
     record = run_dir.load_record()
-    features = (None if flippable(record.model) else
-                model_inputs(record.model, store[at], ws=ws, int8=record.feature_int8))
+    features = None if flippable(record.model) else run_inputs(record, store[at], ws=ws)
     prob: np.ndarray | None = None
     emb: np.ndarray | None = None
     for k, member in enumerate(run_dir.fold_dirs()):
@@ -126,9 +125,8 @@ def holdout_predictions(ws: Workspace, index: pd.DataFrame, run_dir: RunDir, *, 
     if run_dir.cross_fitted:
         pred = _out_of_fold(ws, ws.labelled(index), run_dir, tta=tta)
     else:
-        pred = predict_run(run_dir.best, model_inputs(
-            record.model, ws.split("holdout", index)[0], ws=ws, int8=record.feature_int8),
-            tta=tta, engine=run_dir.engine)
+        pred = predict_run(run_dir.best, run_inputs(record, ws.split("holdout", index)[0],
+                                                    ws=ws), tta=tta, engine=run_dir.engine)
     atomic_write(cache, lambda p: np.savez(p.open("wb"), prob=pred.prob,
                                            embedding=pred.embedding, key=np.array(key)))
     return pred
@@ -140,8 +138,7 @@ def predict_new(run_dir: RunDir, x: np.ndarray, *, tta: bool,
     one compiled call per batch (a feature model on their features, kept in `ws`'s cache)."""
     from comp.submit.predict import members_of
 
-    record = run_dir.load_record()
-    x = model_inputs(record.model, x, ws=ws, int8=record.feature_int8)
+    x = run_inputs(run_dir.load_record(), x, ws=ws)
     return members_of(predict_models([m.best for m in run_dir.members()], x, tta=tta,
                                      engine=run_dir.engine))
 

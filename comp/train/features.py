@@ -21,6 +21,7 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -43,6 +44,9 @@ from comp.train.extractor import (
     tensorflow_runner,
 )
 from comp.workspace import Workspace, atomic_write, read_npz
+
+if TYPE_CHECKING:
+    from comp.runs import RunRecord
 
 __all__ = ["EXTRACTORS", "FACENET", "STAGES", "prewhiten"]
 
@@ -269,3 +273,10 @@ def model_inputs(model: str, pixels: np.ndarray, *, ws: Workspace | None, int8: 
         return pixels
     return features_of(pixels, name=name, cache_root=None if ws is None else ws.root,
                        int8=int8, desc=desc)
+
+
+def run_inputs(record: RunRecord, pixels: np.ndarray, *, ws: Workspace | None,
+               desc: str = "features") -> np.ndarray:
+    """What a trained run's models read: `model_inputs` from the features it trained on
+    (float32, or the int8 graph of its record's tag)."""
+    return model_inputs(record.model, pixels, ws=ws, int8=record.feature_int8, desc=desc)
