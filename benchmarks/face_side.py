@@ -16,7 +16,8 @@ sample's images), scored alike.
 
 Cost: milliseconds per image of the network on 2 cores (random 56x56 images enlarged to the
 side, batches of 64, best of two), TensorFlow's graph, comp's ONNX Runtime float32 graph and
-its int8 one.
+its int8 one; with OpenVINO installed (`pip install openvino`), both ONNX graphs compiled by
+OpenVINO's CPU plugin as well.
 
     python benchmarks/face_side.py [--images 3000] [--sides 160 128 112 96 80] [--no-int8]
         [--costs-only]
@@ -55,21 +56,28 @@ class _Workspace:
 
 def costs(sides: list[int], folder: Path) -> list[str]:
     """Milliseconds per image of the network alone at each side: TensorFlow's graph, and
-    comp's ONNX Runtime float32 and (at 160 px, the side it is calibrated for) int8 graphs."""
+    comp's ONNX Runtime float32 and (at 160 px, the side it is calibrated for) int8 graphs;
+    with OpenVINO installed, the same two ONNX graphs compiled by OpenVINO (2 threads) too."""
     pixels = np.random.default_rng(0).integers(0, 256, (256, 56, 56, 3), np.uint8)
     net = features.FACENET
     tag = features.int8_tag("facenet-stages-flip", pixels, ws=_Workspace(folder))
     engines = {"tf": extractor.tensorflow_runner(net, features.STAGES),
                "fp32": extractor.onnx_runner(net, folder),
                "int8": extractor.int8_runner(net, folder, tag)}
-    rows = ["| side | TensorFlow graph | ONNX Runtime float32 | ONNX Runtime int8 |",
-            "|---|---|---|---|"]
+    columns = ["TensorFlow graph", "ONNX Runtime float32", "ONNX Runtime int8"]
+    graphs = {"ov-fp32": extractor._fp32_path(net, folder),
+              "ov-int8": folder / extractor.FOLDER / "engine" / f"{net.name}-{tag}.onnx"}
+    engines.update({name: _openvino(path) for name, path in graphs.items()
+                    if _openvino(None) is not None})
+    if "ov-fp32" in engines:
+        columns += ["OpenVINO float32", "OpenVINO int8 (the same graph)"]
+    rows = ["| side | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for side in sides:
         x = extractor.prepared(pixels, side)
         best: dict[str, float] = {}
         for _ in range(2):
             for name, run in engines.items():
-                if name == "int8" and side != net.side:
+                if name.endswith("int8") and side != net.side:
                     continue
                 run(x[:8])
                 started = time.perf_counter()
@@ -77,10 +85,26 @@ def costs(sides: list[int], folder: Path) -> list[str]:
                     run(x[s:s + features.BATCH])
                 best[name] = min(best.get(name, np.inf),
                                  (time.perf_counter() - started) / len(x) * 1000)
-        rows.append(f"| {side} px | {best['tf']:.2f} ms | {best['fp32']:.2f} ms | "
-                    + (f"{best['int8']:.2f} ms |" if "int8" in best else "- |"))
+        rows.append(f"| {side} px | " + " | ".join(
+            f"{best[name]:.2f} ms" if name in best else "-" for name in engines) + " |")
         print(rows[-1], flush=True)
     return rows
+
+
+def _openvino(path: Path | None):  # noqa: ANN202 - a callable on batches, or None
+    """OpenVINO's CPU run of an ONNX graph (2 threads, latency hint), or None without
+    OpenVINO (or, with `path` None, whether it is installed)."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    if path is None:
+        return openvino
+    compiled = openvino.Core().compile_model(str(path), "CPU", {
+        "INFERENCE_NUM_THREADS": 2, "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    return lambda x: request.infer({0: x})
 
 
 def main() -> None:

@@ -11,10 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from comp.choices import Model, Schedule
+from comp.config import DEFAULT_EPOCHS
 
 BACKBONE_WARMUP = 2  # epochs of the head alone before a backbone is fine-tuned
 WARMUP_RATE = 10.0  # the head's rate during them, times the fine-tuning rate
 CNN_MIN_SIDE = 22  # 22 -> conv 20 -> pool 10 -> conv 8 -> pool 4 -> conv 2 -> pool 1
+# a head on frozen features: 20 epochs measured out-of-fold against 40 and 12 on six face
+# tasks (benchmarks/feature_epochs.py): within the spread of 40 on all, at half the time
+FEATURE_EPOCHS = 20
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class ModelSpec:
     pretrained: str | None = None  # its pretrained base: --weights applies
     features: str | None = None  # it reads this frozen extractor's features, not pixels
     warmup: int | None = None  # epochs with its pretrained base frozen (None: not applicable)
+    epochs: int = DEFAULT_EPOCHS  # its budget when --epochs is not given
 
     def pixels_only(self, option: str) -> str:
         """The refusal of an option that acts on pixels, for a feature model."""
@@ -81,7 +86,7 @@ def _face(model: Model, what: str) -> ModelSpec:
     """Logistic regression on a frozen view of FaceNet (`comp.train.features.VIEWS`, the
     view named as the model)."""
     return ModelSpec(model, "build_feature_head", f"logistic regression on {what}", 1e-3,
-                     False, min_side=16, features=str(model),
+                     False, min_side=16, features=str(model), epochs=FEATURE_EPOCHS,
                      min_side_why="comp's smallest stored image")
 
 
@@ -112,6 +117,11 @@ SPECS: dict[Model, ModelSpec] = {s.model: s for s in (
 
 def spec(model: str) -> ModelSpec:
     return SPECS[Model(model)]
+
+
+def epochs_of(model: str, epochs: int | None) -> int:
+    """The epochs a new run of `model` trains: `--epochs`, else the model's own budget."""
+    return epochs or spec(model).epochs
 
 
 def shape_problem(model: str, *, width: float = 1.0, dropout: float | None = None,

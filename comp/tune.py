@@ -362,10 +362,10 @@ def with_params(cfg: TrainConfig, params: dict[str, Any], *, source: Path) -> Tr
             raise CompError(f"{source}: parameter {name!r} is {value!r}: {problem}; fix the "
                             "file or run `comp tune` again")
     tuned = replace(cfg, **params)
-    problem = shape_problem(str(tuned.model), width=tuned.width, dropout=tuned.dropout,
+    refused = shape_problem(str(tuned.model), width=tuned.width, dropout=tuned.dropout,
                             input_scale=tuned.input_scale)
-    if problem is not None:  # a file tuned for another model: refused before any work
-        raise CompError(f"{source}: {problem.split('. Received')[0]}; fix the file or run "
+    if refused is not None:  # a file tuned for another model: refused before any work
+        raise CompError(f"{source}: {refused.split('. Received')[0]}; fix the file or run "
                         f"`comp tune --model {tuned.model}`")
     return tuned
 

@@ -131,3 +131,48 @@ def test_a_single_run_stops_at_its_time_limit_and_resumes(workspace: Path,
     assert result.exit_code == 0, result.output
     record = RunDir(ck / "r").load_record()
     assert record.status == "finished" and record.epochs_done == 3
+
+
+def test_without_epochs_a_run_trains_its_models_budget_and_records_it(
+        workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--epochs not given: the model's own budget (the heads on frozen features 20, measured;
+    the others the report's 100), written into the run's options, so that a resume reads it;
+    a run recorded without a budget (an older comp's) resumes to the report's 100."""
+    from comp import specs
+    from comp.config import DEFAULT_EPOCHS, TrainConfig
+    from comp.runs import RunDir
+    from comp.train import train
+    from comp.train.preset import PRESETS
+
+    assert specs.epochs_of("facenet-stages-flip", None) == specs.FEATURE_EPOCHS == 20
+    assert specs.epochs_of("facenet", 3) == 3
+    assert specs.epochs_of("res", None) == DEFAULT_EPOCHS == 100
+    assert {r.model: r.epochs for r in PRESETS["best"]} == {
+        Model.RES: 40, Model.FACENET_STAGES_FLIP: specs.FEATURE_EPOCHS}
+
+    monkeypatch.setitem(specs.SPECS, Model.LOGREG, replace(specs.SPECS[Model.LOGREG],
+                                                           epochs=2))
+    ck = tmp_path / "ck"
+    record = train(TrainConfig(workspace=workspace, model="logreg", folds=1, checkpoints=ck,
+                               run_name="own", progress=False))
+    assert record.status == "finished" and record.epochs_done == 2
+    assert record.config["epochs"] == 2
+
+    monkeypatch.setitem(specs.SPECS, Model.LOGREG, replace(specs.SPECS[Model.LOGREG],
+                                                           epochs=DEFAULT_EPOCHS))
+    with pytest.raises(CompError, match="run own already has 2 epochs"):
+        train(TrainConfig(workspace=workspace, checkpoints=ck, resume="own", progress=False))
+
+    from comp.train import loop
+
+    run = RunDir(ck / "own")  # as an older comp recorded it: no budget
+    run.save_record(replace(record, config={**record.config, "epochs": None}))
+    seen = {}
+
+    def member(*args: object, epochs: int, record: object, **kw: object) -> tuple:
+        seen["epochs"] = epochs
+        return record, record
+
+    monkeypatch.setattr(loop, "_train_member", member)
+    train(TrainConfig(workspace=workspace, checkpoints=ck, resume="own", progress=False))
+    assert seen == {"epochs": DEFAULT_EPOCHS}

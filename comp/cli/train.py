@@ -20,7 +20,7 @@ from comp.cli.base import (
 )
 from comp.errors import CompError, TimeLimitReached
 from comp.runs import RunRecord
-from comp.specs import SPECS
+from comp.specs import FEATURE_EPOCHS, SPECS, epochs_of
 from comp.train.preset import PRESETS
 
 ModelOption = Annotated[c.Model, typer.Option(
@@ -28,7 +28,8 @@ ModelOption = Annotated[c.Model, typer.Option(
     help="; ".join(f"{s.model}: {s.summary}".replace("[", "\\[") for s in SPECS.values())
     + ". Default: res.")]
 Epochs = Annotated[int | None, typer.Option(
-    min=1, help=f"Epochs (default {c.DEFAULT_EPOCHS}; on --resume, the run's own).")]
+    min=1, help=f"Epochs (default {c.DEFAULT_EPOCHS}, {FEATURE_EPOCHS} for the heads on frozen "
+    "features (facenet...); on --resume, the run's own).")]
 BatchSize = Annotated[int, typer.Option(min=1, help="Global batch size.")]
 Rate = Annotated[float | None, typer.Option(help="Peak learning rate (default: the model's).")]
 Augment = Annotated[bool | None, typer.Option("--augment/--no-augment",
@@ -150,7 +151,7 @@ def _with_params(cfg: c.TrainConfig, params: str) -> c.TrainConfig:
     ws, model = Ws(cfg.workspace), str(cfg.model)
     cfg = with_params(cfg, load_params(params, ws, model), source=params_path(params, ws, model))
     tuned_for = tuned_epochs(params, ws, model)
-    budget = cfg.epochs or c.DEFAULT_EPOCHS
+    budget = epochs_of(str(cfg.model), cfg.epochs)
     if tuned_for is not None and tuned_for != budget:
         typer.echo(f"warning: --params {params} was tuned with {tuned_for} epochs per trial; "
                    f"this run trains {budget}, and the best options for one budget are not "

@@ -30,6 +30,7 @@ from comp.config import DEFAULT_EPOCHS, Balance, Schedule, TrainConfig, as_recor
 from comp.errors import CompError, TimeLimitReached
 from comp.native_log import load_keras, native_stderr_silenced
 from comp.runs import RunDir, RunRecord, check_run_name, list_runs, new_run, other_data
+from comp.specs import epochs_of
 from comp.train.recipe import Recipe, check_given
 from comp.version import __version__
 from comp.workspace import DEFAULT_WORKSPACE, Workspace
@@ -347,7 +348,11 @@ def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> Ru
         raise CompError(other_data(resumed[1].name, resumed[2], fingerprint=meta.fingerprint,
                                    pixels=meta.pixels))
     folds = resumed[2].folds if resumed is not None else _fold_count(cfg, ws)
-    epochs = cfg.epochs or DEFAULT_EPOCHS
+    if resumed is not None:  # a run recorded without its budget trained the report's
+        epochs = cfg.epochs or DEFAULT_EPOCHS
+    else:  # recorded, so that a resume reads the budget the run started with
+        epochs = epochs_of(cfg.model, cfg.epochs)
+        cfg = replace(cfg, epochs=epochs)
     recipe = Recipe.of(cfg)
     if resumed is not None:
         run_dir, record = resumed[1], resumed[2]

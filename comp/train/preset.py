@@ -23,6 +23,7 @@ from pathlib import Path
 from comp.config import Model, TrainConfig, option
 from comp.errors import CompError, TimeLimitReached
 from comp.runs import RunDir, RunRecord, other_data
+from comp.specs import FEATURE_EPOCHS
 from comp.workspace import Workspace
 
 
@@ -35,7 +36,7 @@ class PresetRun:
 
 PRESETS: dict[str, tuple[PresetRun, ...]] = {
     "best": (PresetRun(Model.RES, 40, "about 5 folds x 40 epochs at ~300 images/s on 2 cores"),
-             PresetRun(Model.FACENET_STAGES_FLIP, 40,
+             PresetRun(Model.FACENET_STAGES_FLIP, FEATURE_EPOCHS,
                        "two int8 FaceNet passes per image (once), then ~35 s per fold")),
 }
 # what may be typed beside --preset: where things are and how they run, not what is trained

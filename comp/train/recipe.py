@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from comp.config import DEFAULT_EPOCHS, Schedule, TrainConfig, option
+from comp.config import Schedule, TrainConfig, option
 from comp.errors import CompError
-from comp.specs import SPECS, shape_problem, spec
+from comp.specs import SPECS, epochs_of, shape_problem, spec
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Recipe:
     @classmethod
     def of(cls, cfg: TrainConfig) -> Recipe:
         d = spec(cfg.model)
-        epochs = cfg.epochs or DEFAULT_EPOCHS
+        epochs = epochs_of(cfg.model, cfg.epochs)
         pretrained = cfg.weights is not None and cfg.weights.lower() != "none"
         warmup = (0 if d.warmup is None or not pretrained else
                   cfg.warmup_epochs if cfg.warmup_epochs is not None
@@ -96,9 +96,9 @@ def check_given(cfg: TrainConfig, recipe: Recipe) -> None:
         if cfg.weights is None or cfg.weights.lower() == "none":
             raise CompError("--warmup-epochs trains the head on a frozen pretrained base; with "
                             "--weights none the base is random: drop one of them")
-        if recipe.warmup >= (cfg.epochs or DEFAULT_EPOCHS):
+        if recipe.warmup >= epochs_of(cfg.model, cfg.epochs):
             raise CompError(f"--warmup-epochs {recipe.warmup} leaves no epoch to fine-tune "
-                            f"the base in (--epochs {cfg.epochs or DEFAULT_EPOCHS}); pass "
+                            f"the base in (--epochs {epochs_of(cfg.model, cfg.epochs)}); pass "
                             "fewer warm-up epochs or more --epochs")
     problem = shape_problem(str(cfg.model), width=cfg.width, dropout=cfg.dropout,
                             input_scale=cfg.input_scale, augment=recipe.augment)
