@@ -5,7 +5,7 @@ organiser hands it out: 20 % of them carved off as the test folder (labels kept 
 the rest `train/` + `train.csv`. It is prepared (5 folds), then the preset's two runs are
 trained as `comp train --preset best` names them: `best-res` (here for `--epochs` epochs per
 fold, 2 by default: a submit's time does not depend on them) and `best-facenet-stages-flip`
-(the preset's 40 epochs). The FaceNet run is then trained a second time under another name,
+(the preset's epochs). The FaceNet run is then trained a second time under another name,
 its features now cached: its training beyond the features' first computation.
 
 Timed, each from the state training left (the workspace and checkpoints copied back before
@@ -39,11 +39,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from real_data import DATASETS, SHARED, read_labels  # noqa: E402
 
+from comp.choices import Model  # noqa: E402
 from comp.config import PrepareConfig, TrainConfig  # noqa: E402
 from comp.prepare import prepare  # noqa: E402
 from comp.prepare.splits import assign_parts  # noqa: E402
 from comp.submit.submission import score_against  # noqa: E402
 from comp.train import train  # noqa: E402
+from comp.train.preset import PRESETS  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "first-submit"
 TEST_SHARE = 0.2
@@ -110,9 +112,10 @@ def main() -> None:
                           seed=args.seed, **DATASETS[args.dataset][4]))  # type: ignore[arg-type]
     common = {"workspace": saved / "ws", "checkpoints": saved / "ck", "seed": args.seed}
     res = timed_train(model="res", epochs=args.epochs, run_name="best-res", **common)
-    face = timed_train(model="facenet-stages-flip", epochs=40,
+    heads = {r.model: r.epochs for r in PRESETS["best"]}[Model.FACENET_STAGES_FLIP]
+    face = timed_train(model="facenet-stages-flip", epochs=heads,
                        run_name="best-facenet-stages-flip", **common)
-    again = timed_train(model="facenet-stages-flip", epochs=40, run_name="heads-again",
+    again = timed_train(model="facenet-stages-flip", epochs=heads, run_name="heads-again",
                         checkpoints=OUT / "again", workspace=saved / "ws", seed=args.seed)
     shutil.rmtree(OUT / "again")
     default = first_submit(saved, OUT / "work", ["--run", "best-res"])
@@ -123,7 +126,7 @@ def main() -> None:
     print("|---|---|")
     print(f"| train `res`, 5 folds x {args.epochs} epochs | {res:.1f} |")
     print(f"| train `facenet-stages-flip` (graph converted, int8 calibrated, features "
-          f"computed, 5 heads x 40 epochs) | {face:.1f} |")
+          f"computed, 5 heads x {heads} epochs) | {face:.1f} |")
     print(f"| the same run again, features cached (the heads alone) | {again:.1f} |")
     print(f"| first submit, default (`--run best-res`; test balanced accuracy "
           f"{default[1]:.4f}) | {default[0]:.1f} |")

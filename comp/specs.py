@@ -16,8 +16,9 @@ from comp.config import DEFAULT_EPOCHS
 BACKBONE_WARMUP = 2  # epochs of the head alone before a backbone is fine-tuned
 WARMUP_RATE = 10.0  # the head's rate during them, times the fine-tuning rate
 CNN_MIN_SIDE = 22  # 22 -> conv 20 -> pool 10 -> conv 8 -> pool 4 -> conv 2 -> pool 1
-# a head on frozen features: 20 epochs measured out-of-fold against 40 and 12 on six face
-# tasks (benchmarks/feature_epochs.py): within the spread of 40 on all, at half the time
+# a head on frozen features, measured out-of-fold on six face tasks against 40 and 12
+# (benchmarks/feature_epochs.py): +0.001 over 40 on average at half the time, within its
+# spread on five (-0.003 on the sixth); 12 was still learning at its last epoch
 FEATURE_EPOCHS = 20
 
 

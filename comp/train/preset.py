@@ -37,7 +37,8 @@ class PresetRun:
 PRESETS: dict[str, tuple[PresetRun, ...]] = {
     "best": (PresetRun(Model.RES, 40, "about 5 folds x 40 epochs at ~300 images/s on 2 cores"),
              PresetRun(Model.FACENET_STAGES_FLIP, FEATURE_EPOCHS,
-                       "two int8 FaceNet passes per image (once), then ~35 s per fold")),
+                       "two int8 FaceNet passes per image (once), then ~40 s of heads per 4,000 "
+                       "faces")),
 }
 # what may be typed beside --preset: where things are and how they run, not what is trained
 ALLOWED = frozenset({"workspace", "checkpoints", "seed", "tpu", "tpu_name", "batch_size",
