@@ -31,7 +31,7 @@ def test_warmup_freezes_the_base_then_fine_tunes_it(workspace: Path, tmp_path: P
     import keras
 
     from comp.train import train
-    from comp.train.loop import pretrained_base
+    from comp.train.models import pretrained_base
 
     source = keras.applications.MobileNetV2(include_top=False, weights=None,
                                             input_shape=(32, 32, 3))

@@ -183,16 +183,6 @@ def _fit(model: Any, cfg: TrainConfig, data: TrainData, *, run_dir: RunDir, reco
     return record
 
 
-def pretrained_base(model: Any) -> Any:
-    """The pretrained base inside a backbone model: its one nested Keras model."""
-    import keras
-
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if len(nested) != 1:
-        raise ValueError(f"{model.name}: expected one nested base, found {len(nested)}")
-    return nested[0]
-
-
 def _warm_up(model: Any, cfg: TrainConfig, data: TrainData, hw: Hardware, *, recipe: Recipe,
              epochs: int, fit: Any) -> RunRecord:
     """Keras' fine-tuning recipe: the new head trained with the base frozen until epoch
@@ -201,7 +191,7 @@ def _warm_up(model: Any, cfg: TrainConfig, data: TrainData, hw: Hardware, *, rec
     frozen, so in inference mode: `models.fine_tune`). `fit(model, until)` trains and returns
     the record."""
     from comp.specs import WARMUP_RATE
-    from comp.train.models import fine_tune
+    from comp.train.models import fine_tune, pretrained_base
 
     steps, k = -(-len(data.x_train) // cfg.batch_size), len(data.classes)
     with hw.scope():
@@ -348,11 +338,9 @@ def _train(cfg: TrainConfig, hold: ExitStack, watch: tuple[Any, ...] = ()) -> Ru
         raise CompError(other_data(resumed[1].name, resumed[2], fingerprint=meta.fingerprint,
                                    pixels=meta.pixels))
     folds = resumed[2].folds if resumed is not None else _fold_count(cfg, ws)
-    if resumed is not None:  # a run recorded without its budget trained the report's
-        epochs = cfg.epochs or DEFAULT_EPOCHS
-    else:  # recorded, so that a resume reads the budget the run started with
-        epochs = epochs_of(cfg.model, cfg.epochs)
-        cfg = replace(cfg, epochs=epochs)
+    if resumed is None:  # the budget recorded, so that a resume reads the one it started with
+        cfg = replace(cfg, epochs=epochs_of(cfg.model, cfg.epochs))
+    epochs = cfg.epochs or DEFAULT_EPOCHS  # a run recorded without one trained the report's
     recipe = Recipe.of(cfg)
     if resumed is not None:
         run_dir, record = resumed[1], resumed[2]

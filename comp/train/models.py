@@ -233,6 +233,14 @@ def _backbone(input_shape, num_classes, weights, augment, shape, *, name: str, b
     return keras.Model(inputs, _output(x, num_classes), name=name)
 
 
+def pretrained_base(model: keras.Model) -> keras.Model:
+    """The pretrained base inside a backbone model: its one nested Keras model."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(nested) != 1:
+        raise ValueError(f"{model.name}: expected one nested base, found {len(nested)}")
+    return nested[0]
+
+
 def fine_tune(base: keras.Model) -> None:
     """Make a pretrained base trainable except its batch norm, which stays frozen: a frozen
     BatchNormalization runs in inference mode with its ImageNet statistics (under `fit`,
