@@ -252,17 +252,18 @@ def pretrained_recipe(name: str, model: str, challenge: Path, answers: pd.DataFr
     from comp.train.preset import PRESETS
 
     ws, ck = OUT / name / "ws-comp", OUT / name / "ck"
-    feature_models = ["facenet"] + [str(r.model) for r in PRESETS["best"]
-                                    if str(r.model) not in ("facenet", model)]
+    # the former recipe's facenet at --head-epochs; the preset's feature runs at its epochs
+    feature_models = {"facenet": epochs} | {str(r.model): r.epochs for r in PRESETS["best"]
+                                            if str(r.model) not in ("facenet", model)}
     out, trained = {}, {}
-    for fm in feature_models:
+    for fm, fm_epochs in feature_models.items():
         started = time.perf_counter()
-        train(TrainConfig(workspace=ws, model=fm, epochs=epochs, checkpoints=ck,
+        train(TrainConfig(workspace=ws, model=fm, epochs=fm_epochs, checkpoints=ck,
                           run_name=f"comp-{fm}", seed=seed, progress=False))
         trained[fm] = time.perf_counter() - started
         pred, seconds, how = _submitted(ws, ck, (f"comp-{fm}",), challenge, answers, seed, fm)
         out[f"{fm} alone (5 folds)"] = (pred, trained[fm] + seconds,
-                                        f"{epochs} epochs of the head, features "
+                                        f"{fm_epochs} epochs of the head, features "
                                         f"included; {how}")
     pred, seconds, how = _submitted(ws, ck, (f"comp-{model}", "comp-facenet"), challenge,
                                     answers, seed, "recipe")
@@ -425,7 +426,8 @@ def main() -> None:
                         "alone and stacked with the default's run (with --no-baselines the "
                         "interval column is then minus the comp default)")
     parser.add_argument("--head-epochs", type=int, default=40,
-                        help="epochs of the facenet head")
+                        help="epochs of the former recipe's facenet head (the preset's feature "
+                        "run trains the preset's own)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep an earlier call's carved test, workspace and finished "
                         "default run; train the facenet run anew")

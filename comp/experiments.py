@@ -42,6 +42,7 @@ class RunRow:
     options: dict[str, Any]  # the training options that differ from the defaults
     oof: float | None  # submit's nested headline: the rule chosen without each outer fold
     oof_by: str  # which rule, on which images, and the other runs it was chosen among
+    oof_with: list[str]  # the other runs of the submit the headline comes from (none: alone)
     best_own: float | None  # the best of the run's own candidates, selected on itself
     best_own_by: str  # which candidate, and on which images
     seconds: float  # training wall time, every fold model together
@@ -117,9 +118,11 @@ def _saved_scores(run_dir: RunDir) -> dict[str, Any]:
     return saved if isinstance(saved, dict) else {}
 
 
-def _headline(run_dir: RunDir, saved: dict[str, Any]) -> tuple[float | None, str]:
+def _headline(run_dir: RunDir, saved: dict[str, Any]
+              ) -> tuple[float | None, str, list[str]]:
     """Submit's nested headline for the run alone, else for the latest submit it was one of
-    several runs in (said so); else comp evaluate's score (threshold tuned out-of-fold)."""
+    several runs in (said so, with those runs); else comp evaluate's score (threshold tuned
+    out-of-fold)."""
     headlines = saved.get("headlines")
     if isinstance(headlines, dict) and headlines:
         key = run_dir.name if run_dir.name in headlines else list(headlines)[-1]
@@ -129,14 +132,14 @@ def _headline(run_dir: RunDir, saved: dict[str, Any]) -> tuple[float | None, str
             others = [r for r in runs if r != run_dir.name]
             with_others = f"; with {', '.join(others)}" if others else ""
             return score, (f"{entry['rule']}, nested {saved.get('scored_on', 'out-of-fold')}"
-                           f"{with_others}")
+                           f"{with_others}"), others
         except (KeyError, TypeError, ValueError):
             pass  # an edited file: as if never submitted
     evaluation = Evaluation.load(run_dir.evaluation)
     if evaluation is not None:
         return evaluation.balanced_accuracy, (f"comp evaluate, threshold tuned out-of-fold on "
-                                              f"the {evaluation.scored_on} images")
-    return None, "not scored yet: comp submit (or comp evaluate) scores it"
+                                              f"the {evaluation.scored_on} images"), []
+    return None, "not scored yet: comp submit (or comp evaluate) scores it", []
 
 
 def _best_own(saved: dict[str, Any]) -> tuple[float | None, str]:
@@ -189,10 +192,11 @@ def table(workspace: Path, checkpoints: Path, submissions: Path, *, sort: str = 
             others.append(name)
             continue
         saved = _saved_scores(run_dir)
-        (oof, by), (own, own_by) = _headline(run_dir, saved), _best_own(saved)
+        (oof, by, with_runs), (own, own_by) = _headline(run_dir, saved), _best_own(saved)
         rows.append(RunRow(run=name, model=record.model, folds=record.folds,
                            epochs=record.epochs_done, status=record.status,
                            options=options_changed(record), oof=oof, oof_by=by,
+                           oof_with=with_runs,
                            best_own=own, best_own_by=own_by,
                            seconds=round(_seconds(run_dir, record), 1), created=record.created,
                            submissions=_submissions(run_dir, scores)))
@@ -210,7 +214,7 @@ def as_lines(rows: list[RunRow], others: list[str]) -> list[str]:
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         oof = f"{r.oof:.4f}" if r.oof is not None else "-"
-        if r.oof is not None and "; with " in r.oof_by:
+        if r.oof is not None and r.oof_with:
             oof += " (with other runs)"
         own = f"{r.best_own:.4f}" if r.best_own is not None else "-"
         lb = f"{r.best_lb:.4f}" if r.best_lb is not None else "-"

@@ -93,16 +93,31 @@ def test_a_run_keeps_its_headline_alone_beside_a_later_one_with_other_runs(tmp_p
     record_scores(run_dir, candidates=cands, scored_on="out-of-fold", images=10,
                   headline=0.88, rule="a (threshold)", runs=["a", "b"])
     assert _headline(run_dir, json.loads(run_dir.submit_score.read_text())) == (
-        0.88, "a (threshold), nested out-of-fold; with b")
+        0.88, "a (threshold), nested out-of-fold; with b", ["b"])
     record_scores(run_dir, candidates=cands[:2], scored_on="out-of-fold", images=10,
                   headline=0.87, rule="a +flip (threshold)", runs=["a"])
     record_scores(run_dir, candidates=cands, scored_on="out-of-fold", images=10,
                   headline=0.91, rule="stack of 2 runs (0.5)", runs=["a", "b"])
     saved = json.loads(run_dir.submit_score.read_text())
-    assert _headline(run_dir, saved) == (0.87, "a +flip (threshold), nested out-of-fold")
+    assert _headline(run_dir, saved) == (0.87, "a +flip (threshold), nested out-of-fold", [])
     assert [c["name"] for c in saved["candidates"]] == ["a", "a +flip"]  # b's are not a's
     run_dir.submit_score.write_text('{"headlines": {"a": {"headline": "x"}}}')
     assert _headline(run_dir, json.loads(run_dir.submit_score.read_text()))[0] is None
+
+
+def test_the_table_marks_a_headline_chosen_with_other_runs(scored: Path) -> None:
+    import dataclasses
+
+    from comp.experiments import as_lines
+
+    rows, _ = table(scored / "ws", scored / "ck", scored / "subs", sort="name")
+    alone = rows[0]
+    assert alone.run == "r1" and alone.oof is not None and alone.oof_with == []
+    stacked = dataclasses.replace(alone, oof_with=["r2"])
+    line_alone, line_stacked = (next(line for line in as_lines([r], []) if line.startswith(
+        "| r1 |")) for r in (alone, stacked))
+    assert f"| {alone.oof:.4f} |" in line_alone
+    assert f"| {alone.oof:.4f} (with other runs) |" in line_stacked
 
 
 def test_runs_of_other_data_are_named_not_mixed_in(scored: Path, tmp_path: Path) -> None:
