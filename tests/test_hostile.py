@@ -714,7 +714,7 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
     "sample with an empty id": (
         lambda b: _write(b / "s.csv", "id,label\nv0,0\n,0\n"),
         (*SUBMIT, "--sample", "{base}/s.csv"),
-        "s.csv: row 3 of the sample submission has no id"),
+        "s.csv: row 3 in the sample submission has an empty id"),
     # runs, scores and weights
     "submit a one-model run without a holdout": (
         _no_holdout_run, (*SUBMIT[:-1], "r9"),

@@ -59,16 +59,21 @@ def read_labels(path: Path, *, id_column: str = "id", label_column: str = "label
     # strip a file extension from ids given as file names (userid.jpg)
     out["id"] = out["id"].str.replace(r"\.(png|jpe?g|bmp|gif|webp|tiff?)$", "", regex=True,
                                       case=False)
-    dup = out["id"].duplicated(keep=False)
-    if dup.any():
-        rows = np.nonzero(dup.to_numpy())[0][:2] + 2
-        raise CompError(f"{path}: id {out['id'][dup].iloc[0]!r} appears more than once "
-                        f"(rows {', '.join(map(str, rows))}); keep one row per id")
-    empty = out["id"] == ""
-    if empty.any():
-        raise CompError(f"{path}: row {int(np.argmax(empty.to_numpy())) + 2} has an empty id; "
-                        "fix the row")
+    check_ids(path, out["id"], fix_empty="fix the row", fix_repeated="keep one row per id")
     return out
+
+
+def check_ids(path: Path, ids: pd.Series, *, where: str = "", fix_empty: str,
+              fix_repeated: str) -> None:
+    """Refuse a CSV's id column with an empty id or an id on two rows, naming the first rows
+    (the file's line numbers: row 2 is the first below the header)."""
+    empty = np.flatnonzero((ids == "").to_numpy())
+    if len(empty):
+        raise CompError(f"{path}: row {empty[0] + 2}{where} has an empty id; {fix_empty}")
+    repeated = np.flatnonzero(ids.duplicated(keep=False).to_numpy())
+    if len(repeated):
+        raise CompError(f"{path}: id {ids.iloc[repeated[0]]!r} appears more than once{where} "
+                        f"(rows {repeated[0] + 2}, {repeated[1] + 2}); {fix_repeated}")
 
 
 def _header_is_data(frame: pd.DataFrame) -> bool:

@@ -11,12 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from comp.errors import CompError
 from comp.faults import fault_point
 from comp.metrics import balanced_accuracy
+from comp.prepare.labels import check_ids
 from comp.runs import RunDir
 from comp.submit.rule import Decision
 from comp.workspace import claim_name, fsync_file, remove_dead_temps, write_json, write_new
@@ -37,16 +37,9 @@ def read_sample(path: Path, id_column: str) -> pd.DataFrame:
     if id_column not in frame.columns:
         raise CompError(f"{path}: no id column {id_column!r} (columns: "
                         f"{', '.join(frame.columns)}); pass --id-column")
-    ids = frame[id_column].str.strip()
-    empty = np.flatnonzero((ids == "").to_numpy())
-    if len(empty):
-        raise CompError(f"{path}: row {empty[0] + 2} of the sample submission has no id; pass "
-                        "the organisers' sample, whole")
-    repeated = np.flatnonzero(ids.duplicated(keep=False).to_numpy())
-    if len(repeated):
-        raise CompError(f"{path}: id {ids.iloc[repeated[0]]!r} appears more than once in the "
-                        f"sample submission (rows {repeated[0] + 2}, {repeated[1] + 2}); pass "
-                        "the organisers' sample, one row per image")
+    check_ids(path, frame[id_column].str.strip(), where=" in the sample submission",
+              fix_empty="pass the organisers' sample, whole",
+              fix_repeated="pass the organisers' sample, one row per image")
     return frame
 
 
