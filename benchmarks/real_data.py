@@ -23,7 +23,8 @@ With `--recipe`: the pretrained recipes beside the default, on its workspace: a 
 stages, flip-averaged), each submitted alone; the former recipe (`comp submit --run comp-res
 --run comp-facenet`) and the best preset (the default's run and the preset's feature run in
 one submit, as `comp train --preset best` + `comp submit --preset best` train and stack
-them, at 8 epochs here).
+them; `res` at --epochs here). The former recipe's facenet head trains --head-epochs (40, as
+it was measured), the preset's feature run the preset's own epochs (20).
 
 With `--reuse` (and `--no-baselines --recipe`): the carved-off test, the workspace and the
 finished default run of an earlier call are kept (their wall time is then the default run's

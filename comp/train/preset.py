@@ -9,8 +9,8 @@ is started; the same command continues.
 `comp submit --preset` then stacks the preset's finished runs.
 
 The `best` preset is chosen by measurement on the shared face datasets (BENCHMARKS.md, "The
-best preset"): comp's `res` per fold, and a logistic head per fold on FaceNet's five stages
-with the flipped image averaged in.
+best preset on the six shared datasets"): comp's `res` per fold, and a logistic head per fold
+on FaceNet's five stages with the flipped image averaged in.
 """
 
 from __future__ import annotations
