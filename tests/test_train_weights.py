@@ -8,19 +8,16 @@ import numpy as np
 import pytest
 
 from comp.errors import CompError
+from tests.conftest import closed_port
 
 
 def test_missing_imagenet_weights_say_what_to_do(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Offline (nothing listens on the address): one line naming the file and where it goes."""
-    import socket
-
     from comp.train.weights import RESNET_NOTOP, resolve_weights
 
     monkeypatch.setattr("keras.config.keras_home", lambda: str(tmp_path), raising=False)
-    with socket.socket() as closed:  # a free port on the loopback address, then closed
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+    port = closed_port()
     with pytest.raises(CompError, match=f"could not be downloaded .*: put {RESNET_NOTOP} in "
                        f"{tmp_path}/models/ or pass --weights PATH .*--weights none"):
         resolve_weights("imagenet", url=f"http://127.0.0.1:{port}/{RESNET_NOTOP}")
@@ -30,25 +27,12 @@ def test_missing_imagenet_weights_say_what_to_do(tmp_path: Path,
 
 
 @pytest.fixture
-def weights_server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """An HTTP server on the loopback address serving a stand-in weights file."""
-    import functools
-    import http.server
-    import threading
-
-    served = tmp_path / "served"
-    served.mkdir()
+def weights_server(file_server):  # type: ignore[no-untyped-def]
+    """A stand-in weights file served on the loopback address: (its address, its bytes)."""
+    served, address = file_server
     body = np.random.default_rng(0).bytes(50_000)
     (served / "weights.h5").write_bytes(body)
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
-            pass
-
-    handler = functools.partial(Quiet, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/weights.h5", body
-    server.shutdown()
+    return f"{address}/weights.h5", body
 
 
 def test_imagenet_weights_are_downloaded_into_the_keras_cache(

