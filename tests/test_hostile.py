@@ -750,6 +750,10 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
     "torchvision weights for a ResNet": (
         None, (*TRAIN[:6], "tl2", *TRAIN[7:], "--weights", "{base}/w.whl"),
         "w.whl: tl2 reads a weights file ending in .h5, .keras (ResNet50 (ImageNet)), not .whl"),
+    "torchvision's download named for a ResNet": (
+        None, (*TRAIN[:6], "tl2", *TRAIN[7:], "--weights", "torchvision"),
+        "--weights torchvision (torchvision's ImageNet MobileNetV2) applies to mobilenetv2 "
+        "only; for tl2 pass --weights imagenet, a weights file or none"),
     # presets
     "an unknown preset": (None, (*TRAIN[:5], "--preset", "fastest"),
                           "--preset must be one of best. Received: 'fastest'"),
