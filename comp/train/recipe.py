@@ -10,6 +10,7 @@ from pathlib import Path
 from comp.config import Schedule, TrainConfig, option
 from comp.errors import CompError
 from comp.specs import SPECS, epochs_of, shape_problem, spec
+from comp.train import torchvision
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,6 @@ RESUME_OPTIONS = frozenset({"resume", "epochs", "checkpoints", "workspace", "tim
 
 
 WEIGHT_FILES = (".h5", ".keras")  # what keras.applications loads into its base
-TORCHVISION_FILES = (".pth", ".whl")  # torchvision's MobileNetV2 (comp.train.torchvision)
 
 
 def weights_problem(model: str, weights: str | None) -> str | None:
@@ -53,13 +53,13 @@ def weights_problem(model: str, weights: str | None) -> str | None:
     may: a file's contents are checked when the model is built)."""
     if weights is None or weights.lower() in ("none", "imagenet"):
         return None
-    if weights.lower() == "torchvision":
+    if weights.lower() == torchvision.TORCHVISION:
         return (None if model == "mobilenetv2" else
                 f"--weights torchvision (torchvision's ImageNet MobileNetV2) applies to "
                 f"mobilenetv2 only; for {model} pass --weights imagenet, a weights file or none")
     path = Path(weights)
     base = spec(model).pretrained or model
-    kinds = WEIGHT_FILES + (TORCHVISION_FILES if model == "mobilenetv2" else ())
+    kinds = WEIGHT_FILES + (torchvision.FILES if model == "mobilenetv2" else ())
     if not weights.lower().endswith(kinds):
         return (f"--weights {weights}: {model} reads a weights file ending in "
                 f"{', '.join(kinds)} ({base}), not {path.suffix or 'a file without a suffix'}; "

